@@ -1,0 +1,57 @@
+"""Consist: caching and provenance for scientific simulation workflows.
+
+Public names are imported lazily (PEP 562), so ``import consist`` stays cheap
+and heavy libraries load only when a feature needs them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "Tracker": "consist.core.tracker",
+    "TrackerConfig": "consist.core.tracker_config",
+    "Run": "consist.models.run",
+    "Artifact": "consist.models.artifact",
+    "ConsistRecord": "consist.models.records",
+    "RunArtifacts": "consist.models.records",
+    "ActiveRunCacheOptions": "consist.core.active_run",
+    "rebuild_from_journal": "consist.core.store.recovery",
+}
+
+__all__ = [
+    "ActiveRunCacheOptions",
+    "Artifact",
+    "ConsistRecord",
+    "Run",
+    "RunArtifacts",
+    "Tracker",
+    "TrackerConfig",
+    "__version__",
+    "rebuild_from_journal",
+]
+
+if TYPE_CHECKING:  # pragma: no cover
+    from consist.core.active_run import ActiveRunCacheOptions
+    from consist.core.store.recovery import rebuild_from_journal
+    from consist.core.tracker import Tracker
+    from consist.core.tracker_config import TrackerConfig
+    from consist.models.artifact import Artifact
+    from consist.models.records import ConsistRecord, RunArtifacts
+    from consist.models.run import Run
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'consist' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,88 @@
+"""State of the one active run, passed explicitly to the services that need it."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from consist.models.artifact import Artifact
+from consist.models.records import ConsistRecord
+from consist.models.run import Run
+
+
+@dataclass
+class ActiveRunCacheOptions:
+    """Cache behaviour of the active run (see ``suspend_cache_options``).
+
+    Attributes
+    ----------
+    cache_mode:
+        ``"reuse"``, ``"overwrite"`` or ``"readonly"``.
+    cache_hydration:
+        How a hit's outputs are materialised (``None`` = metadata only).
+    validate_cached_outputs:
+        ``"lazy"`` or ``"eager"``.
+    """
+
+    cache_mode: str = "reuse"
+    cache_hydration: str | None = None
+    validate_cached_outputs: str = "lazy"
+
+
+@dataclass
+class ActiveRun:
+    """The record being built plus per-run working state.
+
+    Attributes
+    ----------
+    record:
+        The snapshot that is journaled and synced to the store.
+    artifact_dir:
+        Directory where this run's managed outputs go.
+    allow_external_paths:
+        Effective setting for this run.
+    cache:
+        Cache options in force.
+    unsynced:
+        ``(artifact, direction)`` pairs not yet written to the store.
+    cached_outputs / cached_inputs:
+        Artifacts handed back by a cache hit, by key.
+    """
+
+    record: ConsistRecord
+    artifact_dir: Path
+    allow_external_paths: bool
+    cache: ActiveRunCacheOptions = field(default_factory=ActiveRunCacheOptions)
+    unsynced: list[tuple[Artifact, str]] = field(default_factory=list)
+    cached_outputs: dict[str, Artifact] = field(default_factory=dict)
+    cached_inputs: dict[str, Artifact] = field(default_factory=dict)
+    cache_hit: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def run(self) -> Run:
+        """The run record."""
+        return self.record.run
+
+    def add_artifact(self, artifact: Artifact, direction: str) -> None:
+        """Attach an artifact to the record (replacing one with the same id)."""
+        bucket = self.record.inputs if direction == "input" else self.record.outputs
+        for i, existing in enumerate(bucket):
+            if existing.id == artifact.id:
+                bucket[i] = artifact
+                break
+        else:
+            bucket.append(artifact)
+        self.unsynced.append((artifact, direction))
+
+    def artifacts(self, direction: str) -> dict[str, Artifact]:
+        """The run's artifacts of one direction, by key (last logged wins)."""
+        bucket = self.record.inputs if direction == "input" else self.record.outputs
+        return {a.key: a for a in bucket}
+
+    def has_artifact(self, artifact_id: uuid.UUID, direction: str) -> bool:
+        """Whether an artifact with this id is already attached."""
+        bucket = self.record.inputs if direction == "input" else self.record.outputs
+        return any(a.id == artifact_id for a in bucket)

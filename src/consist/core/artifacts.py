@@ -1,0 +1,273 @@
+"""Turning paths into artifact records: location, driver, digest, discovery.
+
+This service builds :class:`~consist.models.artifact.Artifact` records; it
+does not decide when they are persisted (the lifecycle service batches that).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from consist.core.drivers.registry import infer_driver, validate_driver
+from consist.core.identity.hashing import ContentHasher
+from consist.core.paths import PathResolver
+from consist.core.store.metadata_store import MetadataStore
+from consist.core.validation import validate_metadata
+from consist.models.artifact import Artifact, content_id_for
+
+DIRECTIONS = ("input", "output")
+
+
+def validate_direction(direction: Any) -> str:
+    """``direction`` must be ``"input"`` or ``"output"``."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction={direction!r} is not supported; use 'input' or 'output'")
+    return direction
+
+
+def validate_key(key: Any, *, param: str = "key") -> str:
+    """Artifact keys are non-empty strings of at most 256 characters."""
+    if not isinstance(key, str):
+        raise TypeError(f"{param} must be a string, got {type(key).__name__}: {key!r}")
+    if not key.strip():
+        raise ValueError(f"{param} must be a non-empty string")
+    if len(key) > 256:
+        raise ValueError(f"{param} is {len(key)} characters long; use at most 256")
+    return key
+
+
+@dataclass
+class ArtifactRequest:
+    """One artifact to log, after argument validation."""
+
+    ref: Any
+    key: str | None
+    direction: str
+    driver: str | None = None
+    table_path: str | None = None
+    array_path: str | None = None
+    content_hash: str | None = None
+    force_hash_override: bool = False
+    validate_content_hash: bool = False
+    meta: dict[str, Any] | None = None
+
+
+class ArtifactBuilder:
+    """Builds artifact records for the active run.
+
+    Parameters
+    ----------
+    paths:
+        Maps local paths to portable URIs and back.
+    hasher:
+        Content digests (with the stat cache).
+    store:
+        The metadata store, used to link inputs to the runs that produced
+        them; None in journal-only mode.
+    """
+
+    def __init__(
+        self, paths: PathResolver, hasher: ContentHasher, store: MetadataStore | None
+    ) -> None:
+        self.paths = paths
+        self.hasher = hasher
+        self.store = store
+
+    def build(self, requests: Sequence[ArtifactRequest], run_id: str) -> list[Artifact]:
+        """Validate and build one artifact per request, hashing files in one batch.
+
+        Raises
+        ------
+        ValueError
+            If a path-like has no key, or a given content hash does not match
+            the file when ``validate_content_hash`` is set.
+        FileNotFoundError
+            If a path does not exist and no ``content_hash`` was given.
+        """
+        prepared: list[tuple[ArtifactRequest, str, str]] = []  # (request, abs path, uri)
+        results: list[Artifact | None] = [None] * len(requests)
+        for i, req in enumerate(requests):
+            validate_direction(req.direction)
+            if req.driver is not None:
+                validate_driver(req.driver)
+            meta = validate_metadata(req.meta or {}, param="meta")
+            req.meta = meta
+            if isinstance(req.ref, Artifact):
+                results[i] = self._from_existing(req, run_id)
+                continue
+            if not isinstance(req.ref, str | os.PathLike):
+                raise TypeError(
+                    f"path must be a str, Path or Artifact, got {type(req.ref).__name__}"
+                )
+            if req.key is None:
+                raise ValueError(
+                    f"key is required when logging a path ({os.fspath(req.ref)!r}); "
+                    "pass key='households' or similar"
+                )
+            validate_key(req.key)
+            abs_path = os.path.abspath(os.fspath(req.ref))
+            if not os.path.exists(abs_path) and req.content_hash is None:
+                raise FileNotFoundError(
+                    f"cannot log {req.direction} {req.key!r}: {abs_path} does not exist "
+                    "(write the file first, or pass content_hash= for a file kept elsewhere)"
+                )
+            prepared.append((req, abs_path, self.paths.virtualize(abs_path)))
+
+        to_hash = [
+            p for req, p, _ in prepared if req.content_hash is None or req.validate_content_hash
+        ]
+        digests = dict(zip(to_hash, self.hasher.digest_many(to_hash), strict=True))
+        producers: dict[str, Artifact] = {}
+        if self.store is not None:
+            input_uris = [uri for req, _, uri in prepared if req.direction == "input"]
+            if input_uris:
+                producers = self.store.latest_outputs_at(sorted(set(input_uris)))
+
+        built = iter(
+            self._from_path(req, abs_path, uri, digests.get(abs_path), producers.get(uri), run_id)
+            for req, abs_path, uri in prepared
+        )
+        return [r if r is not None else next(built) for r in results]
+
+    def _from_path(
+        self,
+        req: ArtifactRequest,
+        abs_path: str,
+        uri: str,
+        computed: str | None,
+        producer: Artifact | None,
+        run_id: str,
+    ) -> Artifact:
+        digest = computed
+        if req.content_hash is not None:
+            if req.validate_content_hash and computed != req.content_hash:
+                raise ValueError(
+                    f"content_hash for {req.key!r} does not match the file on disk "
+                    f"(given {req.content_hash}, computed {computed}); fix the hash or drop "
+                    "validate_content_hash"
+                )
+            digest = req.content_hash
+        # Automatic input discovery: an input at the location of an earlier
+        # output *is* that output (same id, so lineage links), but only while
+        # its bytes are unchanged.
+        if (
+            producer is not None
+            and producer.hash is not None
+            and producer.hash == digest
+            and req.table_path is None
+            and req.array_path is None
+        ):
+            return self._run_view(producer, req).with_local_path(abs_path)
+        size = os.path.getsize(abs_path) if os.path.isfile(abs_path) else None
+        if req.driver is not None:
+            driver = req.driver
+        else:
+            driver = infer_driver(abs_path)
+            if driver == "other" and os.path.isdir(abs_path):
+                driver = "directory"
+        meta = dict(req.meta or {})
+        if producer is not None and producer.hash != digest:
+            meta.setdefault("stale_producer_artifact_id", str(producer.id))
+        artifact = Artifact(
+            key=req.key,
+            uri=uri,
+            driver=driver,
+            hash=digest,
+            content_id=content_id_for(digest),
+            table_path=req.table_path,
+            array_path=req.array_path,
+            size_bytes=size,
+            run_id=run_id,
+            meta=meta,
+        )
+        return artifact.with_local_path(abs_path)
+
+    def _from_existing(self, req: ArtifactRequest, run_id: str) -> Artifact:
+        art: Artifact = req.ref
+        if req.content_hash is not None and req.content_hash != art.hash:
+            if req.force_hash_override:
+                art = art.model_copy(
+                    update={
+                        "hash": req.content_hash,
+                        "content_id": content_id_for(req.content_hash),
+                    }
+                )
+            else:
+                warnings.warn(
+                    f"content_hash for artifact {art.key!r} differs from its recorded hash; "
+                    "keeping the recorded hash (pass force_hash_override=True to replace it)",
+                    UserWarning,
+                    stacklevel=4,
+                )
+        if req.key is not None:
+            validate_key(req.key)
+        view = self._run_view(art, req)
+        return view.with_local_path(art.abs_path or self.local_path(art))
+
+    @staticmethod
+    def _run_view(art: Artifact, req: ArtifactRequest) -> Artifact:
+        """The artifact as this run sees it: same id, the run's key and metadata.
+
+        The stored artifact row is never rewritten; the run-local key and
+        metadata live on the run's link to it.
+        """
+        update: dict[str, Any] = {}
+        if req.key is not None and req.key != art.key:
+            update["key"] = req.key
+        if req.meta:
+            update["meta"] = {**art.meta, **req.meta}
+        return art.model_copy(update=update, deep=True) if update else art
+
+    def local_path(self, artifact: Artifact) -> str | None:
+        """Resolve an artifact's URI to a local absolute path (None if impossible)."""
+        try:
+            resolved = self.paths.resolve_uri(artifact.uri)
+        except ValueError:
+            return None
+        return resolved if os.path.isabs(resolved) else None
+
+
+def requests_from_mapping(
+    outputs: Mapping[str, Any],
+    direction: str,
+    *,
+    driver: str | None,
+    metadata_by_key: Mapping[str, Mapping[str, Any]] | None,
+    shared_meta: Mapping[str, Any],
+    extra_meta_by_key: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list[ArtifactRequest]:
+    """Validate a ``log_artifacts`` mapping and turn it into requests."""
+    if not isinstance(outputs, Mapping):
+        raise TypeError(
+            f"log_artifacts expects a mapping of key -> path, got {type(outputs).__name__}; "
+            "e.g. log_artifacts({'persons': 'out/persons.parquet'})"
+        )
+    for key in outputs:
+        if not isinstance(key, str):
+            raise TypeError(f"log_artifacts mapping keys must be strings, got {key!r}")
+    metadata_by_key = metadata_by_key or {}
+    unknown = sorted(set(metadata_by_key) - set(outputs))
+    if unknown:
+        raise ValueError(
+            f"metadata_by_key has keys not present in outputs: {unknown}; "
+            "use the same keys as the mapping you log"
+        )
+    requests = []
+    for key, ref in outputs.items():
+        meta = {**shared_meta, **(metadata_by_key.get(key) or {})}
+        if extra_meta_by_key and key in extra_meta_by_key:
+            meta.update(extra_meta_by_key[key])
+        requests.append(
+            ArtifactRequest(ref=ref, key=key, direction=direction, driver=driver, meta=meta)
+        )
+    return requests
+
+
+def ensure_path(value: Any) -> Path:
+    """``Path`` of a str / PathLike (helper for callers)."""
+    return Path(os.fspath(value))

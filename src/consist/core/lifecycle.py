@@ -1,0 +1,476 @@
+"""The run lifecycle: begin, log, flush (journal then store), end.
+
+:class:`RunLifecycle` owns the one active run. Every state change goes
+through :meth:`RunLifecycle.flush`, which writes the journal snapshot first
+and then syncs the same snapshot (plus only the artifacts not yet synced) to
+the store in one transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import traceback
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from consist.core.active_run import ActiveRun, ActiveRunCacheOptions
+from consist.core.artifacts import ArtifactBuilder, ArtifactRequest
+from consist.core.hooks import HookRegistry
+from consist.core.identity.canonical import canonical_bytes
+from consist.core.identity.hashing import ContentHasher, hash_bytes
+from consist.core.paths import PathResolver
+from consist.core.store.journal import Journal
+from consist.core.store.metadata_store import MetadataStore
+from consist.core.validation import (
+    RESERVED_META_KEYS,
+    validate_cache_mode,
+    validate_config,
+    validate_metadata,
+    validate_model,
+    validate_optional_int,
+    validate_optional_str,
+    validate_run_id,
+    validate_tags,
+)
+from consist.models.artifact import Artifact
+from consist.models.records import ConsistRecord
+from consist.models.run import Run, utc_now
+
+logger = logging.getLogger("consist")
+
+CODE_IDENTITY_MODES = ("repo_git", "callable_module", "callable_source")
+END_STATUSES = ("completed", "failed")
+_UNSAFE_DIR_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def default_run_subdir(run: Run) -> str:
+    """``<model>/<run_id>`` with the model name made safe as a directory name."""
+    model = _UNSAFE_DIR_CHARS.sub("_", run.model_name).strip("._") or "model"
+    return f"{model}/{run.id}"
+
+
+@dataclass
+class BeginRequest:
+    """Validated arguments of ``begin_run``."""
+
+    run: Run
+    config: dict[str, Any]
+    facet: dict[str, Any] | None
+    input_requests: list[ArtifactRequest]
+    hash_inputs: list[tuple[str, str]]
+    cache: ActiveRunCacheOptions
+    artifact_dir: Any
+    allow_external_paths: bool | None
+
+
+class RunLifecycle:
+    """Begins, records and ends runs for one tracker.
+
+    Parameters
+    ----------
+    journal, store, paths, hasher, artifacts, hooks:
+        The collaborators (``store`` is None in journal-only mode).
+    allow_external_paths:
+        Tracker-wide default for writing outside ``run_dir``.
+    """
+
+    def __init__(
+        self,
+        *,
+        journal: Journal,
+        store: MetadataStore | None,
+        paths: PathResolver,
+        hasher: ContentHasher,
+        artifacts: ArtifactBuilder,
+        hooks: HookRegistry,
+        allow_external_paths: bool,
+    ) -> None:
+        self.journal = journal
+        self.store = store
+        self.paths = paths
+        self.hasher = hasher
+        self.artifacts = artifacts
+        self.hooks = hooks
+        self.allow_external_paths = allow_external_paths
+        self.run_subdir_fn: Callable[[Run], str] | None = None
+        self.active: ActiveRun | None = None
+        self.last_record: ConsistRecord | None = None
+        self._last_ended_id: str | None = None
+
+    # -- begin ----------------------------------------------------------------
+
+    def prepare_begin(
+        self,
+        run_id: Any,
+        model: Any,
+        *,
+        config: Any = None,
+        inputs: Iterable[Any] | None = None,
+        tags: Any = None,
+        description: Any = None,
+        cache_mode: Any = "reuse",
+        artifact_dir: Any = None,
+        allow_external_paths: bool | None = None,
+        facet: Any = None,
+        facet_from: Any = None,
+        hash_inputs: Any = None,
+        code_identity: Any = None,
+        code_identity_extra_deps: Any = None,
+        facet_schema_version: Any = None,
+        facet_index: Any = True,
+        parent_run_id: Any = None,
+        **kwargs: Any,
+    ) -> BeginRequest:
+        """Validate every ``begin_run`` argument; writes nothing.
+
+        Raises
+        ------
+        RuntimeError
+            If a run is already active.
+        TypeError, ValueError
+            For any invalid argument, naming it.
+        """
+        if self.active is not None:
+            raise RuntimeError(
+                f"run {self.active.run.id!r} is still active; call end_run() before begin_run()"
+            )
+        run_id = validate_run_id(run_id)
+        model = validate_model(model)
+        config_data = validate_config(config)
+        tags = validate_tags(tags)
+        description = validate_optional_str(description, "description", max_length=100_000)
+        cache_mode = validate_cache_mode(cache_mode)
+        if allow_external_paths is not None and not isinstance(allow_external_paths, bool):
+            raise TypeError("allow_external_paths must be True, False or None")
+        year = validate_optional_int(kwargs.pop("year", None), "year")
+        iteration = validate_optional_int(kwargs.pop("iteration", None), "iteration")
+        stage = validate_optional_str(kwargs.pop("stage", None), "stage")
+        phase = validate_optional_str(kwargs.pop("phase", None), "phase")
+        parent_run_id = (
+            validate_run_id(parent_run_id, param="parent_run_id") if parent_run_id else None
+        )
+        meta = validate_metadata(kwargs, param="metadata (**kwargs)")
+        if code_identity is not None and code_identity not in CODE_IDENTITY_MODES:
+            raise ValueError(
+                f"code_identity={code_identity!r} is not supported; use one of "
+                f"{', '.join(CODE_IDENTITY_MODES)}"
+            )
+        extra_deps = _validate_path_list(code_identity_extra_deps, "code_identity_extra_deps")
+        facet_data = _build_facet(facet, facet_from, config_data)
+        if facet_schema_version is not None and not isinstance(facet_schema_version, str | int):
+            raise TypeError("facet_schema_version must be a str, an int or None")
+        if not isinstance(facet_index, bool):
+            raise TypeError("facet_index must be True or False")
+        input_requests = _input_requests(inputs)
+        hashed = _named_paths(hash_inputs, "hash_inputs")
+        self._check_new_run_id(run_id)
+
+        if stage is not None:
+            meta["stage"] = stage
+        if phase is not None:
+            meta["phase"] = phase
+        if code_identity is not None:
+            meta["code_identity"] = code_identity
+        if extra_deps:
+            meta["code_identity_extra_deps"] = extra_deps
+        if facet_data is not None:
+            meta["facet_schema_version"] = facet_schema_version
+            meta["facet_index"] = facet_index
+        meta["host"] = socket.gethostname()
+        meta["pid"] = os.getpid()
+        run = Run(
+            id=run_id,
+            model_name=model,
+            description=description,
+            status="running",
+            tags=tags,
+            year=year,
+            iteration=iteration,
+            stage=stage,
+            phase=phase,
+            parent_run_id=parent_run_id,
+            meta=meta,
+        )
+        return BeginRequest(
+            run=run,
+            config=config_data,
+            facet=facet_data,
+            input_requests=input_requests,
+            hash_inputs=hashed,
+            cache=ActiveRunCacheOptions(cache_mode=cache_mode),
+            artifact_dir=artifact_dir,
+            allow_external_paths=allow_external_paths,
+        )
+
+    def begin(self, request: BeginRequest) -> Run:
+        """Start the validated run: hash inputs, journal it, sync it, fire hooks."""
+        run = request.run
+        allow = (
+            self.allow_external_paths
+            if request.allow_external_paths is None
+            else request.allow_external_paths
+        )
+        subdir = self._subdir_for(run)
+        artifact_dir = self.paths.resolve_artifact_dir(
+            request.artifact_dir, subdir, allow_external_paths=allow
+        )
+        inputs = self.artifacts.build(request.input_requests, run.id)
+        hash_input_digests = {name: self.hasher.digest(path) for name, path in request.hash_inputs}
+        if hash_input_digests:
+            run.meta["hash_inputs"] = hash_input_digests
+        run.meta["artifact_dir"] = self.paths.virtualize(artifact_dir)
+        run.config_hash = hash_bytes(canonical_bytes(request.config))
+        record = ConsistRecord(run=run, config=request.config, facet=request.facet)
+        active = ActiveRun(
+            record=record,
+            artifact_dir=artifact_dir,
+            allow_external_paths=allow,
+            cache=request.cache,
+        )
+        for art in inputs:
+            active.add_artifact(art, "input")
+        run.input_hash = input_digest(record.inputs, hash_input_digests)
+        self.active = active
+        self.flush()
+        self.hooks.fire(self.hooks.on_start, "start", run)
+        return run
+
+    def _subdir_for(self, run: Run) -> str:
+        if self.run_subdir_fn is None:
+            return default_run_subdir(run)
+        value = self.run_subdir_fn(run)
+        if not isinstance(value, str | os.PathLike):
+            raise TypeError(
+                f"run_subdir_fn returned {type(value).__name__}; it must return a relative path"
+            )
+        return os.fspath(value)
+
+    def _check_new_run_id(self, run_id: str) -> None:
+        exists = self.journal.path_for(run_id).exists() or (
+            self.store is not None and self.store.run_exists(run_id)
+        )
+        if exists:
+            raise ValueError(
+                f"run_id={run_id!r} already exists in this store; recorded runs are never "
+                "overwritten, so choose a new run_id (or omit it where it is generated)"
+            )
+
+    # -- during the run -------------------------------------------------------------
+
+    def require_active(self, what: str) -> ActiveRun:
+        """The active run, or RuntimeError naming the call that needed one."""
+        if self.active is None:
+            raise RuntimeError(
+                f"{what} needs an active run; call it inside start_run()/run()/trace() "
+                "or after begin_run()"
+            )
+        return self.active
+
+    def log_artifacts(self, requests: list[ArtifactRequest], what: str) -> list[Artifact]:
+        """Build and attach artifacts to the active run, then flush once."""
+        active = self.require_active(what)
+        built = self.artifacts.build(requests, active.run.id)
+        for art, req in zip(built, requests, strict=True):
+            active.add_artifact(art, req.direction)
+        self.flush()
+        return built
+
+    def log_meta(self, **kwargs: Any) -> None:
+        """Merge metadata into the active run and flush immediately."""
+        active = self.require_active("log_meta")
+        meta = validate_metadata(kwargs, param="log_meta(**kwargs)")
+        for key in RESERVED_META_KEYS:
+            if key in meta:
+                value = meta[key]
+                if key in ("year", "iteration"):
+                    value = validate_optional_int(value, key)
+                else:
+                    value = validate_optional_str(value, key)
+                setattr(active.run, key, value)
+        active.run.meta.update(meta)
+        self.flush()
+
+    def flush(self) -> None:
+        """Journal the active run, then sync it and its new artifacts to the store."""
+        active = self.active
+        if active is None:
+            return
+        self._persist(active)
+
+    def _persist(self, active: ActiveRun) -> None:
+        self.journal.write(active.record)
+        if self.store is None:
+            self.journal.mark_synced(active.run.id)
+            active.unsynced.clear()
+            return
+        pending = list(active.unsynced)
+        stat_entries = self.hasher.take_new_entries()
+        try:
+            self.store.sync_record(active.record, artifacts=pending, stat_entries=stat_entries)
+        except Exception as exc:
+            # The journal holds the run; the store catches up when it reopens.
+            logger.error(
+                "consist: could not write run %s to the database (%s); it is safe in the "
+                "journal and will be replayed when the store is next opened",
+                active.run.id,
+                exc,
+            )
+            warnings.warn(
+                f"run {active.run.id!r} was journaled but not written to the database: {exc}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return
+        del active.unsynced[: len(pending)]
+        self.journal.mark_synced(active.run.id)
+
+    # -- end --------------------------------------------------------------------------
+
+    def end(self, status: str = "completed", error: BaseException | None = None) -> Run:
+        """Finish the active run (see ``Tracker.end_run``)."""
+        if status not in END_STATUSES:
+            raise ValueError(f"status={status!r} is not supported; use 'completed' or 'failed'")
+        if error is not None and not isinstance(error, BaseException):
+            raise TypeError("error must be an exception instance or None")
+        active = self.active
+        if active is None:
+            if self.last_record is not None and self._last_ended_id is not None:
+                warnings.warn(
+                    f"end_run() called again for run {self._last_ended_id!r}, which has "
+                    "already ended; returning it unchanged",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                return self.last_record.run
+            raise RuntimeError("end_run() called with no active run; call begin_run() first")
+        run = active.run
+        run.status = status
+        run.ended_at = utc_now()
+        if error is not None:
+            run.meta["error"] = f"{type(error).__name__}: {error}"
+            run.meta["error_traceback"] = "".join(
+                traceback.format_exception(type(error), error, error.__traceback__)
+            )[-8000:]
+        self._persist(active)
+        self.active = None
+        self.last_record = active.record
+        self._last_ended_id = run.id
+        if status == "completed":
+            outputs = list(active.record.outputs)
+            self.hooks.fire(self.hooks.on_complete, "complete", run, outputs)
+        else:
+            exc = error if error is not None else RuntimeError(f"run {run.id} failed")
+            self.hooks.fire(self.hooks.on_failed, "failed", run, exc)
+        return run
+
+    def artifact_dir_for(self, run: Run | None) -> Path:
+        """The artifact directory of ``run`` (default: the active run)."""
+        if run is None:
+            return self.require_active("run_artifact_dir() without run=").artifact_dir
+        if self.active is not None and self.active.run.id == run.id:
+            return self.active.artifact_dir
+        recorded = run.meta.get("artifact_dir") if run.meta else None
+        if isinstance(recorded, str):
+            return Path(self.paths.resolve_uri(recorded))
+        return self.paths.resolve_artifact_dir(None, self._subdir_for(run))
+
+
+def input_digest(inputs: Iterable[Artifact], named: Mapping[str, str]) -> str:
+    """Versioned digest over (key, content digest) of inputs plus hash-only inputs."""
+    parts = sorted(f"{a.key}\0{a.hash or ''}" for a in inputs)
+    parts += sorted(f"hash_input:{name}\0{digest}" for name, digest in named.items())
+    return hash_bytes(b"consist-inputs-v1\0" + "\n".join(parts).encode())
+
+
+def _input_requests(inputs: Iterable[Any] | None) -> list[ArtifactRequest]:
+    if inputs is None:
+        return []
+    if isinstance(inputs, str | bytes | os.PathLike):
+        raise TypeError("inputs must be a list of paths or Artifacts, not a single path")
+    if isinstance(inputs, Mapping):
+        items = list(inputs.items())
+    else:
+        items = []
+        used: set[str] = set()
+        for ref in inputs:
+            if isinstance(ref, Artifact):
+                items.append((None, ref))
+                continue
+            if not isinstance(ref, str | os.PathLike):
+                raise TypeError(
+                    f"inputs must contain paths or Artifacts, got {type(ref).__name__}: {ref!r}"
+                )
+            path = Path(os.fspath(ref))
+            key = path.stem or path.name
+            if key in used:
+                key = path.name
+            used.add(key)
+            items.append((key, ref))
+    return [ArtifactRequest(ref=ref, key=key, direction="input") for key, ref in items]
+
+
+def _named_paths(value: Any, param: str) -> list[tuple[str, str]]:
+    if value is None:
+        return []
+    if isinstance(value, str | os.PathLike):
+        value = [value]
+    if isinstance(value, Mapping):
+        value = list(value.items())
+    out: list[tuple[str, str]] = []
+    for entry in value:
+        if isinstance(entry, tuple) and len(entry) == 2:
+            name, path = entry
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"{param} names must be non-empty strings, got {name!r}")
+        elif isinstance(entry, str | os.PathLike):
+            path = entry
+            name = Path(os.fspath(entry)).name
+        else:
+            raise TypeError(f"{param} entries must be paths or (name, path) tuples, got {entry!r}")
+        path = os.path.abspath(os.fspath(path))
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{param} entry {name!r}: {path} does not exist")
+        out.append((name, path))
+    return out
+
+
+def _validate_path_list(value: Any, param: str) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str | os.PathLike):
+        raise TypeError(f"{param} must be a list of paths, not a single path")
+    out = []
+    for entry in value:
+        if not isinstance(entry, str | os.PathLike):
+            raise TypeError(f"{param} must contain paths, got {entry!r}")
+        out.append(os.fspath(entry))
+    return out
+
+
+def _build_facet(facet: Any, facet_from: Any, config: Mapping[str, Any]) -> dict[str, Any] | None:
+    data: dict[str, Any] = {}
+    if facet_from is not None:
+        if isinstance(facet_from, str):
+            raise TypeError(f"facet_from must be a list of config keys: use [{facet_from!r}]")
+        for key in facet_from:
+            if key not in config:
+                raise ValueError(
+                    f"facet_from names {key!r}, which is not a key of config "
+                    f"(available: {sorted(config)[:20]})"
+                )
+            data[key] = config[key]
+    if facet is not None:
+        if hasattr(facet, "model_dump") and callable(facet.model_dump):
+            facet = facet.model_dump(mode="json")
+        if not isinstance(facet, Mapping):
+            raise TypeError(f"facet must be a dict or a pydantic model, got {type(facet).__name__}")
+        data.update(facet)
+    if facet is None and facet_from is None:
+        return None
+    return validate_metadata(data, param="facet")

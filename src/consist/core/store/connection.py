@@ -1,0 +1,213 @@
+"""Process-local access to a DuckDB file that several processes share.
+
+DuckDB lets one process at a time open a database file for writing, and
+opening a file costs ~15 ms. This module keeps one connection open while the
+process is actively using the store, and gives the file back to other
+processes:
+
+* after ``idle_release_s`` without use (a background timer closes it), and
+* after holding it for ``max_hold_s`` continuously (released between two
+  operations, with a short pause so a waiting process can take its turn).
+
+Opening retries with exponential backoff while another process holds the
+lock, for up to ``lock_timeout_s``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # pragma: no cover
+    import duckdb
+
+_LOCK_MARKERS = ("could not set lock", "conflicting lock", "lock on file")
+
+
+def is_lock_error(exc: BaseException) -> bool:
+    """True when ``exc`` says another process holds the database file."""
+    text = str(exc).lower()
+    return any(marker in text for marker in _LOCK_MARKERS)
+
+
+class StoreLockTimeout(RuntimeError):
+    """The database file stayed locked by another process for too long."""
+
+
+class DuckDBConnectionManager:
+    """Open-on-demand, release-when-idle access to one DuckDB file.
+
+    Parameters
+    ----------
+    path:
+        The database file.
+    lock_timeout_s:
+        How long to keep retrying while another process holds the file.
+    idle_release_s:
+        Close the connection after this long without use.
+    max_hold_s:
+        Release and re-open after holding the file this long, so that other
+        processes sharing the store are not starved by a busy loop.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        lock_timeout_s: float = 120.0,
+        idle_release_s: float = 0.25,
+        max_hold_s: float = 2.0,
+    ) -> None:
+        self.path = path
+        self.lock_timeout_s = lock_timeout_s
+        self.idle_release_s = idle_release_s
+        self.max_hold_s = max_hold_s
+        self._lock = threading.RLock()
+        self._con: duckdb.DuckDBPyConnection | None = None
+        self._opened_at = 0.0
+        self._last_used = 0.0
+        self._depth = 0
+        self._closed = False
+        self._wake = threading.Event()
+        self._timer_active = False
+        self.open_count = 0
+
+    # -- public ---------------------------------------------------------------
+
+    @contextmanager
+    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield the open connection (opening it if needed).
+
+        Re-entrant: nested uses share one connection and one hold.
+        """
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"store {self.path} has been closed")
+            if self._depth == 0:
+                self._maybe_yield_turn()
+            con = self._con or self._open()
+            self._depth += 1
+            try:
+                yield con
+            finally:
+                self._depth -= 1
+                self._last_used = time.monotonic()
+                if self._depth == 0:
+                    self._schedule_release()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield a connection inside ``BEGIN`` ... ``COMMIT`` (rollback on error)."""
+        with self.connection() as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    def release(self) -> None:
+        """Close the connection now (the next use re-opens it)."""
+        with self._lock:
+            if self._depth == 0:
+                self._close_connection()
+
+    def close(self) -> None:
+        """Close for good and stop the idle timer."""
+        with self._lock:
+            self._closed = True
+            self._close_connection()
+        self._wake.set()
+
+    @property
+    def is_open(self) -> bool:
+        """Whether this process currently holds the database file."""
+        return self._con is not None
+
+    # -- internals ------------------------------------------------------------
+
+    def _open(self) -> duckdb.DuckDBPyConnection:
+        import duckdb
+
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.005
+        while True:
+            try:
+                con = duckdb.connect(self.path)
+                break
+            except duckdb.Error as exc:  # IOException on lock
+                if not is_lock_error(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise StoreLockTimeout(
+                        f"database {self.path} stayed locked by another process for "
+                        f"{self.lock_timeout_s:.0f} s; raise TrackerConfig.lock_timeout_s or "
+                        f"stop the other process ({exc})"
+                    ) from exc
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 0.2)
+        self._con = con
+        self.open_count += 1
+        self._opened_at = time.monotonic()
+        return con
+
+    def _close_connection(self) -> None:
+        con, self._con = self._con, None
+        if con is not None:
+            with contextlib.suppress(Exception):  # closing must never raise into user code
+                con.close()
+
+    def _maybe_yield_turn(self) -> None:
+        if self._con is not None and time.monotonic() - self._opened_at > self.max_hold_s:
+            self._close_connection()
+            # A short pause lets a process that is retrying take the lock.
+            time.sleep(0.02 + 0.02 * random.random())
+
+    def _schedule_release(self) -> None:
+        if self.idle_release_s <= 0:
+            self._close_connection()
+            return
+        if self._timer_active:
+            self._wake.set()
+            return
+        self._timer_active = True
+        threading.Thread(
+            target=_idle_release_loop,
+            args=(weakref.ref(self), self._wake),
+            name=f"consist-store-release-{os.getpid()}",
+            daemon=True,
+        ).start()
+
+    def _release_if_idle(self) -> float | None:
+        """Close when idle long enough; return seconds to wait, or None to stop."""
+        with self._lock:
+            if not (self._closed or self._con is None):
+                if self._depth > 0:
+                    return self.idle_release_s
+                idle = time.monotonic() - self._last_used
+                if idle < self.idle_release_s:
+                    return self.idle_release_s - idle
+                self._close_connection()
+            self._timer_active = False
+            return None
+
+
+def _idle_release_loop(ref: weakref.ReferenceType[Any], wake: threading.Event) -> None:
+    while True:
+        manager = ref()
+        if manager is None:
+            return
+        wait = manager._release_if_idle()
+        del manager
+        if wait is None:
+            return
+        wake.wait(timeout=max(wait, 0.005))
+        wake.clear()

@@ -1,0 +1,130 @@
+"""The journal: one human-readable JSON snapshot per run, written before the DB.
+
+Layout under ``run_dir``::
+
+    consist.json                  the latest snapshot this run_dir wrote
+    consist_runs/<run_id>.json    one snapshot per run (full record)
+    consist_runs/.pending/<id>    marker: snapshot not yet confirmed in the DB
+
+Every snapshot is written atomically (temporary file, fsync, rename), so a
+reader never sees a torn file and a crash leaves either the old or the new
+version. A pending marker is created with each write and removed once the
+database has committed the same record; a store that opens later replays
+whatever is still pending (see :mod:`consist.core.store.recovery`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from consist.models.records import ConsistRecord
+
+RUNS_DIRNAME = "consist_runs"
+LATEST_FILENAME = "consist.json"
+PENDING_DIRNAME = ".pending"
+
+
+def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
+    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+        if fsync:
+            os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+class Journal:
+    """Reads and writes the JSON snapshots of one ``run_dir``.
+
+    Parameters
+    ----------
+    run_dir:
+        The tracker's run directory (created if missing).
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+        self.runs_dir = self.run_dir / RUNS_DIRNAME
+        self.pending_dir = self.runs_dir / PENDING_DIRNAME
+        self.latest_path = self.run_dir / LATEST_FILENAME
+        self._ready = False
+
+    def _ensure_dirs(self) -> None:
+        if not self._ready:
+            self.pending_dir.mkdir(parents=True, exist_ok=True)
+            self._ready = True
+
+    def path_for(self, run_id: str) -> Path:
+        """The snapshot file of ``run_id``."""
+        return self.runs_dir / f"{run_id}.json"
+
+    def write(self, record: ConsistRecord, *, pending: bool = True) -> None:
+        """Atomically write the run's snapshot and the latest pointer.
+
+        With ``pending`` (the default) a marker says the DB has not yet
+        committed this version; :meth:`mark_synced` removes it.
+        """
+        self._ensure_dirs()
+        record.updated_ns = time.time_ns()
+        data = record.model_dump_json(indent=1).encode()
+        if pending:
+            (self.pending_dir / record.run.id).touch()
+        atomic_write_bytes(self.path_for(record.run.id), data)
+        # The latest pointer is a convenience copy: derivable, so no fsync.
+        atomic_write_bytes(self.latest_path, data, fsync=False)
+
+    def mark_synced(self, run_id: str) -> None:
+        """The DB has committed the current snapshot of ``run_id``."""
+        (self.pending_dir / run_id).unlink(missing_ok=True)
+
+    def pending_run_ids(self) -> list[str]:
+        """Runs whose latest snapshot may be missing from the DB."""
+        try:
+            return sorted(entry.name for entry in os.scandir(self.pending_dir))
+        except FileNotFoundError:
+            return []
+
+    def read(self, run_id: str) -> ConsistRecord | None:
+        """Parse one snapshot, or None when it does not exist."""
+        try:
+            raw = self.path_for(run_id).read_bytes()
+        except FileNotFoundError:
+            return None
+        return ConsistRecord.model_validate_json(raw)
+
+    def read_raw(self, run_id: str) -> dict | None:
+        """The snapshot as plain JSON data, or None when missing."""
+        try:
+            return json.loads(self.path_for(run_id).read_bytes())
+        except FileNotFoundError:
+            return None
+
+    def scan(self) -> Iterator[tuple[Path, ConsistRecord | None, str | None]]:
+        """Every snapshot file as ``(path, record, None)`` or ``(path, None, error)``."""
+        try:
+            entries = sorted(os.scandir(self.runs_dir), key=lambda e: e.name)
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            if not entry.name.endswith(".json") or entry.name.startswith("."):
+                continue
+            path = Path(entry.path)
+            try:
+                yield path, ConsistRecord.model_validate_json(path.read_bytes()), None
+            except (OSError, ValueError) as exc:
+                yield path, None, f"{type(exc).__name__}: {exc}"

@@ -1,0 +1,85 @@
+"""Bring the database back in line with the journal.
+
+* :func:`catch_up` replays snapshots still marked pending (a process died
+  between its journal write and its DB commit). A tracker runs it when it
+  opens its store, so nothing recorded in the journal is lost.
+* :func:`rebuild_from_journal` re-creates a deleted or damaged database from
+  every snapshot under one or more run directories.
+
+A replay never regresses a run: the store only accepts a snapshot at least
+as new as the row it already has.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from consist.core.store.journal import Journal
+from consist.core.store.metadata_store import MetadataStore
+
+
+@dataclass
+class RecoveryReport:
+    """What a catch-up or rebuild did."""
+
+    replayed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+def catch_up(store: MetadataStore, journal: Journal) -> RecoveryReport:
+    """Replay every snapshot of ``journal`` still marked pending into ``store``."""
+    report = RecoveryReport()
+    for run_id in journal.pending_run_ids():
+        try:
+            record = journal.read(run_id)
+        except (OSError, ValueError) as exc:
+            report.errors[run_id] = f"unreadable snapshot: {exc}"
+            continue
+        if record is None:
+            journal.mark_synced(run_id)
+            report.skipped.append(run_id)
+            continue
+        store.sync_record(record)
+        journal.mark_synced(run_id)
+        report.replayed.append(run_id)
+    return report
+
+
+def rebuild_from_journal(
+    db_path: str | os.PathLike[str], run_dirs: Iterable[str | os.PathLike[str]]
+) -> RecoveryReport:
+    """Re-create (or refill) the database at ``db_path`` from journal snapshots.
+
+    Parameters
+    ----------
+    db_path:
+        Database file to (re)build. It may be missing; existing rows are kept
+        and only updated by newer snapshots.
+    run_dirs:
+        Run directories whose ``consist_runs/*.json`` snapshots are replayed.
+
+    Returns
+    -------
+    RecoveryReport
+        Replayed run ids, and unreadable snapshot files with their errors.
+    """
+    store = MetadataStore(str(db_path))
+    report = RecoveryReport()
+    try:
+        store.ensure_schema()
+        for run_dir in run_dirs:
+            journal = Journal(Path(run_dir))
+            for path, record, error in journal.scan():
+                if error is not None:
+                    report.errors[str(path)] = error
+                    continue
+                store.sync_record(record)
+                journal.mark_synced(record.run.id)
+                report.replayed.append(record.run.id)
+    finally:
+        store.close()
+    return report

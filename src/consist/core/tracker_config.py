@@ -1,0 +1,116 @@
+"""TrackerConfig: the typed, validated construction options of a Tracker."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+HashingStrategy = Literal["full", "fast"]
+
+
+class TrackerConfig(BaseModel):
+    """Everything needed to construct a :class:`~consist.core.tracker.Tracker`.
+
+    Attributes
+    ----------
+    run_dir:
+        Root of this tracker's workspace: per-run outputs under
+        ``run_dir/outputs``, the journal under ``run_dir/consist_runs``.
+    db_path:
+        DuckDB file for the queryable store; ``None`` runs journal-only (query
+        methods then return empty results, and ``run_query`` raises).
+    mounts:
+        Named roots, e.g. ``{"inputs": "/data/inputs"}``; paths below them are
+        recorded as ``inputs://...`` so a store survives moving machines.
+    schemas:
+        SQLModel classes to register (looked up by class name).
+    project_root:
+        Directory whose source code identifies a run's code (git repository).
+    hashing_strategy:
+        ``"full"`` (default): BLAKE3 of the bytes, with a stat cache that
+        never trusts an entry an in-place edit could hide. ``"fast"``: digest
+        of file metadata only (device, inode, size, mtime, ctime), labelled
+        ``stat:`` -- faster for huge inputs but blind to an edit that keeps
+        all of those; use only where that risk is acceptable.
+    allow_external_paths:
+        Allow writing (``artifact_dir``, materialisation) outside ``run_dir``
+        and the mounts.
+    run_subdir_fn:
+        Callable ``Run -> relative dir`` naming each run's artifact directory
+        under ``run_dir/outputs`` (default ``<model>/<run_id>``).
+    lock_timeout_s:
+        How long to wait while another process holds the database file.
+    idle_release_s:
+        Give the database file back to other processes after this long idle.
+    max_hold_s:
+        Give it back at least this often while busy, so that processes
+        sharing a store take turns.
+    stat_cache_min_bytes:
+        Files at least this large are remembered in the stat cache; smaller
+        ones are simply re-read.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
+
+    run_dir: Path
+    db_path: Path | None = None
+    mounts: dict[str, Path] = Field(default_factory=dict)
+    schemas: tuple[Any, ...] = ()
+    project_root: Path = Path(".")
+    hashing_strategy: HashingStrategy = "full"
+    allow_external_paths: bool = False
+    run_subdir_fn: Callable[..., Any] | None = None
+    lock_timeout_s: float = Field(default=120.0, gt=0)
+    idle_release_s: float = Field(default=0.25, ge=0)
+    max_hold_s: float = Field(default=2.0, gt=0)
+    stat_cache_min_bytes: int = Field(default=1 << 20, ge=0)
+
+    @field_validator("run_dir", "project_root", mode="before")
+    @classmethod
+    def _path_like(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must be a non-empty path")
+        return value
+
+    @field_validator("mounts", mode="before")
+    @classmethod
+    def _mounts(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @field_validator("schemas", mode="before")
+    @classmethod
+    def _schemas(cls, value: Any) -> Any:
+        if value is None:
+            return ()
+        if isinstance(value, type):
+            raise ValueError("schemas must be a list of SQLModel classes, not a single class")
+        value = tuple(value)
+        sqlmodel = sys.modules.get("sqlmodel")
+        for schema in value:
+            if not isinstance(schema, type):
+                raise ValueError(f"schemas must contain classes, got {schema!r}")
+            if sqlmodel is not None and not issubclass(schema, sqlmodel.SQLModel):
+                raise ValueError(f"schemas must contain SQLModel classes, got {schema.__name__}")
+        names = [s.__name__ for s in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"schemas registers the class name(s) {dupes} more than once")
+        return value
+
+    @field_validator("db_path", mode="before")
+    @classmethod
+    def _db_path(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must be a file path or None (an empty string is not allowed)")
+        if os.fspath(value) == ":memory:":
+            raise ValueError(
+                "':memory:' is not supported: the store must be a file that survives the process"
+            )
+        return value

@@ -1,0 +1,231 @@
+"""Validation of user input to the run lifecycle.
+
+Every check here runs before anything is written, and every failure names
+the parameter and how to fix it (DESIGN invariant 4).
+
+Metadata size limits can be raised with environment variables:
+``CONSIST_MAX_METADATA_ITEMS`` (default 256 keys per call),
+``CONSIST_MAX_METADATA_KEY_LENGTH`` (default 256 characters) and
+``CONSIST_MAX_METADATA_VALUE_LENGTH`` (default 65,536 characters of the value's
+JSON text). Config string values are limited by
+``CONSIST_MAX_CONFIG_VALUE_LENGTH`` (default 1,000,000 characters).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+MAX_MODEL_LENGTH = 256
+MAX_RUN_ID_LENGTH = 200
+MAX_TAG_LENGTH = 256
+MAX_TAGS = 256
+CACHE_MODES = ("reuse", "overwrite", "readonly")
+RESERVED_META_KEYS = ("year", "iteration", "stage", "phase")
+
+
+def _env_limit(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"environment variable {name}={raw!r} must be a positive integer") from exc
+    if value <= 0:
+        raise ValueError(f"environment variable {name}={raw!r} must be a positive integer")
+    return value
+
+
+def metadata_limits() -> tuple[int, int, int]:
+    """(max items, max key length, max value length) in force right now."""
+    return (
+        _env_limit("CONSIST_MAX_METADATA_ITEMS", 256),
+        _env_limit("CONSIST_MAX_METADATA_KEY_LENGTH", 256),
+        _env_limit("CONSIST_MAX_METADATA_VALUE_LENGTH", 65_536),
+    )
+
+
+def validate_run_id(run_id: Any, *, param: str = "run_id") -> str:
+    """A run id must be a short, non-empty string that is safe as a file name."""
+    if not isinstance(run_id, str):
+        raise TypeError(f"{param} must be a string, got {type(run_id).__name__}")
+    if not run_id.strip():
+        raise ValueError(f"{param} must be a non-empty string")
+    if len(run_id) > MAX_RUN_ID_LENGTH:
+        raise ValueError(
+            f"{param} is {len(run_id)} characters long; use at most {MAX_RUN_ID_LENGTH}"
+        )
+    if any(ch in run_id for ch in ("/", "\\", "\0")) or run_id.startswith("."):
+        raise ValueError(
+            f"{param}={run_id!r} cannot contain '/', '\\' or NUL, nor start with '.': "
+            "it names the run's journal file"
+        )
+    if any(ord(ch) < 32 for ch in run_id):
+        raise ValueError(f"{param}={run_id!r} contains control characters")
+    return run_id
+
+
+def validate_model(model: Any) -> str:
+    """The model name: a non-empty string of at most 256 characters."""
+    if not isinstance(model, str):
+        raise TypeError(f"model must be a string, got {type(model).__name__}")
+    if not model.strip():
+        raise ValueError("model must be a non-empty string, e.g. model='activitysim'")
+    if len(model) > MAX_MODEL_LENGTH:
+        raise ValueError(f"model is {len(model)} characters long; use at most {MAX_MODEL_LENGTH}")
+    return model
+
+
+def validate_tags(tags: Any) -> list[str]:
+    """Tags: a list of non-empty, length-limited strings (not a bare string)."""
+    if tags is None:
+        return []
+    if isinstance(tags, str | bytes):
+        raise TypeError(f"tags must be a list of strings, not a single string: use tags=[{tags!r}]")
+    if not isinstance(tags, Iterable):
+        raise TypeError(f"tags must be a list of strings, got {type(tags).__name__}")
+    result: list[str] = []
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise TypeError(f"tags must contain only strings, got {type(tag).__name__}: {tag!r}")
+        if not tag.strip():
+            raise ValueError("tags must not contain empty strings")
+        if len(tag) > MAX_TAG_LENGTH:
+            raise ValueError(f"tag {tag[:40]!r}... is longer than {MAX_TAG_LENGTH} characters")
+        if tag not in result:
+            result.append(tag)
+    if len(result) > MAX_TAGS:
+        raise ValueError(f"tags has {len(result)} entries; use at most {MAX_TAGS}")
+    return result
+
+
+def validate_optional_int(value: Any, param: str) -> int | None:
+    """``year`` / ``iteration``: an int (not a bool) or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        try:
+            import numpy as np  # numpy ints are common in model loops
+
+            if isinstance(value, np.integer):
+                return int(value)
+        except ImportError:  # pragma: no cover
+            pass
+        raise TypeError(f"{param} must be an int or None, got {type(value).__name__}: {value!r}")
+    return value
+
+
+def validate_optional_str(value: Any, param: str, max_length: int = MAX_MODEL_LENGTH) -> str | None:
+    """``stage`` / ``phase`` / ``description``: a string or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{param} must be a string or None, got {type(value).__name__}")
+    if len(value) > max_length:
+        raise ValueError(f"{param} is {len(value)} characters long; use at most {max_length}")
+    return value
+
+
+def validate_cache_mode(cache_mode: Any) -> str:
+    """``cache_mode`` must be one of reuse / overwrite / readonly."""
+    if cache_mode not in CACHE_MODES:
+        raise ValueError(
+            f"cache_mode={cache_mode!r} is not supported; use one of {', '.join(CACHE_MODES)}"
+        )
+    return cache_mode
+
+
+def _json_size(value: Any, param: str, key: str) -> int:
+    try:
+        return len(json.dumps(value, allow_nan=True, default=_reject))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"{param}[{key!r}] is not JSON-serialisable ({exc}); "
+            "pass plain str/int/float/bool/None values, lists or dicts of them"
+        ) from exc
+
+
+def _reject(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def validate_metadata(meta: Mapping[str, Any], *, param: str = "metadata") -> dict[str, Any]:
+    """Metadata: string keys, JSON values, within the size limits."""
+    max_items, max_key, max_value = metadata_limits()
+    if len(meta) > max_items:
+        raise ValueError(
+            f"{param} has {len(meta)} keys; the limit is {max_items} "
+            "(raise it with CONSIST_MAX_METADATA_ITEMS)"
+        )
+    clean: dict[str, Any] = {}
+    for key, value in meta.items():
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"{param} keys must be non-empty strings, got {key!r}")
+        if len(key) > max_key:
+            raise ValueError(
+                f"{param} key {key[:40]!r}... is {len(key)} characters; the limit is {max_key} "
+                "(raise it with CONSIST_MAX_METADATA_KEY_LENGTH)"
+            )
+        value = _plain(value)
+        size = _json_size(value, param, key)
+        if size > max_value:
+            raise ValueError(
+                f"{param}[{key!r}] is {size} characters as JSON; the limit is {max_value} "
+                "(raise it with CONSIST_MAX_METADATA_VALUE_LENGTH, or log large data as an "
+                "artifact)"
+            )
+        clean[key] = value
+    return clean
+
+
+def _plain(value: Any) -> Any:
+    """Convert numpy scalars and paths to plain JSON-friendly values."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return value
+    if hasattr(value, "item") and type(value).__module__ == "numpy":
+        return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return value
+
+
+def validate_config(config: Any) -> dict[str, Any]:
+    """Config: a dict with string keys (at every level) or a pydantic model.
+
+    Returns
+    -------
+    dict
+        The config as plain data (pydantic models dumped in JSON mode).
+    """
+    if config is None:
+        return {}
+    if hasattr(config, "model_dump") and callable(config.model_dump):
+        config = config.model_dump(mode="json")
+    if not isinstance(config, Mapping):
+        raise TypeError(f"config must be a dict or a pydantic model, got {type(config).__name__}")
+    max_string = _env_limit("CONSIST_MAX_CONFIG_VALUE_LENGTH", 1_000_000)
+    _check_config_node(config, "config", max_string)
+    return dict(config)
+
+
+def _check_config_node(node: Any, where: str, max_string: int) -> None:
+    if isinstance(node, Mapping):
+        for key, value in node.items():
+            if not isinstance(key, str):
+                raise TypeError(
+                    f"{where} has a non-string key {key!r} ({type(key).__name__}); "
+                    "config keys must be strings"
+                )
+            _check_config_node(value, f"{where}[{key!r}]", max_string)
+    elif isinstance(node, list | tuple | set | frozenset):
+        for i, value in enumerate(node):
+            _check_config_node(value, f"{where}[{i}]", max_string)
+    elif isinstance(node, str) and len(node) > max_string:
+        raise ValueError(
+            f"{where} is a string of {len(node)} characters; the limit is {max_string} "
+            "(raise it with CONSIST_MAX_CONFIG_VALUE_LENGTH, or pass a file via inputs)"
+        )
