@@ -152,6 +152,8 @@ def test_hash_file_on_fifo_raises_instead_of_blocking(tmp_path: Path) -> None:
         hash_file(fifo)
     with pytest.raises(ValueError, match="not a regular file"):
         ContentHasher().digest(fifo)
+    # Inside a directory, special files carry no content and are skipped.
+    assert hash_directory(tmp_path) == hash_bytes(b"consist-dir-v1\0")
 
 
 def test_hash_file_follows_symlink(tmp_path: Path) -> None:
@@ -248,6 +250,7 @@ def test_directory_follows_file_symlinks_and_skips_dangling(tmp_path: Path) -> N
     linked.mkdir()
     (linked / "f.txt").symlink_to(outside)
     (linked / "dangling").symlink_to(tmp_path / "does-not-exist")
+    (linked / "self-loop").symlink_to(linked / "self-loop")
     assert hash_directory(linked) == hash_directory(real)
     _write(outside, b"changed through the link")
     assert hash_directory(linked) != hash_directory(real)

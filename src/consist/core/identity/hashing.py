@@ -18,17 +18,19 @@ which would kill the interpreter instead of raising an exception). Three tiers:
   buffer (``os.readv`` releases the GIL) while BLAKE3 hashes the other on all
   cores, so copying from the page cache overlaps with hashing.
 
-Measured on the 2-core development VM (AMD EPYC, AVX-512, ext4, page cache warm,
-best of 5):
+Measured on the 2-core development VM (AMD EPYC, AVX-512, ext4, page cache
+warm; the VM is shared, so medians moved by 10-20% with neighbour load):
 
-================================================  ==========
-1 GiB file, ``hash_file`` (pipelined tier)         ~0.125 s
-1 GiB file, ``update_mmap`` with AUTO threads      ~0.177 s
-1 GiB file, 8 MiB reads + AUTO, no pipelining      ~0.183 s
-1 GiB file, single thread                          ~0.29 s
-second ``digest()`` of an unchanged 1 GiB file     ~6 us
-``digest_many`` over 1,000 files of 1 KiB          ~12 us per file
-================================================  ==========
+=================================================  =====================
+1 GiB file, ``hash_file`` (pipelined tier)          0.12-0.145 s median
+1 GiB file, ``update_mmap`` with AUTO threads       0.14-0.18 s median
+1 GiB file, 4-8 MiB reads + AUTO, no pipelining     0.18-0.19 s median
+1 GiB file, single thread                           0.29 s
+files of 64 KiB / 1 MiB / 16 MiB / 256 MiB          0.02 / 0.21 / 2.9 / 37 ms
+second ``digest()`` of an unchanged 1 GiB file      ~15 us (stat + realpath)
+``digest_many`` over 1,000 files of 1 KiB           ~11 us per file
+``digest_many`` over 1,000 files of 100 KiB         ~35 us per file
+=================================================  =====================
 
 The stat cache
 --------------
@@ -43,6 +45,7 @@ ctime, so such an edit is detected.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat as stat_mod
@@ -169,8 +172,8 @@ def hash_directory(
     neither NUL nor newline.
 
     Symlinks to files and to directories are followed; a symlink back to an
-    ancestor directory (a cycle) is skipped, as are dangling symlinks and special
-    files (FIFOs, sockets, devices). Directories themselves contribute nothing,
+    ancestor directory (a cycle) is skipped, as are dangling or self-looping
+    symlinks and special files (FIFOs, sockets, devices). Directories themselves contribute nothing,
     so an empty directory and a tree of empty directories hash alike.
 
     Parameters
@@ -603,9 +606,18 @@ def _hash_fd(fd: int, size_hint: int) -> str:
         while data := os.read(fd, chunk):
             hasher.update(data)
         return hasher.hexdigest()
+    _advise_sequential(fd)
     if size_hint < _PIPELINE_LIMIT:
         return _hash_fd_streamed(fd)
     return _hash_fd_pipelined(fd)
+
+
+def _advise_sequential(fd: int) -> None:
+    """Ask the kernel for aggressive readahead (helps files not yet in the page cache)."""
+    fadvise = getattr(os, "posix_fadvise", None)
+    if fadvise is not None:
+        with contextlib.suppress(OSError):  # advisory only; some filesystems refuse
+            fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
 
 
 def _hash_fd_streamed(fd: int) -> str:
@@ -643,11 +655,15 @@ def _stat_digest(path: str, st: os.stat_result) -> str:
     return _STAT_PREFIX + blake3.blake3(_STAT_DOMAIN + payload).hexdigest()
 
 
+_UNREACHABLE_ERRNOS = frozenset({errno.ENOENT, errno.ELOOP, errno.ENOTDIR})
+
+
 def _walk_files(root: str | os.PathLike[str]) -> list[_FileRow]:
     """List the regular files below ``root`` as (relative POSIX path, path, stat).
 
     Follows symlinks (to files and directories), skips symlink cycles back to an
-    ancestor, dangling symlinks, entries removed while listing, and special files.
+    ancestor, dangling or self-looping symlinks, entries removed while listing, and
+    special files.
     """
     root_str = os.fspath(root)
     root_st = _stat_existing(root_str)
@@ -665,8 +681,11 @@ def _walk_files(root: str | os.PathLike[str]) -> list[_FileRow]:
         for entry in entries:
             try:
                 st = entry.stat()  # follows symlinks
-            except FileNotFoundError:
-                continue  # dangling symlink, or removed since listing
+            except OSError as exc:
+                # Dangling or self-looping symlink, or removed since listing: no content.
+                if exc.errno in _UNREACHABLE_ERRNOS:
+                    continue
+                raise
             rel = prefix + entry.name
             if stat_mod.S_ISREG(st.st_mode):
                 files.append((rel, entry.path, st))
