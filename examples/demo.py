@@ -1,75 +1,113 @@
-"""Consist demo: record a small workflow step with its artifacts and read it back.
+"""Consist demo: a three-step workflow with caching, provenance and lineage.
 
-Run it twice: every invocation records a new run in ``demo_workspace/`` and
-the second one also shows the earlier runs it finds in the same store.
+    generate households  ->  summarise by size  ->  report
+
+Run it twice. The first invocation executes every step; the second finds
+identical runs (same code, config and input bytes) and hands their outputs
+back without executing anything. Change ``SAMPLE_SIZE`` below (or edit a
+step) and only the affected steps run again, with an explanation of why.
 """
 
 from __future__ import annotations
 
-import csv
-import random
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
+
+import consist
 from consist import Tracker
 
 WORKSPACE = Path(sys.argv[1] if len(sys.argv) > 1 else "demo_workspace").resolve()
+SAMPLE_SIZE = 5_000
 
 
-def write_households(path: Path, n: int, seed: int) -> None:
-    rng = random.Random(seed)
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["household_id", "persons", "income"])
-        for i in range(n):
-            writer.writerow([i, rng.randint(1, 6), rng.randint(15_000, 250_000)])
+def generate_households(config: dict) -> pd.DataFrame:
+    """Step 1: a synthetic household table (stands in for a 4-hour model)."""
+    n = config["n"]
+    rng = pd.Series(range(n)).sample(frac=1.0, random_state=config["seed"]).to_numpy()
+    return pd.DataFrame(
+        {
+            "household_id": range(n),
+            "persons": (rng % 5) + 1,
+            "income": 20_000 + (rng * 7_919) % 180_000,
+        }
+    )
 
 
-def summarise(src: Path, dst: Path) -> dict[str, float]:
-    with src.open() as fh:
-        rows = list(csv.DictReader(fh))
-    persons = sum(int(r["persons"]) for r in rows)
-    income = sum(int(r["income"]) for r in rows) / len(rows)
-    dst.write_text(f"households,{len(rows)}\npersons,{persons}\nmean_income,{income:.0f}\n")
-    return {"households": len(rows), "persons": persons, "mean_income": round(income)}
+def summarise(households: pd.DataFrame) -> pd.DataFrame:
+    """Step 2: households, persons and mean income by household size."""
+    return (
+        households.groupby("persons")
+        .agg(households=("household_id", "count"), mean_income=("income", "mean"))
+        .reset_index()
+    )
+
+
+def report(summary: pd.DataFrame, config: dict) -> Path:
+    """Step 3: a small text report, written to a managed output path."""
+    title = config["title"]
+    path = consist.output_path("report", ext="txt")
+    lines = [title, "=" * len(title)]
+    for row in summary.itertuples():
+        lines.append(
+            f"{row.persons} person(s): {row.households:5d} households, "
+            f"mean income {row.mean_income:9.0f}"
+        )
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def main() -> None:
-    tracker = Tracker(
-        run_dir=WORKSPACE / "runs",
-        db_path=WORKSPACE / "provenance.duckdb",
-        mounts={"inputs": WORKSPACE / "inputs"},
+    tracker = Tracker(run_dir=WORKSPACE / "runs", db_path=WORKSPACE / "provenance.duckdb")
+
+    step1 = tracker.run(
+        fn=generate_households,
+        config={"n": SAMPLE_SIZE, "seed": 7},
+        outputs=["households"],
+        year=2030,
+        tags=["demo"],
     )
-    inputs_dir = WORKSPACE / "inputs"
-    inputs_dir.mkdir(parents=True, exist_ok=True)
-    households = inputs_dir / "households.csv"
-    if not households.exists():
-        write_households(households, n=1_000, seed=42)
+    step2 = tracker.run(
+        fn=summarise,
+        inputs={"households": step1.outputs["households"]},
+        outputs=["summary"],
+        year=2030,
+        tags=["demo"],
+    )
+    step3 = tracker.run(
+        fn=report,
+        inputs={"summary": step2.outputs["summary"]},
+        config={"title": "Households by size, 2030"},
+        outputs=["report"],
+        tags=["demo"],
+    )
 
-    run_id = "summarise-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-    with tracker.start_run(
-        run_id, "household_summary", config={"statistic": "mean_income"}, year=2030
-    ):
-        tracker.log_input(households, key="households")
-        out_dir = tracker.run_artifact_dir()
-        out_dir.mkdir(parents=True, exist_ok=True)
-        summary = summarise(households, out_dir / "summary.csv")
-        tracker.log_output(out_dir / "summary.csv", key="summary")
-        tracker.log_meta(**summary)
+    print("Steps:")
+    for label, result in (("generate", step1), ("summarise", step2), ("report", step3)):
+        status = "cache hit (not executed)" if result.cache_hit else "executed"
+        print(f"  {label:10} {status:26} run {result.run_id}")
+        if not result.cache_hit:
+            why = result.run.meta.get("cache_miss_explanation", {}).get("summary")
+            print(f"  {'':10} why it ran: {why}")
+    print()
+    print(step3.outputs["report"].path.read_text())
 
-    run = tracker.get_run(run_id)
-    print(f"Recorded run {run.id} ({run.model_name}, year {run.year}): {run.status}")
-    print(f"  results: {summary}")
-    artifacts = tracker.get_artifacts_for_run(run_id)
-    for direction, bucket in (("input", artifacts.inputs), ("output", artifacts.outputs)):
-        for key, art in bucket.items():
-            print(f"  {direction:6} {key:10} {art.uri:40} {art.hash[:20]}...")
-    earlier = [r for r in tracker.store.find_runs(model="household_summary", limit=10)]
-    print(f"The store now holds {len(earlier)} household_summary run(s):")
-    for r in earlier:
-        print(f"  {r.id}  {r.status}  mean_income={r.meta.get('mean_income')}")
-    print(f"Journal snapshot: {tracker.journal.path_for(run_id)}")
+    final = step3.outputs["report"]
+    print(f"Lineage of {final.key} ({final.uri}):")
+    _print_lineage(tracker, final)
+
+
+def _print_lineage(tracker: Tracker, artifact: consist.Artifact, depth: int = 0) -> None:
+    """Walk artifact -> producing run -> its inputs (a fuller API arrives later)."""
+    indent = "  " * depth
+    producer = tracker.get_run(artifact.run_id) if artifact.run_id else None
+    if producer is None:
+        print(f"{indent}- {artifact.key}: raw input {artifact.uri}")
+        return
+    print(f"{indent}- {artifact.key} <- run {producer.id} ({producer.model_name})")
+    for upstream in tracker.get_run_inputs(producer.id).values():
+        _print_lineage(tracker, upstream, depth + 1)
 
 
 if __name__ == "__main__":

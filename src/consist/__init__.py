@@ -20,28 +20,72 @@ _EXPORTS: dict[str, str] = {
     "RunArtifacts": "consist.models.records",
     "ActiveRunCacheOptions": "consist.core.active_run",
     "rebuild_from_journal": "consist.core.store.recovery",
+    "RunResult": "consist.models.results",
+    "CacheOptions": "consist.options",
+    "ExecutionOptions": "consist.options",
+    "OutputPolicyOptions": "consist.options",
+    "ConsistRunError": "consist.core.runner",
+    "RunContext": "consist.core.runner",
+    "output_path": "consist.api",
+    "define_step": "consist.api",
+    "use_tracker": "consist.api",
+    "current_tracker": "consist.api",
+    "capture_outputs": "consist.api",
+    "load": "consist.api",
+    "load_df": "consist.api",
+    "run": "consist.api",
+    "trace": "consist.api",
 }
 
 __all__ = [
     "ActiveRunCacheOptions",
     "Artifact",
+    "CacheOptions",
     "ConsistRecord",
+    "ConsistRunError",
+    "ExecutionOptions",
+    "OutputPolicyOptions",
     "Run",
     "RunArtifacts",
+    "RunContext",
+    "RunResult",
     "Tracker",
     "TrackerConfig",
     "__version__",
+    "capture_outputs",
+    "current_tracker",
+    "define_step",
+    "load",
+    "load_df",
+    "output_path",
     "rebuild_from_journal",
+    "run",
+    "trace",
+    "use_tracker",
 ]
 
 if TYPE_CHECKING:  # pragma: no cover
+    from consist.api import (
+        capture_outputs,
+        current_tracker,
+        define_step,
+        load,
+        load_df,
+        output_path,
+        run,
+        trace,
+        use_tracker,
+    )
     from consist.core.active_run import ActiveRunCacheOptions
+    from consist.core.runner import ConsistRunError, RunContext
     from consist.core.store.recovery import rebuild_from_journal
     from consist.core.tracker import Tracker
     from consist.core.tracker_config import TrackerConfig
     from consist.models.artifact import Artifact
     from consist.models.records import ConsistRecord, RunArtifacts
+    from consist.models.results import RunResult
     from consist.models.run import Run
+    from consist.options import CacheOptions, ExecutionOptions, OutputPolicyOptions
 
 
 def __getattr__(name: str) -> Any:

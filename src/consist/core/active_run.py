@@ -59,6 +59,8 @@ class ActiveRun:
     cached_outputs: dict[str, Artifact] = field(default_factory=dict)
     cached_inputs: dict[str, Artifact] = field(default_factory=dict)
     cache_hit: bool = False
+    persist: bool = True
+    store_synced: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

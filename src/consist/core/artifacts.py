@@ -89,16 +89,21 @@ class ArtifactBuilder:
         FileNotFoundError
             If a path does not exist and no ``content_hash`` was given.
         """
-        prepared: list[tuple[ArtifactRequest, str, str]] = []  # (request, abs path, uri)
-        results: list[Artifact | None] = [None] * len(requests)
-        for i, req in enumerate(requests):
+        # One plan per request: (request, abs path or None, uri or None).
+        plans: list[tuple[ArtifactRequest, str | None, str | None]] = []
+        for req in requests:
             validate_direction(req.direction)
             if req.driver is not None:
                 validate_driver(req.driver)
-            meta = validate_metadata(req.meta or {}, param="meta")
-            req.meta = meta
+            req.meta = validate_metadata(req.meta or {}, param="meta")
             if isinstance(req.ref, Artifact):
-                results[i] = self._from_existing(req, run_id)
+                if req.key is not None:
+                    validate_key(req.key)
+                local = req.ref.abs_path or self.local_path(req.ref)
+                # An input artifact whose file is here is re-verified: edited
+                # bytes must never pass for the recorded ones.
+                verify = req.direction == "input" and local and os.path.isfile(local)
+                plans.append((req, local if verify else None, req.ref.uri if verify else None))
                 continue
             if not isinstance(req.ref, str | os.PathLike):
                 raise TypeError(
@@ -116,23 +121,57 @@ class ArtifactBuilder:
                     f"cannot log {req.direction} {req.key!r}: {abs_path} does not exist "
                     "(write the file first, or pass content_hash= for a file kept elsewhere)"
                 )
-            prepared.append((req, abs_path, self.paths.virtualize(abs_path)))
+            plans.append((req, abs_path, self.paths.virtualize(abs_path)))
 
-        to_hash = [
-            p for req, p, _ in prepared if req.content_hash is None or req.validate_content_hash
-        ]
+        to_hash = sorted(
+            {
+                path
+                for req, path, _ in plans
+                if path is not None
+                and (
+                    isinstance(req.ref, Artifact)
+                    or req.content_hash is None
+                    or req.validate_content_hash
+                )
+            }
+        )
         digests = dict(zip(to_hash, self.hasher.digest_many(to_hash), strict=True))
         producers: dict[str, Artifact] = {}
         if self.store is not None:
-            input_uris = [uri for req, _, uri in prepared if req.direction == "input"]
+            input_uris = {
+                uri
+                for req, _, uri in plans
+                if uri is not None
+                and req.direction == "input"
+                and not isinstance(req.ref, Artifact)
+            }
             if input_uris:
-                producers = self.store.latest_outputs_at(sorted(set(input_uris)))
+                producers = self.store.latest_outputs_at(sorted(input_uris))
 
-        built = iter(
-            self._from_path(req, abs_path, uri, digests.get(abs_path), producers.get(uri), run_id)
-            for req, abs_path, uri in prepared
-        )
-        return [r if r is not None else next(built) for r in results]
+        results: list[Artifact] = []
+        for req, path, uri in plans:
+            if isinstance(req.ref, Artifact):
+                art: Artifact = req.ref
+                if path is None or art.hash is None or digests[path] == art.hash:
+                    results.append(self._from_existing(req, run_id))
+                    continue
+                # The file changed since it was recorded: it is new content.
+                stale = ArtifactRequest(
+                    ref=path,
+                    key=req.key or art.key,
+                    direction=req.direction,
+                    driver=req.driver or art.driver,
+                    meta={**(req.meta or {}), "stale_artifact_id": str(art.id)},
+                )
+                results.append(
+                    self._from_path(stale, path, uri or art.uri, digests[path], None, run_id)
+                )
+                continue
+            assert path is not None and uri is not None
+            results.append(
+                self._from_path(req, path, uri, digests.get(path), producers.get(uri), run_id)
+            )
+        return results
 
     def _from_path(
         self,

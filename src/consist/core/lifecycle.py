@@ -15,15 +15,16 @@ import socket
 import traceback
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from consist.core.active_run import ActiveRun, ActiveRunCacheOptions
 from consist.core.artifacts import ArtifactBuilder, ArtifactRequest
+from consist.core.cache import CacheHit, CacheService, explain_difference
 from consist.core.hooks import HookRegistry
-from consist.core.identity.canonical import canonical_bytes
-from consist.core.identity.hashing import ContentHasher, hash_bytes
+from consist.core.identity.hashing import ContentHasher
+from consist.core.identity.service import IdentityService
 from consist.core.paths import PathResolver
 from consist.core.store.journal import Journal
 from consist.core.store.metadata_store import MetadataStore
@@ -41,6 +42,7 @@ from consist.core.validation import (
 from consist.models.artifact import Artifact
 from consist.models.records import ConsistRecord
 from consist.models.run import Run, utc_now
+from consist.options import CacheOptions
 
 logger = logging.getLogger("consist")
 
@@ -67,6 +69,12 @@ class BeginRequest:
     cache: ActiveRunCacheOptions
     artifact_dir: Any
     allow_external_paths: bool | None
+    code_identity: str | None = None
+    code_identity_extra_deps: list[str] = field(default_factory=list)
+    cache_version: int | None = None
+    cache_epoch: int | None = None
+    fn: Callable[..., Any] | None = None
+    output_paths: dict[str, Path] = field(default_factory=dict)
 
 
 class RunLifecycle:
@@ -89,6 +97,8 @@ class RunLifecycle:
         hasher: ContentHasher,
         artifacts: ArtifactBuilder,
         hooks: HookRegistry,
+        identity: IdentityService,
+        cache: CacheService | None,
         allow_external_paths: bool,
     ) -> None:
         self.journal = journal
@@ -97,6 +107,8 @@ class RunLifecycle:
         self.hasher = hasher
         self.artifacts = artifacts
         self.hooks = hooks
+        self.identity = identity
+        self.cache = cache
         self.allow_external_paths = allow_external_paths
         self.run_subdir_fn: Callable[[Run], str] | None = None
         self.active: ActiveRun | None = None
@@ -125,6 +137,9 @@ class RunLifecycle:
         facet_schema_version: Any = None,
         facet_index: Any = True,
         parent_run_id: Any = None,
+        cache_options: CacheOptions | None = None,
+        fn: Callable[..., Any] | None = None,
+        run_id_is_new: bool = False,
         **kwargs: Any,
     ) -> BeginRequest:
         """Validate every ``begin_run`` argument; writes nothing.
@@ -169,7 +184,12 @@ class RunLifecycle:
             raise TypeError("facet_index must be True or False")
         input_requests = _input_requests(inputs)
         hashed = _named_paths(hash_inputs, "hash_inputs")
-        self._check_new_run_id(run_id)
+        options = cache_options or CacheOptions(cache_mode=cache_mode)
+        if cache_options is not None:
+            code_identity = code_identity or options.code_identity
+            extra_deps = extra_deps or list(options.code_identity_extra_deps or ())
+        if not run_id_is_new:
+            self._check_new_run_id(run_id)
 
         if stage is not None:
             meta["stage"] = stage
@@ -203,43 +223,162 @@ class RunLifecycle:
             facet=facet_data,
             input_requests=input_requests,
             hash_inputs=hashed,
-            cache=ActiveRunCacheOptions(cache_mode=cache_mode),
+            cache=ActiveRunCacheOptions(
+                cache_mode=options.cache_mode,
+                cache_hydration=options.cache_hydration,
+                validate_cached_outputs=options.validate_cached_outputs,
+            ),
             artifact_dir=artifact_dir,
             allow_external_paths=allow_external_paths,
+            code_identity=code_identity,
+            code_identity_extra_deps=extra_deps,
+            cache_version=options.cache_version,
+            cache_epoch=options.cache_epoch,
+            fn=fn,
         )
 
-    def begin(self, request: BeginRequest) -> Run:
-        """Start the validated run: hash inputs, journal it, sync it, fire hooks."""
+    def begin(self, request: BeginRequest, *, defer_writes: bool = False) -> Run:
+        """Start the validated run: inputs, identity, cache lookup, journal, store, hooks.
+
+        Parameters
+        ----------
+        request:
+            From :meth:`prepare_begin`.
+        defer_writes:
+            Write nothing yet: the caller ends the run straight away (a cache
+            hit of ``Tracker.run``) or journals it itself, so the whole run
+            costs one journal write and one database transaction. The journal
+            is still written before the function of a miss executes.
+        """
         run = request.run
         allow = (
             self.allow_external_paths
             if request.allow_external_paths is None
             else request.allow_external_paths
         )
-        subdir = self._subdir_for(run)
         artifact_dir = self.paths.resolve_artifact_dir(
-            request.artifact_dir, subdir, allow_external_paths=allow
+            request.artifact_dir, self._subdir_for(run), allow_external_paths=allow
         )
+        if request.cache.cache_hydration == "inputs-missing":
+            self._restore_missing_inputs(request.input_requests)
         inputs = self.artifacts.build(request.input_requests, run.id)
-        hash_input_digests = {name: self.hasher.digest(path) for name, path in request.hash_inputs}
-        if hash_input_digests:
-            run.meta["hash_inputs"] = hash_input_digests
+        identity = self.identity.compute(
+            model=run.model_name,
+            config=request.config,
+            inputs=inputs,
+            identity_inputs=request.hash_inputs,
+            fn=request.fn,
+            code_identity=request.code_identity,
+            code_identity_extra_deps=request.code_identity_extra_deps,
+            year=run.year,
+            iteration=run.iteration,
+            cache_version=request.cache_version,
+            cache_epoch=request.cache_epoch,
+            run_id=run.id,
+        )
+        run.config_hash = identity.config_hash
+        run.input_hash = identity.input_hash
+        run.git_hash = identity.code_digest
+        run.signature = identity.signature
         run.meta["artifact_dir"] = self.paths.virtualize(artifact_dir)
-        run.config_hash = hash_bytes(canonical_bytes(request.config))
-        record = ConsistRecord(run=run, config=request.config, facet=request.facet)
+        run.meta["code_identity_mode"] = identity.code_mode
+        if identity.identity_inputs:
+            run.meta["hash_inputs"] = dict(identity.identity_inputs)
+        if request.cache_version is not None:
+            run.meta["cache_version"] = request.cache_version
+        if request.cache_epoch is not None:
+            run.meta["cache_epoch"] = request.cache_epoch
+        manifest = identity.manifest(request.config)
+        record = ConsistRecord(
+            run=run, config=request.config, facet=request.facet, identity=manifest
+        )
         active = ActiveRun(
             record=record,
             artifact_dir=artifact_dir,
             allow_external_paths=allow,
             cache=request.cache,
+            persist=request.cache.cache_mode != "readonly",
         )
         for art in inputs:
             active.add_artifact(art, "input")
-        run.input_hash = input_digest(record.inputs, hash_input_digests)
+        self._decide_cache(active, manifest, request.output_paths)
         self.active = active
-        self.flush()
+        if not (defer_writes and active.cache_hit):
+            self._persist(active, sync_store=not defer_writes)
         self.hooks.fire(self.hooks.on_start, "start", run)
         return run
+
+    def _decide_cache(
+        self, active: ActiveRun, manifest: dict[str, Any], output_paths: Mapping[str, Path]
+    ) -> None:
+        run = active.run
+        mode = active.cache.cache_mode
+        if run.signature is None:
+            run.meta["cache_disabled"] = (
+                "no code identity: "
+                + str(manifest["code"]["details"].get("fallback_reason", "unavailable"))
+                + " (run inside a git repository, or use tracker.run with a function)"
+            )
+            return
+        if self.cache is None:
+            return
+        reason = None
+        if mode != "overwrite":
+            found = self.cache.lookup(run.signature, validate=active.cache.validate_cached_outputs)
+            if found.hit is not None and self._hydrate(active, found.hit, output_paths):
+                return
+            reason = found.reason if found.hit is None else active.extra.get("hydration_error")
+        nearest = self.cache.store.nearest_completed_run(run.model_name, exclude_id=run.id)
+        old_run, old_manifest = nearest if nearest else (None, None)
+        explanation = explain_difference(old_run, old_manifest, manifest, lookup_reason=reason)
+        if mode == "overwrite":
+            explanation["cache_mode"] = "overwrite"
+        run.meta["cache_miss_explanation"] = explanation
+
+    def _hydrate(self, active: ActiveRun, hit: CacheHit, output_paths: Mapping[str, Path]) -> bool:
+        """Attach a hit's outputs to the run (copying them as the policy says)."""
+        assert self.cache is not None
+        outputs = dict(hit.outputs)
+        policy = active.cache.cache_hydration or "metadata"
+        try:
+            if policy == "outputs-requested" and output_paths:
+                missing = sorted(set(output_paths) - set(outputs))
+                if missing:
+                    raise FileNotFoundError(f"the cached run has no outputs named {missing}")
+                outputs.update(self.cache.copy_outputs(outputs, output_paths))
+            elif policy == "outputs-all":
+                destinations = {
+                    key: active.artifact_dir / os.path.basename(art.abs_path or art.uri)
+                    for key, art in outputs.items()
+                }
+                outputs.update(self.cache.copy_outputs(outputs, destinations))
+        except OSError as exc:
+            active.extra["hydration_error"] = f"could not hydrate cached outputs: {exc}"
+            return False
+        active.cache_hit = True
+        active.cached_outputs = outputs
+        active.run.meta["cache_hit"] = True
+        active.run.meta["cache_source"] = hit.source.id
+        active.run.meta["cache_hydration"] = policy
+        for art in outputs.values():
+            active.add_artifact(art, "output")
+        return True
+
+    def _restore_missing_inputs(self, requests: list[ArtifactRequest]) -> None:
+        if self.cache is None:
+            return
+        for req in requests:
+            art = req.ref if isinstance(req.ref, Artifact) else None
+            dest = None
+            if art is not None:
+                dest = art.abs_path or self.artifacts.local_path(art)
+            elif isinstance(req.ref, str | os.PathLike):
+                dest = os.path.abspath(os.fspath(req.ref))
+                if not os.path.exists(dest):
+                    art = self.cache.store.get_artifact_by_uri(self.paths.virtualize(dest))
+            if art is None or dest is None or os.path.exists(dest):
+                continue
+            self.cache.restore_missing_input(art, dest)
 
     def _subdir_for(self, run: Run) -> str:
         if self.run_subdir_fn is None:
@@ -272,27 +411,36 @@ class RunLifecycle:
             )
         return self.active
 
-    def log_artifacts(self, requests: list[ArtifactRequest], what: str) -> list[Artifact]:
-        """Build and attach artifacts to the active run, then flush once."""
+    def log_artifacts(
+        self, requests: list[ArtifactRequest], what: str, *, flush: bool = True
+    ) -> list[Artifact]:
+        """Build and attach artifacts to the active run, then flush once.
+
+        With ``flush=False`` they are persisted with the run's next write
+        (``end_run``), which saves a journal write and a transaction.
+        """
         active = self.require_active(what)
         built = self.artifacts.build(requests, active.run.id)
         for art, req in zip(built, requests, strict=True):
             active.add_artifact(art, req.direction)
-        self.flush()
+        if flush:
+            self.flush()
         return built
 
     def log_meta(self, **kwargs: Any) -> None:
         """Merge metadata into the active run and flush immediately."""
         active = self.require_active("log_meta")
         meta = validate_metadata(kwargs, param="log_meta(**kwargs)")
+        reserved: dict[str, Any] = {}
         for key in RESERVED_META_KEYS:
             if key in meta:
-                value = meta[key]
                 if key in ("year", "iteration"):
-                    value = validate_optional_int(value, key)
+                    reserved[key] = validate_optional_int(meta[key], key)
                 else:
-                    value = validate_optional_str(value, key)
-                setattr(active.run, key, value)
+                    reserved[key] = validate_optional_str(meta[key], key)
+        # Apply only once everything validated: bad input changes nothing.
+        for key, value in reserved.items():
+            setattr(active.run, key, value)
         active.run.meta.update(meta)
         self.flush()
 
@@ -303,16 +451,27 @@ class RunLifecycle:
             return
         self._persist(active)
 
-    def _persist(self, active: ActiveRun) -> None:
+    def _persist(self, active: ActiveRun, *, sync_store: bool = True) -> None:
+        if not active.persist:
+            active.unsynced.clear()
+            self.hasher.take_new_entries()
+            return
         self.journal.write(active.record)
         if self.store is None:
-            self.journal.mark_synced(active.run.id)
+            self.journal.mark_synced(active.run.id, up_to_ns=active.record.updated_ns)
             active.unsynced.clear()
             return
+        if not sync_store:
+            return  # the pending marker stands until the next sync
         pending = list(active.unsynced)
         stat_entries = self.hasher.take_new_entries()
         try:
-            self.store.sync_record(active.record, artifacts=pending, stat_entries=stat_entries)
+            self.store.sync_record(
+                active.record,
+                artifacts=pending,
+                stat_entries=stat_entries,
+                first=not active.store_synced,
+            )
         except Exception as exc:
             # The journal holds the run; the store catches up when it reopens.
             logger.error(
@@ -327,8 +486,9 @@ class RunLifecycle:
                 stacklevel=3,
             )
             return
+        active.store_synced = True
         del active.unsynced[: len(pending)]
-        self.journal.mark_synced(active.run.id)
+        self.journal.mark_synced(active.run.id, up_to_ns=active.record.updated_ns)
 
     # -- end --------------------------------------------------------------------------
 
@@ -363,6 +523,12 @@ class RunLifecycle:
         self._last_ended_id = run.id
         if status == "completed":
             outputs = list(active.record.outputs)
+            if self.cache is not None and active.persist:
+                source = active.run
+                if active.cache_hit:  # point at the original producer
+                    source = None
+                if source is not None:
+                    self.cache.remember(source, active.artifacts("output"))
             self.hooks.fire(self.hooks.on_complete, "complete", run, outputs)
         else:
             exc = error if error is not None else RuntimeError(f"run {run.id} failed")
@@ -379,13 +545,6 @@ class RunLifecycle:
         if isinstance(recorded, str):
             return Path(self.paths.resolve_uri(recorded))
         return self.paths.resolve_artifact_dir(None, self._subdir_for(run))
-
-
-def input_digest(inputs: Iterable[Artifact], named: Mapping[str, str]) -> str:
-    """Versioned digest over (key, content digest) of inputs plus hash-only inputs."""
-    parts = sorted(f"{a.key}\0{a.hash or ''}" for a in inputs)
-    parts += sorted(f"hash_input:{name}\0{digest}" for name, digest in named.items())
-    return hash_bytes(b"consist-inputs-v1\0" + "\n".join(parts).encode())
 
 
 def _input_requests(inputs: Iterable[Any] | None) -> list[ArtifactRequest]:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 HashingStrategy = Literal["full", "fast"]
 
@@ -63,7 +63,7 @@ class TrackerConfig(BaseModel):
     schemas: tuple[Any, ...] = ()
     project_root: Path = Path(".")
     hashing_strategy: HashingStrategy = "full"
-    allow_external_paths: bool = False
+    allow_external_paths: StrictBool = False
     run_subdir_fn: Callable[..., Any] | None = None
     lock_timeout_s: float = Field(default=120.0, gt=0)
     idle_release_s: float = Field(default=0.25, ge=0)
@@ -80,7 +80,13 @@ class TrackerConfig(BaseModel):
     @field_validator("mounts", mode="before")
     @classmethod
     def _mounts(cls, value: Any) -> Any:
-        return {} if value is None else value
+        if value is None:
+            return {}
+        if isinstance(value, dict):
+            for name, root in value.items():
+                if isinstance(root, str) and not root.strip():
+                    raise ValueError(f"mount {name!r} has an empty root; give a directory path")
+        return value
 
     @field_validator("schemas", mode="before")
     @classmethod

@@ -25,6 +25,7 @@ class ConsistRecord(BaseModel):
     run: Run
     config: dict[str, Any] = Field(default_factory=dict)
     facet: dict[str, Any] | None = None
+    identity: dict[str, Any] | None = None
     inputs: list[Artifact] = Field(default_factory=list)
     outputs: list[Artifact] = Field(default_factory=list)
     updated_ns: int = 0

@@ -16,6 +16,7 @@ lock, for up to ``lock_timeout_s``.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import random
 import threading
@@ -77,7 +78,9 @@ class DuckDBConnectionManager:
         self._closed = False
         self._wake = threading.Event()
         self._timer_active = False
+        self._turn: _ProcessTurn | None = None
         self.open_count = 0
+        _MANAGERS.add(self)
 
     # -- public ---------------------------------------------------------------
 
@@ -138,6 +141,21 @@ class DuckDBConnectionManager:
         import duckdb
 
         deadline = time.monotonic() + self.lock_timeout_s
+        self._turn = _ProcessTurn.acquire(self.path, deadline, self.lock_timeout_s)
+        try:
+            con = self._connect(duckdb, deadline)
+        except BaseException:
+            self._turn.release()
+            self._turn = None
+            raise
+        self._con = con
+        self.open_count += 1
+        self._opened_at = time.monotonic()
+        return con
+
+    def _connect(self, duckdb: Any, deadline: float) -> duckdb.DuckDBPyConnection:
+        # Other consist processes queue on the turn lock; this loop only waits
+        # for holders that do not take it (plain DuckDB clients).
         delay = 0.005
         while True:
             try:
@@ -149,14 +167,11 @@ class DuckDBConnectionManager:
                 if time.monotonic() >= deadline:
                     raise StoreLockTimeout(
                         f"database {self.path} stayed locked by another process for "
-                        f"{self.lock_timeout_s:.0f} s; raise TrackerConfig.lock_timeout_s or "
+                        f"{self.lock_timeout_s:g} s; raise TrackerConfig.lock_timeout_s or "
                         f"stop the other process ({exc})"
                     ) from exc
                 time.sleep(delay * (0.5 + random.random()))
-                delay = min(delay * 2, 0.2)
-        self._con = con
-        self.open_count += 1
-        self._opened_at = time.monotonic()
+                delay = min(delay * 2, 0.1)
         return con
 
     def _close_connection(self) -> None:
@@ -164,6 +179,9 @@ class DuckDBConnectionManager:
         if con is not None:
             with contextlib.suppress(Exception):  # closing must never raise into user code
                 con.close()
+        turn, self._turn = self._turn, None
+        if turn is not None:
+            turn.release()
 
     def _maybe_yield_turn(self) -> None:
         if self._con is not None and time.monotonic() - self._opened_at > self.max_hold_s:
@@ -198,6 +216,94 @@ class DuckDBConnectionManager:
                 self._close_connection()
             self._timer_active = False
             return None
+
+
+class _ProcessTurn:
+    """This process's turn at a database file, shared by its managers.
+
+    An ``flock`` on ``<db>.consist.lock`` is held while any manager in this
+    process has the database open. Waiting processes poll it every few
+    milliseconds, so when a busy holder pauses for its turn (``max_hold_s``)
+    a waiter reliably gets in. The kernel drops the lock when a process dies.
+    Managers in the same process share one turn (DuckDB shares the database
+    instance between them anyway).
+    """
+
+    _guard = threading.Lock()
+    _held: dict[str, _ProcessTurn] = {}
+
+    def __init__(self, key: str, fd: int) -> None:
+        self.key = key
+        self.fd = fd
+        self.count = 0
+
+    @classmethod
+    def acquire(cls, db_path: str, deadline: float, timeout_s: float) -> _ProcessTurn:
+        key = os.path.realpath(db_path)
+        with cls._guard:
+            turn = cls._held.get(key)
+            if turn is not None:
+                turn.count += 1
+                return turn
+        fd = os.open(key + ".consist.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    with cls._guard:
+                        turn = cls._held.get(key)
+                        if turn is not None:  # another thread of ours got it meanwhile
+                            turn.count += 1
+                            os.close(fd)
+                            return turn
+                    if time.monotonic() >= deadline:
+                        raise StoreLockTimeout(
+                            f"database {db_path} stayed locked by another process for "
+                            f"{timeout_s:g} s; raise TrackerConfig.lock_timeout_s or stop "
+                            "the other process"
+                        ) from None
+                    time.sleep(0.002 + 0.003 * random.random())
+        except BaseException:
+            os.close(fd)
+            raise
+        with cls._guard:
+            turn = cls(key, fd)
+            turn.count = 1
+            cls._held[key] = turn
+            return turn
+
+    def release(self) -> None:
+        with self._guard:
+            self.count -= 1
+            if self.count > 0:
+                return
+            self._held.pop(self.key, None)
+        with contextlib.suppress(OSError):
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+_MANAGERS: weakref.WeakSet[DuckDBConnectionManager] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A forked child inherits neither our database connections nor our turn."""
+    for fd in [t.fd for t in _ProcessTurn._held.values()]:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _ProcessTurn._held.clear()
+    _ProcessTurn._guard = threading.Lock()
+    for manager in list(_MANAGERS):
+        manager._con = None
+        manager._turn = None
+        manager._depth = 0
+        manager._timer_active = False
+        manager._lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _idle_release_loop(ref: weakref.ReferenceType[Any], wake: threading.Event) -> None:

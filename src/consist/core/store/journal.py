@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from consist.core.validation import validate_run_id
 from consist.models.records import ConsistRecord
 
 RUNS_DIRNAME = "consist_runs"
@@ -33,17 +34,18 @@ def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
-        if fsync:
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
+        try:
+            view = memoryview(data)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
+        # A full disk or an I/O error must not leave temp files behind.
         tmp.unlink(missing_ok=True)
         raise
 
@@ -70,8 +72,15 @@ class Journal:
             self._ready = True
 
     def path_for(self, run_id: str) -> Path:
-        """The snapshot file of ``run_id``."""
-        return self.runs_dir / f"{run_id}.json"
+        """The snapshot file of ``run_id``.
+
+        Raises
+        ------
+        ValueError
+            If ``run_id`` is not a valid run id (it could name a file outside
+            the journal).
+        """
+        return self.runs_dir / f"{validate_run_id(run_id)}.json"
 
     def write(self, record: ConsistRecord, *, pending: bool = True) -> None:
         """Atomically write the run's snapshot and the latest pointer.
@@ -80,24 +89,43 @@ class Journal:
         committed this version; :meth:`mark_synced` removes it.
         """
         self._ensure_dirs()
-        record.updated_ns = time.time_ns()
+        record.updated_ns = max(time.time_ns(), record.updated_ns + 1)
         data = record.model_dump_json(indent=1).encode()
+        path = self.path_for(record.run.id)
         if pending:
-            (self.pending_dir / record.run.id).touch()
-        atomic_write_bytes(self.path_for(record.run.id), data)
+            # One marker per snapshot version: a catch-up that replayed an
+            # older version can never clear the marker of a newer one.
+            (self.pending_dir / f"{record.run.id}.{record.updated_ns}").touch()
+        atomic_write_bytes(path, data)
         # The latest pointer is a convenience copy: derivable, so no fsync.
         atomic_write_bytes(self.latest_path, data, fsync=False)
 
-    def mark_synced(self, run_id: str) -> None:
-        """The DB has committed the current snapshot of ``run_id``."""
-        (self.pending_dir / run_id).unlink(missing_ok=True)
+    def mark_synced(self, run_id: str, up_to_ns: int | None = None) -> None:
+        """The DB has committed the snapshot of ``run_id`` written at ``up_to_ns``.
+
+        Removes the markers of that version and older ones (all of them when
+        ``up_to_ns`` is None).
+        """
+        for name, version in self._markers().get(run_id, []):
+            if up_to_ns is None or version <= up_to_ns:
+                (self.pending_dir / name).unlink(missing_ok=True)
+
+    def _markers(self) -> dict[str, list[tuple[str, int]]]:
+        try:
+            names = [entry.name for entry in os.scandir(self.pending_dir)]
+        except FileNotFoundError:
+            return {}
+        out: dict[str, list[tuple[str, int]]] = {}
+        for name in names:
+            run_id, _, version = name.rpartition(".")
+            if not run_id or not version.isdigit():
+                run_id, version = name, "0"  # a marker from an older layout
+            out.setdefault(run_id, []).append((name, int(version)))
+        return out
 
     def pending_run_ids(self) -> list[str]:
         """Runs whose latest snapshot may be missing from the DB."""
-        try:
-            return sorted(entry.name for entry in os.scandir(self.pending_dir))
-        except FileNotFoundError:
-            return []
+        return sorted(self._markers())
 
     def read(self, run_id: str) -> ConsistRecord | None:
         """Parse one snapshot, or None when it does not exist."""

@@ -144,10 +144,16 @@ def _artifact_params(art: Artifact) -> list[Any]:
     ]
 
 
+_INSERT_RUN = f"""
+INSERT INTO run ({RUN_COLUMNS}, updated_ns, identity)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
 _UPSERT_RUN = f"""
-INSERT INTO run ({RUN_COLUMNS}, updated_ns)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO run ({RUN_COLUMNS}, updated_ns, identity)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
+    identity = coalesce(excluded.identity, run.identity),
     model_name = excluded.model_name, description = excluded.description,
     status = excluded.status, tags = excluded.tags, year = excluded.year,
     iteration = excluded.iteration, stage = excluded.stage, phase = excluded.phase,
@@ -159,7 +165,17 @@ ON CONFLICT (id) DO UPDATE SET
 WHERE excluded.updated_ns >= run.updated_ns
 """
 
-_UPSERT_ARTIFACT = f"""
+# The run that created an artifact owns its key and metadata; other runs that
+# link it (with their own key/metadata on the link) only carry hash updates.
+_UPSERT_OWN_ARTIFACT = f"""
+INSERT INTO artifact ({ARTIFACT_COLUMNS})
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    key = excluded.key, meta = excluded.meta,
+    hash = excluded.hash, content_id = excluded.content_id
+"""
+
+_UPSERT_LINKED_ARTIFACT = f"""
 INSERT INTO artifact ({ARTIFACT_COLUMNS})
 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
@@ -247,6 +263,7 @@ class MetadataStore:
         *,
         artifacts: Iterable[tuple[Artifact, str]] | None = None,
         stat_entries: Sequence[StatCacheEntry] = (),
+        first: bool = False,
     ) -> None:
         """Write a run snapshot in one transaction.
 
@@ -260,15 +277,55 @@ class MetadataStore:
             every input and output in ``record`` (used by recovery).
         stat_entries:
             Newly learned stat-cache entries to persist in the same batch.
+        first:
+            The run has never been written to the store by this process: a
+            plain insert (cheaper than an upsert) carrying the identity
+            manifest; falls back to an upsert if the row exists after all.
         """
+        full = artifacts is None
         if artifacts is None:
             artifacts = [(a, "input") for a in record.inputs] + [
                 (a, "output") for a in record.outputs
             ]
         artifacts = list(artifacts)
         updated_ns = record.updated_ns or time.time_ns()
+        identity = None
+        if record.identity is not None and (first or full):
+            identity = json.dumps(record.identity, default=str, sort_keys=True)
+        params = [*_run_params(record.run, updated_ns), identity]
+        if first and not full:
+            import duckdb
+
+            try:
+                self._write_run(
+                    run_sql=_INSERT_RUN,
+                    params=params,
+                    record=record,
+                    artifacts=artifacts,
+                    stat_entries=stat_entries,
+                )
+                return
+            except duckdb.ConstraintException:
+                pass  # the row exists after all (e.g. replayed by another process)
+        self._write_run(
+            run_sql=_UPSERT_RUN,
+            params=params,
+            record=record,
+            artifacts=artifacts,
+            stat_entries=stat_entries,
+        )
+
+    def _write_run(
+        self,
+        *,
+        run_sql: str,
+        params: list[Any],
+        record: ConsistRecord,
+        artifacts: Sequence[tuple[Artifact, str]],
+        stat_entries: Sequence[StatCacheEntry],
+    ) -> None:
         with self.connections.transaction() as con:
-            con.execute(_UPSERT_RUN, _run_params(record.run, updated_ns))
+            con.execute(run_sql, params)
             if artifacts:
                 self._write_artifacts(con, record.run.id, artifacts)
             if stat_entries:
@@ -280,7 +337,12 @@ class MetadataStore:
         seen: dict[uuid.UUID, Artifact] = {}
         for art, _ in artifacts:
             seen[art.id] = art
-        con.executemany(_UPSERT_ARTIFACT, [_artifact_params(a) for a in seen.values()])
+        own = [_artifact_params(a) for a in seen.values() if a.run_id == run_id]
+        linked = [_artifact_params(a) for a in seen.values() if a.run_id != run_id]
+        if own:
+            con.executemany(_UPSERT_OWN_ARTIFACT, own)
+        if linked:
+            con.executemany(_UPSERT_LINKED_ARTIFACT, linked)
         con.executemany(
             "INSERT INTO run_artifact_link VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
             "key = excluded.key, meta = excluded.meta",
@@ -439,6 +501,81 @@ class MetadataStore:
             ).fetchone()
         return run_from_row(row) if row else None
 
+    def find_cache_candidates(
+        self, signature: str, limit: int = 5
+    ) -> list[tuple[Run, list[Artifact]]]:
+        """Completed runs with this signature, newest first, with their outputs.
+
+        One query: cache lookups are on every run's critical path.
+        """
+        run_cols = ", ".join("r." + c for c in RUN_COLUMNS.split(", "))
+        with self.connections.connection() as con:
+            rows = con.execute(
+                f"SELECT {run_cols}, {_LINKED_ARTIFACT_COLUMNS} FROM "
+                "(SELECT * FROM run WHERE signature = ? AND status = 'completed' "
+                " ORDER BY created_at DESC LIMIT ?) r "
+                "LEFT JOIN run_artifact_link l ON l.run_id = r.id AND l.direction = 'output' "
+                "LEFT JOIN artifact a ON a.id = l.artifact_id "
+                "ORDER BY r.created_at DESC, a.created_at",
+                [signature, limit],
+            ).fetchall()
+        n = len(RUN_COLUMNS.split(", "))
+        found: dict[str, tuple[Run, list[Artifact]]] = {}
+        for row in rows:
+            run_id = row[0]
+            if run_id not in found:
+                found[run_id] = (run_from_row(row[:n]), [])
+            if row[n] is not None:
+                found[run_id][1].append(artifact_from_row(row[n:]))
+        return list(found.values())
+
+    def nearest_completed_run(
+        self, model: str, *, exclude_id: str | None = None
+    ) -> tuple[Run, dict[str, Any] | None] | None:
+        """The newest completed run of ``model`` with its identity manifest."""
+        with self.connections.connection() as con:
+            row = con.execute(
+                f"SELECT {RUN_COLUMNS}, identity FROM run "
+                "WHERE model_name = ? AND status = 'completed' AND id IS DISTINCT FROM ? "
+                "ORDER BY created_at DESC LIMIT 1",
+                [model, exclude_id],
+            ).fetchone()
+        if row is None:
+            return None
+        manifest = json.loads(row[-1]) if row[-1] else None
+        return run_from_row(row[:-1]), manifest
+
+    def get_identity_manifest(self, run_id: str) -> dict[str, Any] | None:
+        """The stored identity manifest of a run, or None."""
+        with self.connections.connection() as con:
+            row = con.execute("SELECT identity FROM run WHERE id = ?", [run_id]).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    def producer_signatures(self, artifact_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+        """For each artifact, the signature of the first completed run that output it."""
+        if not artifact_ids:
+            return {}
+        with self.connections.connection() as con:
+            rows = con.execute(
+                "SELECT l.artifact_id, r.signature FROM run_artifact_link l "
+                "JOIN run r ON r.id = l.run_id "
+                "WHERE l.direction = 'output' AND r.status = 'completed' "
+                "AND r.signature IS NOT NULL AND l.artifact_id IN (SELECT unnest(?::UUID[])) "
+                "QUALIFY row_number() OVER (PARTITION BY l.artifact_id ORDER BY r.created_at) = 1",
+                [[str(a) for a in artifact_ids]],
+            ).fetchall()
+        return {(r[0] if isinstance(r[0], uuid.UUID) else uuid.UUID(str(r[0]))): r[1] for r in rows}
+
+    def artifacts_with_content(self, content_id: uuid.UUID, limit: int = 20) -> list[Artifact]:
+        """Artifacts sharing ``content_id`` (newest first), to restore lost copies."""
+        with self.connections.connection() as con:
+            rows = con.execute(
+                f"SELECT {ARTIFACT_COLUMNS} FROM artifact WHERE content_id = ? "
+                "ORDER BY created_at DESC LIMIT ?",
+                [str(content_id), limit],
+            ).fetchall()
+        return [artifact_from_row(r) for r in rows]
+
     # -- artifact reads --------------------------------------------------------------
 
     def get_artifact_by_id(self, artifact_id: uuid.UUID | str) -> Artifact | None:
@@ -529,7 +666,13 @@ class MetadataStore:
         with self.connections.connection() as con:
             return {
                 t: int(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
-                for t in ("run", "artifact", "run_artifact_link", "content_identity", "stat_cache")
+                for t in (
+                    "run",
+                    "artifact",
+                    "run_artifact_link",
+                    "content_identity",
+                    "stat_cache",
+                )
             }
 
     # -- SQLAlchemy -----------------------------------------------------------

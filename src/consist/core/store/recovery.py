@@ -44,7 +44,7 @@ def catch_up(store: MetadataStore, journal: Journal) -> RecoveryReport:
             report.skipped.append(run_id)
             continue
         store.sync_record(record)
-        journal.mark_synced(run_id)
+        journal.mark_synced(run_id, up_to_ns=record.updated_ns)
         report.replayed.append(run_id)
     return report
 
@@ -69,17 +69,22 @@ def rebuild_from_journal(
     """
     store = MetadataStore(str(db_path))
     report = RecoveryReport()
+    records = []
+    for run_dir in run_dirs:
+        for path, record, error in Journal(Path(run_dir)).scan():
+            if error is not None:
+                report.errors[str(path)] = error
+            else:
+                records.append(record)
+    # Oldest first, so producers are written before the runs that consumed
+    # their outputs. Pending markers are left alone: they belong to the
+    # run_dir's own store, which may not be the one rebuilt here.
+    records.sort(key=lambda r: (r.run.created_at, r.run.id))
     try:
         store.ensure_schema()
-        for run_dir in run_dirs:
-            journal = Journal(Path(run_dir))
-            for path, record, error in journal.scan():
-                if error is not None:
-                    report.errors[str(path)] = error
-                    continue
-                store.sync_record(record)
-                journal.mark_synced(record.run.id)
-                report.replayed.append(record.run.id)
+        for record in records:
+            store.sync_record(record)
+            report.replayed.append(record.run.id)
     finally:
         store.close()
     return report

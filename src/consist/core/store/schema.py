@@ -104,6 +104,14 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        2,
+        "identity manifest (config, input digests, code identity) on each run",
+        ("ALTER TABLE run ADD COLUMN IF NOT EXISTS identity JSON",),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version
 
 SCHEMA_VERSION_DDL = """

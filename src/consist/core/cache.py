@@ -1,0 +1,258 @@
+"""Cache lookup, validation of cached outputs, hydration and miss explanations."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from consist.core.artifacts import ArtifactBuilder
+from consist.core.flatten import flatten
+from consist.core.identity.hashing import ContentHasher
+from consist.core.store.metadata_store import MetadataStore
+from consist.models.artifact import Artifact
+from consist.models.run import Run
+
+MAX_CANDIDATES = 5
+RECENT_LIMIT = 50_000
+
+
+@dataclass
+class CacheHit:
+    """A completed run whose outputs can stand in for executing again.
+
+    Attributes
+    ----------
+    source:
+        The run that produced the outputs.
+    outputs:
+        Its output artifacts by the key it logged them with (local paths set).
+    """
+
+    source: Run
+    outputs: dict[str, Artifact]
+    inputs: dict[str, Artifact] = field(default_factory=dict)
+
+
+@dataclass
+class LookupResult:
+    """Outcome of a cache lookup: a hit, or why there is none."""
+
+    hit: CacheHit | None
+    reason: str | None = None
+
+
+class CacheService:
+    """Finds reusable runs and materialises their outputs.
+
+    Parameters
+    ----------
+    store:
+        The metadata store.
+    artifacts:
+        Resolves artifact URIs to local paths.
+    hasher:
+        Re-hashes cached outputs for eager validation.
+    """
+
+    def __init__(
+        self, store: MetadataStore, artifacts: ArtifactBuilder, hasher: ContentHasher
+    ) -> None:
+        self.store = store
+        self.artifacts = artifacts
+        self.hasher = hasher
+        # Completed runs this process recorded, by signature. A completed run
+        # never changes, so serving a lookup from here is as correct as the
+        # database; outputs are still validated on disk every time.
+        self._recent: OrderedDict[str, CacheHit] = OrderedDict()
+
+    def remember(self, run: Run, outputs: Mapping[str, Artifact]) -> None:
+        """Note a run this process just completed (speeds up later lookups)."""
+        if run.signature is None or run.status != "completed":
+            return
+        self._recent[run.signature] = CacheHit(source=run, outputs=dict(outputs))
+        self._recent.move_to_end(run.signature)
+        while len(self._recent) > RECENT_LIMIT:
+            self._recent.popitem(last=False)
+
+    def lookup(self, signature: str, *, validate: str = "lazy") -> LookupResult:
+        """The newest completed run with ``signature`` whose outputs are intact.
+
+        ``lazy`` requires every output file to exist; ``eager`` also re-hashes
+        it against the recorded digest. Older runs with the same signature
+        are tried when the newest one's outputs are gone.
+        """
+        recent = self._recent.get(signature)
+        if recent is not None and self._validate(recent.outputs, validate) is None:
+            return LookupResult(CacheHit(source=recent.source, outputs=dict(recent.outputs)))
+        candidates = self.store.find_cache_candidates(signature, limit=MAX_CANDIDATES)
+        if not candidates:
+            return LookupResult(None, "no completed run with this signature")
+        reasons = []
+        for run, artifacts in candidates:
+            outputs = {
+                art.key: art.with_local_path(self.artifacts.local_path(art)) for art in artifacts
+            }
+            problem = self._validate(outputs, validate)
+            if problem is None:
+                return LookupResult(CacheHit(source=run, outputs=outputs))
+            reasons.append(f"run {run.id}: {problem}")
+        return LookupResult(None, "; ".join(reasons))
+
+    def _validate(self, outputs: Mapping[str, Artifact], mode: str) -> str | None:
+        for key, art in outputs.items():
+            path = art.abs_path
+            if path is None or not os.path.exists(path):
+                return f"cached output {key!r} is missing ({art.uri})"
+            if mode == "eager" and art.hash and not art.hash.startswith("stat:"):
+                current = self.hasher.digest(path)
+                if current != art.hash:
+                    return f"cached output {key!r} changed on disk since it was recorded"
+        return None
+
+    # -- hydration ----------------------------------------------------------------
+
+    def copy_outputs(
+        self,
+        outputs: Mapping[str, Artifact],
+        destinations: Mapping[str, Path],
+    ) -> dict[str, Artifact]:
+        """Copy cached outputs to ``destinations`` (key -> path).
+
+        Returns the copied artifacts: same id and content, with ``.path`` at
+        the new location. Raises FileNotFoundError when a source is gone.
+        """
+        copied: dict[str, Artifact] = {}
+        for key, dest in destinations.items():
+            art = outputs[key]
+            src = art.abs_path
+            if src is None or not os.path.exists(src):
+                raise FileNotFoundError(f"cached output {key!r} is missing ({art.uri})")
+            dest = Path(dest)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if os.path.abspath(src) != os.path.abspath(dest):
+                if os.path.isdir(src):
+                    shutil.copytree(src, dest, dirs_exist_ok=True)
+                else:
+                    shutil.copy2(src, dest)
+            copied[key] = art.model_copy(deep=True).with_local_path(str(dest))
+        return copied
+
+    def restore_missing_input(self, art: Artifact, dest: str) -> bool:
+        """Restore a missing input file from another recorded copy of its content."""
+        if art.content_id is None:
+            return False
+        for other in self.store.artifacts_with_content(art.content_id):
+            src = self.artifacts.local_path(other)
+            if src and os.path.isfile(src) and self.hasher.digest(src) == art.hash:
+                Path(dest).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(src, dest)
+                return True
+        return False
+
+
+def explain_difference(
+    nearest: Run | None,
+    old: Mapping[str, Any] | None,
+    new: Mapping[str, Any],
+    *,
+    lookup_reason: str | None = None,
+) -> dict[str, Any]:
+    """Why a run missed: what differs from the nearest completed run of its model.
+
+    Parameters
+    ----------
+    nearest:
+        The newest completed run of the same model (None if there is none).
+    old, new:
+        Identity manifests of ``nearest`` and of the new run.
+    lookup_reason:
+        Why no run with the same signature was usable, if one existed.
+    """
+    if nearest is None:
+        return {
+            "nearest_run_id": None,
+            "summary": f"no earlier completed run of model {new.get('model')!r}",
+        }
+    result: dict[str, Any] = {"nearest_run_id": nearest.id}
+    if old is None:
+        result["summary"] = f"run {nearest.id} has no stored identity to compare with"
+        return result
+    if lookup_reason and old.get("config_hash") == new.get("config_hash"):
+        result["cached_outputs"] = lookup_reason
+    config = _diff_maps(flatten(old.get("config") or {}), flatten(new.get("config") or {}))
+    if config:
+        result["config"] = config
+    inputs = _diff_maps(
+        {k: v.get("digest") for k, v in (old.get("inputs") or {}).items()},
+        {k: v.get("digest") for k, v in (new.get("inputs") or {}).items()},
+    )
+    producers = _diff_maps(
+        {k: v.get("producer_signature") for k, v in (old.get("inputs") or {}).items()},
+        {k: v.get("producer_signature") for k, v in (new.get("inputs") or {}).items()},
+    )
+    for key in producers:
+        inputs.setdefault(key, {"old": "same bytes", "new": "same bytes, other producer"})
+    if inputs:
+        result["inputs"] = inputs
+    identity_inputs = _diff_maps(old.get("identity_inputs") or {}, new.get("identity_inputs") or {})
+    if identity_inputs:
+        result["identity_inputs"] = identity_inputs
+    code = _diff_code(old.get("code") or {}, new.get("code") or {})
+    if code:
+        result["code"] = code
+    other = {
+        name: {"old": old.get(name), "new": new.get(name)}
+        for name in ("callable", "year", "iteration", "cache_version", "cache_epoch")
+        if old.get(name) != new.get(name)
+    }
+    if other:
+        result["other"] = other
+    parts = []
+    for section in ("config", "inputs", "identity_inputs", "code", "other"):
+        if section in result:
+            keys = list(result[section])[:5]
+            parts.append(f"{section}: {', '.join(map(str, keys))}")
+    if not parts and lookup_reason:
+        parts.append(f"cached outputs unusable: {lookup_reason}")
+    result["summary"] = "; ".join(parts) if parts else "identical identity"
+    return result
+
+
+def _diff_maps(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for key in sorted(set(old) | set(new)):
+        if key not in old:
+            out[key] = {"old": None, "new": new[key], "change": "added"}
+        elif key not in new:
+            out[key] = {"old": old[key], "new": None, "change": "removed"}
+        elif old[key] != new[key]:
+            out[key] = {"old": old[key], "new": new[key], "change": "changed"}
+    return out
+
+
+def _diff_code(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    if old.get("digest") == new.get("digest") and old.get("mode") == new.get("mode"):
+        return {}
+    out: dict[str, Any] = {}
+    if old.get("mode") != new.get("mode"):
+        out["mode"] = {"old": old.get("mode"), "new": new.get("mode")}
+    od, nd = old.get("details") or {}, new.get("details") or {}
+    if od.get("head") != nd.get("head") and ("head" in od or "head" in nd):
+        out["head"] = {"old": od.get("head"), "new": nd.get("head")}
+    for section in ("dirty", "extra_deps"):
+        files = _diff_maps(od.get(section) or {}, nd.get(section) or {})
+        if files:
+            out.setdefault("files", {}).update(files)
+    for name in ("file_digest", "source_digest", "qualname", "module"):
+        if od.get(name) != nd.get(name) and (name in od or name in nd):
+            out[name] = {"old": od.get(name), "new": nd.get(name)}
+            if name == "file_digest" and nd.get("file"):
+                out.setdefault("files", {})[nd["file"]] = {"change": "changed"}
+    if not out:
+        out["digest"] = {"old": old.get("digest"), "new": new.get("digest")}
+    return out

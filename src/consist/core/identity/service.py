@@ -1,0 +1,122 @@
+"""Computes the identity of a run from its parts (config, inputs, code, dims)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from consist.core.identity.canonical import canonical_bytes
+from consist.core.identity.hashing import ContentHasher, hash_bytes
+from consist.core.identity.signature import InputIdentity, RunIdentity
+from consist.models.artifact import Artifact
+
+CALLABLE_MODES = ("callable_module", "callable_source")
+
+if TYPE_CHECKING:  # pragma: no cover
+    from consist.core.identity.code_identity import CodeIdentityResolver
+    from consist.core.store.metadata_store import MetadataStore
+
+
+def callable_name(fn: Callable[..., Any] | None) -> str | None:
+    """``module:qualname`` of a callable (unwrapping partials and decorators)."""
+    if fn is None:
+        return None
+    import functools
+    import inspect
+
+    target: Any = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    target = inspect.unwrap(target)
+    if inspect.ismethod(target):
+        target = target.__func__
+    if not (inspect.isfunction(target) or inspect.isclass(target)) and callable(target):
+        target = type(target)
+    module = getattr(target, "__module__", None) or "?"
+    qualname = getattr(target, "__qualname__", None) or repr(target)
+    return f"{module}:{qualname}"
+
+
+class IdentityService:
+    """Builds :class:`RunIdentity` objects.
+
+    Parameters
+    ----------
+    hasher:
+        Digests identity-only inputs.
+    code:
+        Resolves code identity (git state or callable source).
+    store:
+        Looks up the signatures of runs that produced input artifacts (None
+        in journal-only mode: inputs then count by content only).
+    """
+
+    def __init__(
+        self,
+        hasher: ContentHasher,
+        code: CodeIdentityResolver,
+        store: MetadataStore | None,
+    ) -> None:
+        self.hasher = hasher
+        self.code = code
+        self.store = store
+
+    def compute(
+        self,
+        *,
+        model: str,
+        config: Mapping[str, Any],
+        inputs: Sequence[Artifact],
+        identity_inputs: Sequence[tuple[str, str]] = (),
+        fn: Callable[..., Any] | None = None,
+        code_identity: str | None = None,
+        code_identity_extra_deps: Sequence[str] = (),
+        year: int | None = None,
+        iteration: int | None = None,
+        cache_version: int | None = None,
+        cache_epoch: int | None = None,
+        run_id: str | None = None,
+    ) -> RunIdentity:
+        """Digest every component; raises if config or code cannot be hashed faithfully."""
+        config_hash = hash_bytes(canonical_bytes(config))
+        producers: dict[Any, str] = {}
+        if self.store is not None:
+            candidates = [a.id for a in inputs if a.run_id and a.run_id != run_id]
+            if candidates:
+                producers = self.store.producer_signatures(candidates)
+        input_ids = {
+            a.key: InputIdentity(digest=a.hash, producer_signature=producers.get(a.id))
+            for a in inputs
+        }
+        named = {}
+        if identity_inputs:
+            digests = self.hasher.digest_many([p for _, p in identity_inputs])
+            named = {name: d for (name, _), d in zip(identity_inputs, digests, strict=True)}
+        if fn is None and code_identity in CALLABLE_MODES:
+            # begin_run / trace have no callable to scope identity to: the run
+            # is recorded without a cache key (never a hit, never a source).
+            code_digest, code_mode = None, "unavailable"
+            details = {
+                "fallback_reason": f"code_identity={code_identity!r} needs a function, and "
+                "begin_run/start_run/trace run none; use 'repo_git' or tracker.run(fn=...)"
+            }
+        else:
+            code = self.code.resolve(code_identity, fn, list(code_identity_extra_deps))
+            code_digest, code_mode = code.digest, code.mode
+            details = dict(code.details)
+            if code.fallback_reason:
+                details["fallback_reason"] = code.fallback_reason
+        return RunIdentity(
+            model=model,
+            callable_name=callable_name(fn),
+            config_hash=config_hash,
+            inputs=input_ids,
+            identity_inputs=named,
+            code_digest=code_digest,
+            code_mode=code_mode,
+            code_details=details,
+            year=year,
+            iteration=iteration,
+            cache_version=cache_version,
+            cache_epoch=cache_epoch,
+        )

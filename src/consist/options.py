@@ -1,0 +1,184 @@
+"""Grouped, validated knobs for ``Tracker.run`` / ``Tracker.trace``.
+
+Every option has exactly one definition and one docstring here; the tracker
+facade and the top-level helpers point to these classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+CacheMode = Literal["reuse", "overwrite", "readonly"]
+CacheHydration = Literal["metadata", "outputs-requested", "outputs-all", "inputs-missing"]
+CodeIdentityMode = Literal["repo_git", "callable_module", "callable_source"]
+OutputPolicy = Literal["warn", "error", "ignore"]
+InputBinding = Literal["auto", "paths", "loaded", "none"]
+
+_VALIDATION_ALIASES = {"strict": "eager", "none": "lazy"}
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def merged(self, **overrides: Any) -> Any:
+        """A copy with the non-None ``overrides`` applied (validated)."""
+        data = self.model_dump()
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return type(self)(**data)
+
+
+class CacheOptions(_Options):
+    """How a run uses the cache.
+
+    Attributes
+    ----------
+    cache_mode:
+        ``"reuse"`` (default): hand back an identical completed run's outputs
+        instead of executing. ``"overwrite"``: always execute and record.
+        ``"readonly"``: look the cache up and execute on a miss, but persist
+        nothing (no journal, no database rows).
+    cache_hydration:
+        What a hit puts on disk. ``"metadata"`` (default, ``None``): nothing;
+        outputs are returned at their original location.
+        ``"outputs-requested"``: copy the cached outputs named in
+        ``output_paths`` to those paths (execute instead if a cached file is
+        gone). ``"outputs-all"``: copy every cached output into the new run's
+        artifact directory. ``"inputs-missing"``: before executing, restore
+        missing input files from another recorded copy with the same content.
+    cache_version, cache_epoch:
+        Integers folded into the run identity: bump them to invalidate old
+        results on purpose.
+    validate_cached_outputs:
+        ``"lazy"`` (default): a hit requires every cached output file to
+        exist. ``"eager"``: also re-hash them against their recorded digests.
+        ``"strict"`` is accepted as an alias of ``"eager"`` and ``"none"`` of
+        ``"lazy"`` (existence is always checked: a hit whose outputs are gone
+        would hand back nothing).
+    code_identity:
+        ``"repo_git"`` (default inside a git repository), ``"callable_module"``
+        or ``"callable_source"``.
+    code_identity_extra_deps:
+        Extra files or directories folded into the code identity.
+    """
+
+    cache_mode: CacheMode = "reuse"
+    cache_hydration: CacheHydration | None = None
+    cache_version: int | None = None
+    cache_epoch: int | None = None
+    validate_cached_outputs: Literal["lazy", "eager"] = "lazy"
+    code_identity: CodeIdentityMode | None = None
+    code_identity_extra_deps: tuple[str, ...] | None = None
+
+    @field_validator("validate_cached_outputs", mode="before")
+    @classmethod
+    def _alias(cls, value: Any) -> Any:
+        return _VALIDATION_ALIASES.get(value, value)
+
+    @field_validator("cache_version", "cache_epoch", mode="before")
+    @classmethod
+    def _int_only(cls, value: Any) -> Any:
+        if isinstance(value, bool):
+            raise ValueError("must be an int, not a bool")
+        return value
+
+    @field_validator("code_identity_extra_deps", mode="before")
+    @classmethod
+    def _deps(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, str):
+            raise ValueError("must be a list of paths, not a single string")
+        return tuple(str(v) for v in value)
+
+
+class OutputPolicyOptions(_Options):
+    """What to do when outputs do not match what was declared.
+
+    Attributes
+    ----------
+    output_mismatch:
+        The function returned a different number of values than ``outputs``
+        names: ``"warn"`` (default), ``"error"`` or ``"ignore"``.
+    output_missing:
+        A declared output (``outputs`` / ``output_paths``) was not produced:
+        ``"warn"`` (default), ``"error"`` or ``"ignore"``.
+    """
+
+    output_mismatch: OutputPolicy = "warn"
+    output_missing: OutputPolicy = "warn"
+
+
+class ExecutionOptions(_Options):
+    """How ``Tracker.run`` calls the function.
+
+    Attributes
+    ----------
+    input_binding:
+        How named ``inputs`` reach parameters of the same name. ``"auto"``
+        (default): a parameter annotated as a pandas DataFrame receives the
+        loaded table, any other parameter the local ``Path``. ``"paths"``:
+        always the ``Path``. ``"loaded"``: always the loaded data
+        (``consist.load``). ``"none"``: inputs are recorded and hashed, never
+        passed. Independently of this, a parameter named ``config`` receives
+        the run's config dict (unless an input or runtime kwarg of that name
+        is given).
+    load_inputs:
+        Legacy switch: ``True`` means ``input_binding="loaded"``, ``False``
+        means ``"paths"``.
+    executor:
+        ``"python"`` (the only executor in this version).
+    container:
+        Reserved for a container executor; must be None.
+    runtime_kwargs:
+        Extra keyword arguments passed to the function but never hashed (for
+        things like thread counts or scratch paths that do not change
+        results).
+    inject_context:
+        ``True`` passes a :class:`~consist.core.run_context.RunContext` as the
+        ``ctx`` keyword argument; a string names the parameter instead.
+    """
+
+    input_binding: InputBinding | None = None
+    load_inputs: bool | None = None
+    executor: Literal["python"] = "python"
+    container: Any = None
+    runtime_kwargs: dict[str, Any] = Field(default_factory=dict)
+    inject_context: bool | str = False
+
+    @field_validator("runtime_kwargs", mode="before")
+    @classmethod
+    def _kwargs(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ValueError("must be a mapping of parameter name -> value")
+        for key in value:
+            if not isinstance(key, str) or not key.isidentifier():
+                raise ValueError(f"keys must be parameter names, got {key!r}")
+        return dict(value)
+
+    @field_validator("container")
+    @classmethod
+    def _no_container(cls, value: Any) -> Any:
+        if value is not None:
+            raise ValueError("container execution is not available in this version of consist")
+        return value
+
+    @field_validator("inject_context")
+    @classmethod
+    def _ctx_name(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.isidentifier():
+            raise ValueError(f"must be True/False or a parameter name, got {value!r}")
+        return value
+
+    @property
+    def binding(self) -> str:
+        """The effective input binding after applying the legacy switch."""
+        if self.input_binding is not None:
+            return self.input_binding
+        if self.load_inputs is not None:
+            return "loaded" if self.load_inputs else "paths"
+        return "auto"

@@ -1,0 +1,546 @@
+"""Tests for consist.core.store.connection: one DuckDB file shared by processes.
+
+Everything here uses real DuckDB files under ``tmp_path`` and, where another
+process is involved, a real child process (``sys.executable -c``).
+"""
+
+from __future__ import annotations
+
+import queue
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from consist.core.store.connection import (
+    DuckDBConnectionManager,
+    StoreLockTimeout,
+    is_lock_error,
+)
+from consist.core.tracker import Tracker
+
+# A child that opens the file, says "locked", holds it for HOLD seconds, closes it.
+HOLDER = """
+import sys, time, duckdb
+path, hold = sys.argv[1], float(sys.argv[2])
+con = duckdb.connect(path)
+con.execute("CREATE TABLE IF NOT EXISTS holder (v INTEGER)")
+print("locked", flush=True)
+time.sleep(hold)
+con.close()
+print("released", flush=True)
+"""
+
+# A child that opens the file once (no retry), writes one row and exits 0.
+WRITER = """
+import sys, duckdb
+path, value = sys.argv[1], int(sys.argv[2])
+con = duckdb.connect(path)
+con.execute("CREATE TABLE IF NOT EXISTS t (v INTEGER)")
+con.execute("INSERT INTO t VALUES (?)", [value])
+con.close()
+print("wrote", value, flush=True)
+"""
+
+# A child that keeps retrying to open the file (tight loop) for up to
+# PATIENCE seconds, then writes one row; exit 3 if it never got in.
+PATIENT_WRITER = """
+import sys, time, duckdb
+path, value, patience = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+print("trying", flush=True)
+deadline = time.monotonic() + patience
+while True:
+    try:
+        con = duckdb.connect(path)
+        break
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower() or time.monotonic() > deadline:
+            print("gave up:", exc, flush=True)
+            sys.exit(3)
+        time.sleep(0.002)
+con.execute("INSERT INTO t VALUES (?)", [value])
+con.close()
+print("wrote", value, flush=True)
+"""
+
+
+class Child:
+    """A child Python process whose stdout lines are collected by a thread."""
+
+    def __init__(self, source: str, *args: object) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", source, *map(str, args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.strip())
+
+    def wait_for(self, prefix: str, timeout: float = 30.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"child never printed {prefix!r}: {self.stderr()}")
+            try:
+                line = self.lines.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                if self.proc.poll() is not None and self.lines.empty():
+                    raise AssertionError(
+                        f"child exited ({self.proc.returncode}) before printing {prefix!r}: "
+                        f"{self.stderr()}"
+                    ) from None
+                continue
+            if line.startswith(prefix):
+                return line
+
+    def finish(self, timeout: float = 30.0) -> int:
+        rc = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return rc
+
+    def stderr(self) -> str:
+        if self.proc.poll() is None or self.proc.stderr is None:
+            return "<still running>"
+        return self.proc.stderr.read()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def children() -> Iterator[list[Child]]:
+    """Children started by a test; any still alive at teardown are killed."""
+    started: list[Child] = []
+    yield started
+    for child in started:
+        child.kill()
+
+
+def spawn(children: list[Child], source: str, *args: object) -> Child:
+    child = Child(source, *args)
+    children.append(child)
+    return child
+
+
+def run_writer(db: Path, value: int) -> subprocess.CompletedProcess[str]:
+    """Open ``db`` from another process (no retry), insert ``value``, exit."""
+    return subprocess.run(
+        [sys.executable, "-c", WRITER, str(db), str(value)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.01) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+def values(manager: DuckDBConnectionManager) -> list[int]:
+    with manager.connection() as con:
+        return [r[0] for r in con.execute("SELECT v FROM t ORDER BY v").fetchall()]
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Path:
+    return tmp_path / "store.duckdb"
+
+
+# -- opening and re-entrancy ---------------------------------------------------------
+
+
+def test_opens_lazily(db: Path) -> None:
+    manager = DuckDBConnectionManager(str(db), idle_release_s=10)
+    try:
+        assert not manager.is_open
+        assert manager.open_count == 0
+        assert not db.exists(), "constructing the manager must not touch the file"
+
+        with manager.connection() as con:
+            assert manager.is_open
+            assert con.execute("SELECT 42").fetchone() == (42,)
+        assert db.exists()
+        assert manager.open_count == 1
+    finally:
+        manager.close()
+
+
+def test_connection_is_reentrant_and_shares_one_open(db: Path) -> None:
+    manager = DuckDBConnectionManager(str(db), idle_release_s=10)
+    try:
+        with manager.connection() as outer:
+            with manager.connection() as inner:
+                assert inner is outer
+                with manager.transaction() as innermost:
+                    assert innermost is outer
+                    innermost.execute("CREATE TABLE t (v INTEGER)")
+            assert manager.is_open
+        with manager.connection() as again:
+            assert again is outer
+        assert manager.open_count == 1
+    finally:
+        manager.close()
+
+
+def test_nested_exit_does_not_release_while_outer_use_continues(db: Path) -> None:
+    # With a tiny idle_release_s, the end of an inner use schedules a release;
+    # it must not close the connection while the outer use still holds it.
+    manager = DuckDBConnectionManager(str(db), idle_release_s=0.05, max_hold_s=60)
+    try:
+        with manager.connection() as con:
+            with manager.connection():
+                con.execute("CREATE TABLE t (v INTEGER)")
+            time.sleep(0.4)
+            assert manager.is_open
+            con.execute("INSERT INTO t VALUES (1)")  # still a live connection
+        assert manager.open_count == 1
+        assert wait_until(lambda: not manager.is_open, timeout=5)
+    finally:
+        manager.close()
+
+
+# -- transactions --------------------------------------------------------------------
+
+
+def test_transaction_commits(db: Path) -> None:
+    manager = DuckDBConnectionManager(str(db), idle_release_s=0)
+    try:
+        with manager.transaction() as con:
+            con.execute("CREATE TABLE t (v INTEGER)")
+            con.execute("INSERT INTO t VALUES (1), (2)")
+        assert not manager.is_open  # idle_release_s=0 closes after each use
+    finally:
+        manager.close()
+    # Committed means durable: a fresh connection sees the rows.
+    con = duckdb.connect(str(db))
+    try:
+        assert con.execute("SELECT v FROM t ORDER BY v").fetchall() == [(1,), (2,)]
+    finally:
+        con.close()
+
+
+def test_transaction_rolls_back_on_error(db: Path) -> None:
+    manager = DuckDBConnectionManager(str(db), idle_release_s=10)
+    try:
+        with manager.transaction() as con:
+            con.execute("CREATE TABLE t (v INTEGER)")
+            con.execute("INSERT INTO t VALUES (1)")
+
+        with pytest.raises(ValueError, match="boom"), manager.transaction() as con:
+            con.execute("INSERT INTO t VALUES (2)")
+            con.execute("DELETE FROM t WHERE v = 1")
+            raise ValueError("boom")
+
+        assert values(manager) == [1]
+        # The connection is left outside any transaction: a new one can begin.
+        with manager.transaction() as con:
+            con.execute("INSERT INTO t VALUES (3)")
+        assert values(manager) == [1, 3]
+    finally:
+        manager.close()
+    con = duckdb.connect(str(db))
+    try:
+        assert con.execute("SELECT v FROM t ORDER BY v").fetchall() == [(1,), (3,)]
+    finally:
+        con.close()
+
+
+def test_transaction_rolls_back_on_sql_error(db: Path) -> None:
+    manager = DuckDBConnectionManager(str(db), idle_release_s=10)
+    try:
+        with manager.transaction() as con:
+            con.execute("CREATE TABLE t (v INTEGER PRIMARY KEY)")
+            con.execute("INSERT INTO t VALUES (1)")
+        with pytest.raises(duckdb.ConstraintException), manager.transaction() as con:
+            con.execute("INSERT INTO t VALUES (2)")
+            con.execute("INSERT INTO t VALUES (1)")
+        assert values(manager) == [1]
+    finally:
+        manager.close()
+
+
+# -- release -----------------------------------------------------------------------
+
+
+def test_idle_release_closes_and_another_process_can_write(db: Path) -> None:
+    idle = 0.3
+    manager = DuckDBConnectionManager(str(db), idle_release_s=idle, max_hold_s=60)
+    try:
+        with manager.transaction() as con:
+            con.execute("CREATE TABLE t (v INTEGER)")
+            con.execute("INSERT INTO t VALUES (1)")
+        released_from = time.monotonic()
+        assert manager.is_open, "the connection is kept open right after use"
+
+        assert wait_until(lambda: not manager.is_open, timeout=10), "never released when idle"
+        waited = time.monotonic() - released_from
+        assert waited >= idle * 0.8, f"released after {waited:.3f} s, before idle_release_s"
+
+        # Another process can now open the file and write (it does not retry).
+        result = run_writer(db, 2)
+        assert result.returncode == 0, result.stderr
+
+        # And this process transparently re-opens and sees the other's row.
+        assert values(manager) == [1, 2]
+        assert manager.open_count == 2
+    finally:
+        manager.close()
+
+
+def test_regular_use_postpones_idle_release(db: Path) -> None:
+    manager = DuckDBConnectionManager(str(db), idle_release_s=0.5, max_hold_s=60)
+    try:
+        with manager.connection() as con:
+            con.execute("CREATE TABLE t (v INTEGER)")
+        for i in range(10):  # one use every 0.1 s, each well within idle_release_s
+            time.sleep(0.1)
+            with manager.connection() as con:
+                con.execute("INSERT INTO t VALUES (?)", [i])
+            assert manager.is_open
+        assert manager.open_count == 1
+        assert wait_until(lambda: not manager.is_open, timeout=10)
+    finally:
+        manager.close()
+
+
+def test_release_thread_stops_after_releasing(db: Path) -> None:
+    manager = DuckDBConnectionManager(str(db), idle_release_s=0.05)
+    try:
+        with manager.connection() as con:
+            con.execute("SELECT 1")
+        assert wait_until(lambda: not manager.is_open, timeout=5)
+
+        def release_threads() -> list[threading.Thread]:
+            return [t for t in threading.enumerate() if t.name.startswith("consist-store-release-")]
+
+        assert wait_until(lambda: not release_threads(), timeout=5), release_threads()
+    finally:
+        manager.close()
+
+
+def test_max_hold_forces_release_between_operations(db: Path) -> None:
+    manager = DuckDBConnectionManager(str(db), idle_release_s=60, max_hold_s=0.3)
+    try:
+        with manager.connection() as first:
+            first.execute("CREATE TABLE t (v INTEGER)")
+            time.sleep(0.45)
+            # Inside one operation (nested use) the hold is never broken.
+            with manager.connection() as nested:
+                assert nested is first
+            assert manager.open_count == 1
+        # The next top-level operation finds the hold too old: release, re-open.
+        with manager.connection() as second:
+            assert second is not first
+            second.execute("INSERT INTO t VALUES (1)")
+        assert manager.open_count == 2
+        # A freshly opened connection is not released again right away.
+        with manager.connection() as third:
+            assert third is second
+        assert manager.open_count == 2
+    finally:
+        manager.close()
+
+
+@pytest.mark.slow
+def test_max_hold_lets_a_waiting_process_take_its_turn(db: Path, children: list[Child]) -> None:
+    manager = DuckDBConnectionManager(str(db), idle_release_s=60, max_hold_s=0.2, lock_timeout_s=20)
+    try:
+        with manager.transaction() as con:
+            con.execute("CREATE TABLE t (v INTEGER)")
+        child = spawn(children, PATIENT_WRITER, db, 7, 15)
+        child.wait_for("trying")
+        # A busy loop that never idles: only max_hold_s gives the file back.
+        deadline = time.monotonic() + 20
+        while child.proc.poll() is None and time.monotonic() < deadline:
+            with manager.connection() as con:
+                con.execute("SELECT count(*) FROM t").fetchone()
+            time.sleep(0.001)
+        assert child.finish() == 0, child.stderr()
+        assert values(manager) == [7]
+        assert manager.open_count >= 2
+    finally:
+        manager.close()
+
+
+def test_release_and_close(db: Path) -> None:
+    manager = DuckDBConnectionManager(str(db), idle_release_s=60)
+    with manager.connection() as con:
+        con.execute("CREATE TABLE t (v INTEGER)")
+        manager.release()  # ignored while in use
+        assert manager.is_open
+    manager.release()
+    assert not manager.is_open
+    assert run_writer(db, 1).returncode == 0
+
+    assert values(manager) == [1]
+    assert manager.is_open
+    manager.close()
+    assert not manager.is_open
+    with pytest.raises(RuntimeError, match="closed"), manager.connection():
+        pass
+    assert run_writer(db, 2).returncode == 0
+
+
+# -- waiting for another process ------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_waits_for_a_lock_held_by_another_process(db: Path, children: list[Child]) -> None:
+    holder = spawn(children, HOLDER, db, 1.0)
+    holder.wait_for("locked")
+    manager = DuckDBConnectionManager(str(db), lock_timeout_s=20, idle_release_s=10)
+    try:
+        started = time.monotonic()
+        with manager.connection() as con:
+            waited = time.monotonic() - started
+            # The holder's table is visible: we really opened the same file after it.
+            assert con.execute("SELECT count(*) FROM holder").fetchone() == (0,)
+        assert waited >= 0.3, f"opened after {waited:.2f} s although another process held it"
+        assert waited < 15
+        assert manager.open_count == 1
+    finally:
+        manager.close()
+    assert holder.finish() == 0
+
+
+@pytest.mark.slow
+def test_lock_timeout_raises_store_lock_timeout(db: Path, children: list[Child]) -> None:
+    holder = spawn(children, HOLDER, db, 4.0)
+    holder.wait_for("locked")
+    manager = DuckDBConnectionManager(str(db), lock_timeout_s=0.3, idle_release_s=10)
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreLockTimeout) as info, manager.connection():
+            pass
+        elapsed = time.monotonic() - started
+        assert 0.25 <= elapsed < 3.0, f"gave up after {elapsed:.2f} s with lock_timeout_s=0.3"
+        message = str(info.value)
+        assert "lock_timeout_s" in message
+        assert str(db) in message
+        assert isinstance(info.value.__cause__, duckdb.Error)
+        assert is_lock_error(info.value.__cause__)
+        assert not manager.is_open
+        assert manager.open_count == 0
+
+        # Not broken for good: once the other process is gone, it opens.
+        holder.kill()
+        with manager.connection() as con:
+            assert con.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        manager.close()
+
+
+@pytest.mark.slow
+def test_lock_timeout_message_reports_the_configured_timeout(
+    db: Path, children: list[Child]
+) -> None:
+    holder = spawn(children, HOLDER, db, 4.0)
+    holder.wait_for("locked")
+    manager = DuckDBConnectionManager(str(db), lock_timeout_s=0.3, idle_release_s=10)
+    try:
+        with pytest.raises(StoreLockTimeout) as info, manager.connection():
+            pass
+    finally:
+        manager.close()
+    # The message must tell the truth about how long it waited (0.3 s, not "0 s").
+    assert "0.3" in str(info.value), str(info.value)
+
+
+def test_tracker_hands_its_lock_options_to_the_store(tmp_path: Path) -> None:
+    tracker = Tracker(
+        tmp_path / "work",
+        tmp_path / "store.duckdb",
+        lock_timeout_s=7.5,
+        idle_release_s=0.05,
+        max_hold_s=0.75,
+    )
+    store = tracker.store
+    assert store is not None
+    manager = store.connections
+    assert (manager.lock_timeout_s, manager.idle_release_s, manager.max_hold_s) == (
+        7.5,
+        0.05,
+        0.75,
+    )
+    # Opening the tracker used the file; it is handed back once idle.
+    assert wait_until(lambda: not manager.is_open, timeout=5)
+    assert run_writer(tmp_path / "store.duckdb", 1).returncode == 0
+    store.close()
+
+
+@pytest.mark.slow
+def test_tracker_waits_for_or_gives_up_on_a_locked_store(
+    tmp_path: Path, children: list[Child]
+) -> None:
+    db = tmp_path / "store.duckdb"
+    holder = spawn(children, HOLDER, db, 1.5)
+    holder.wait_for("locked")
+    with pytest.raises(StoreLockTimeout, match="lock_timeout_s"):
+        Tracker(tmp_path / "impatient", db, lock_timeout_s=0.3)
+    tracker = Tracker(tmp_path / "patient", db, lock_timeout_s=20)
+    assert holder.finish() == 0
+    with tracker.start_run("r1", "sim", config={"a": 1}):
+        pass
+    assert tracker.get_run("r1").status == "completed"
+    tracker.store.close()
+
+
+def test_non_lock_errors_are_not_retried(tmp_path: Path) -> None:
+    garbage = tmp_path / "not-a-db.duckdb"
+    garbage.write_bytes(b"this is not a duckdb database file" * 200)
+    manager = DuckDBConnectionManager(str(garbage), lock_timeout_s=30)
+    started = time.monotonic()
+    with pytest.raises(duckdb.Error) as info, manager.connection():
+        pass
+    assert not isinstance(info.value, StoreLockTimeout)
+    assert not is_lock_error(info.value)
+    assert time.monotonic() - started < 5, "a non-lock error was retried until the timeout"
+    assert not manager.is_open
+    manager.close()
+
+
+# -- is_lock_error ---------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_is_lock_error_recognises_the_real_duckdb_error(db: Path, children: list[Child]) -> None:
+    holder = spawn(children, HOLDER, db, 4.0)
+    holder.wait_for("locked")
+    with pytest.raises(duckdb.Error) as info:
+        duckdb.connect(str(db))
+    assert is_lock_error(info.value), str(info.value)
+    # The text alone is enough (e.g. an error re-raised by another layer).
+    assert is_lock_error(RuntimeError(str(info.value)))
+    holder.kill()
+
+
+def test_is_lock_error_rejects_other_errors(db: Path) -> None:
+    con = duckdb.connect(str(db))
+    try:
+        with pytest.raises(duckdb.Error) as info:
+            con.execute("SELECT * FROM no_such_table")
+    finally:
+        con.close()
+    assert not is_lock_error(info.value)
+    assert not is_lock_error(ValueError("bad value"))
+    assert not is_lock_error(OSError("No such file or directory"))
