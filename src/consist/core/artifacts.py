@@ -55,6 +55,7 @@ class ArtifactRequest:
     force_hash_override: bool = False
     validate_content_hash: bool = False
     meta: dict[str, Any] | None = None
+    bind: bool = False  # named input of a step: may bind to a parameter
 
 
 class ArtifactBuilder:

@@ -37,7 +37,7 @@ def require_current(what: str) -> Tracker:
     tracker = current()
     if tracker is None:
         raise RuntimeError(
-            f"{what} needs a tracker: call it inside tracker.run()/trace()/start_run(), "
-            "or set one with consist.use_tracker(tracker)"
+            f"{what} needs a tracker: call it inside a tracker.run()/trace()/start_run() "
+            "block, or set one with consist.use_tracker(tracker)"
         )
     return tracker

@@ -427,6 +427,18 @@ class RunLifecycle:
             self.flush()
         return built
 
+    def pending_managed_outputs(self) -> list[tuple[str, Path]]:
+        """Files made with ``output_path`` that exist and are not logged yet."""
+        active = self.active
+        if active is None:
+            return []
+        logged = active.artifacts("output")
+        return [
+            (key, Path(path))
+            for key, path in active.extra.get("managed_outputs", {}).items()
+            if key not in logged and os.path.exists(path)
+        ]
+
     def log_meta(self, **kwargs: Any) -> None:
         """Merge metadata into the active run and flush immediately."""
         active = self.require_active("log_meta")
@@ -509,6 +521,13 @@ class RunLifecycle:
                 )
                 return self.last_record.run
             raise RuntimeError("end_run() called with no active run; call begin_run() first")
+        if status == "completed":
+            managed = self.pending_managed_outputs()
+            if managed:
+                requests = [
+                    ArtifactRequest(ref=path, key=key, direction="output") for key, path in managed
+                ]
+                self.log_artifacts(requests, "end_run", flush=False)
         run = active.run
         run.status = status
         run.ended_at = utc_now()

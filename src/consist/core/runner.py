@@ -166,6 +166,13 @@ def _merge_options(cls: type, given: Any, flat: Mapping[str, Any], param: str) -
         raise ValueError(f"invalid {param}: {exc}") from exc
 
 
+def _step_option_defaults(
+    defaults: Mapping[str, Any], fields: frozenset[str], given: Any
+) -> dict[str, Any]:
+    explicit = getattr(given, "model_fields_set", set())
+    return {k: v for k, v in defaults.items() if k in fields and k not in explicit}
+
+
 def _generated_run_id(name: str) -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:80] or "run"
@@ -215,9 +222,10 @@ class StepRunner:
         defaults = step_defaults(fn)
         merged = {k: v for k, v in defaults.items() if k in RUN_FIELDS}
         merged.update({k: v for k, v in args.items() if v is not None})
-        flat_cache = {k: v for k, v in defaults.items() if k in CACHE_FIELDS}
-        flat_policy = {k: v for k, v in defaults.items() if k in POLICY_FIELDS}
-        flat_exec = {k: v for k, v in defaults.items() if k in EXECUTION_FIELDS}
+        # define_step defaults fill only what explicit option objects leave unset.
+        flat_cache = _step_option_defaults(defaults, CACHE_FIELDS, cache_options)
+        flat_policy = _step_option_defaults(defaults, POLICY_FIELDS, output_policy)
+        flat_exec = _step_option_defaults(defaults, EXECUTION_FIELDS, execution_options)
         for key, value in flat_options.items():
             if value is None:
                 continue
@@ -314,7 +322,7 @@ class StepRunner:
         binding: dict[str, str] = {}
         if spec.execution.binding != "none":
             for req in spec.inputs:
-                if req.key in named and req.key not in ("ctx",):
+                if req.bind and req.key in named:
                     binding[req.key] = req.key
         runtime = spec.execution.runtime_kwargs
         clash = sorted(set(runtime) & set(binding))
@@ -390,9 +398,8 @@ class StepRunner:
             except Exception as exc:
                 lifecycle.end("failed", error=exc)
                 raise
-            outputs = active.artifacts("output")
             lifecycle.end("completed")
-            return RunResult(outputs=outputs, cache_hit=False, run=run)
+            return RunResult(outputs=active.artifacts("output"), cache_hit=False, run=run)
         finally:
             context.reset(token)
 
@@ -428,15 +435,12 @@ class StepRunner:
             if path.exists():
                 requests.append(ArtifactRequest(ref=path, key=key, direction="output"))
                 logged.add(key)
-        for key, path in active.extra.get("managed_outputs", {}).items():
-            if key not in logged and Path(path).exists():
-                requests.append(ArtifactRequest(ref=path, key=key, direction="output"))
-                logged.add(key)
         for key, path in _captured(spec.capture_dir, spec.capture_pattern, before, logged):
             requests.append(ArtifactRequest(ref=path, key=key, direction="output"))
             logged.add(key)
         if requests:
             self.lifecycle.log_artifacts(requests, "run", flush=False)
+        logged |= {key for key, _ in self.lifecycle.pending_managed_outputs()}
         declared = list(spec.outputs or []) + list(spec.output_paths)
         missing = [k for k in declared if k not in logged]
         if missing:
@@ -571,11 +575,16 @@ def _ctx_name(inject: bool | str) -> str | None:
 
 
 def _wants_table(param: inspect.Parameter | None) -> bool:
+    """Whether a parameter is annotated as a DataFrame (also ``DataFrame | None``)."""
     if param is None or param.annotation is param.empty:
         return False
     annotation = param.annotation
-    text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
-    return "DataFrame" in str(text)
+    if isinstance(annotation, str):
+        return "DataFrame" in annotation
+    import typing
+
+    candidates = [annotation, *typing.get_args(annotation)]
+    return any(getattr(c, "__name__", "") == "DataFrame" for c in candidates)
 
 
 def _local_path(art: Artifact) -> Path:
@@ -597,7 +606,7 @@ def _input_requests(inputs: Any, depends_on: Any) -> list[ArtifactRequest]:
                 if not isinstance(key, str) or not key:
                     raise TypeError(f"inputs keys must be non-empty strings, got {key!r}")
                 _check_ref(ref, f"inputs[{key!r}]")
-                requests.append(ArtifactRequest(ref=ref, key=key, direction="input"))
+                requests.append(ArtifactRequest(ref=ref, key=key, direction="input", bind=True))
                 used.add(key)
         else:
             requests.extend(_unnamed(inputs, "inputs", used))

@@ -14,6 +14,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from consist.core import context
 from consist.core.active_run import ActiveRunCacheOptions
 from consist.core.artifacts import ArtifactBuilder, ArtifactRequest, requests_from_mapping
 from consist.core.cache import CacheService
@@ -321,14 +322,18 @@ class Tracker(TrackerSteps, TrackerQueries):
         text) and is re-raised.
         """
         self.begin_run(run_id, model, **kwargs)
+        token = context.set_current(self)  # for consist.output_path & co. in the block
         try:
-            yield self
-        except BaseException as exc:
+            try:
+                yield self
+            except BaseException as exc:
+                if self.lifecycle.active is not None:
+                    self.end_run("failed", error=exc)
+                raise
             if self.lifecycle.active is not None:
-                self.end_run("failed", error=exc)
-            raise
-        if self.lifecycle.active is not None:
-            self.end_run("completed")
+                self.end_run("completed")
+        finally:
+            context.reset(token)
 
     def log_meta(self, **kwargs: Any) -> None:
         """Merge metadata into the active run, flushed to journal and DB at once.

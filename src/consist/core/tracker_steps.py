@@ -289,6 +289,12 @@ class TrackerSteps:
             what=what,
         )
 
+    def define_step(self, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Attach ``run()`` defaults to a function (same as ``consist.define_step``)."""
+        from consist.api import define_step
+
+        return define_step(**kwargs)
+
     # -- inside a run -------------------------------------------------------------------
 
     def output_path(self, key: str, ext: str = "parquet") -> Path:
