@@ -61,17 +61,22 @@ def write(path: Path, text: str) -> Path:
 
 
 def persisted(tracker: Tracker) -> tuple[dict[str, bytes], dict[str, int]]:
-    """Journal files (with bytes), the latest pointer, and DB row counts."""
+    """Journal files (with bytes), the latest pointer, and DB row counts.
+
+    Counts come first (reading the store commits queued writes); the pending
+    ledger under ``consist_runs/.pending`` is bookkeeping and left out.
+    """
+    counts = tracker.store.table_counts()
     files: dict[str, bytes] = {}
     runs_dir = tracker.run_dir / "consist_runs"
     if runs_dir.exists():
         for p in sorted(runs_dir.rglob("*")):
-            if p.is_file():
+            if p.is_file() and ".pending" not in p.parts:
                 files[str(p.relative_to(tracker.run_dir))] = p.read_bytes()
     latest = tracker.run_dir / "consist.json"
     if latest.exists():
         files["consist.json"] = latest.read_bytes()
-    return files, tracker.store.table_counts()
+    return files, counts
 
 
 class Steps:

@@ -60,12 +60,20 @@ def tracker(run_dir: Path, db_path: Path) -> Iterator[Tracker]:
 
 
 def state(tracker: Tracker) -> State:
-    """Every file (with its bytes) and directory under run_dir, plus DB row counts."""
+    """Every file (with its bytes) and directory under run_dir, plus DB row counts.
+
+    Counts come first: reading the store commits queued writes, which updates
+    the pending ledger (``consist_runs/.pending``, process bookkeeping rather
+    than recorded data, so it is left out).
+    """
+    counts = tracker.store.table_counts() if tracker.store is not None else None
     files: dict[str, bytes | None] = {}
     if tracker.run_dir.exists():
         for p in sorted(tracker.run_dir.rglob("*")):
-            files[str(p.relative_to(tracker.run_dir))] = p.read_bytes() if p.is_file() else None
-    counts = tracker.store.table_counts() if tracker.store is not None else None
+            rel = p.relative_to(tracker.run_dir)
+            if ".pending" in rel.parts:
+                continue
+            files[str(rel)] = p.read_bytes() if p.is_file() else None
     return files, counts
 
 

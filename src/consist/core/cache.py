@@ -69,10 +69,36 @@ class CacheService:
         # never changes, so serving a lookup from here is as correct as the
         # database; outputs are still validated on disk every time.
         self._recent: OrderedDict[str, CacheHit] = OrderedDict()
+        self._latest_by_model: dict[str, tuple[Run, dict[str, Any] | None]] = {}
 
-    def remember(self, run: Run, outputs: Mapping[str, Artifact]) -> None:
-        """Note a run this process just completed (speeds up later lookups)."""
-        if run.signature is None or run.status != "completed":
+    def nearest(self, model: str, exclude_id: str) -> tuple[Run, dict[str, Any] | None] | None:
+        """The newest completed run of ``model`` to explain a miss against.
+
+        This process's own latest run of the model when it has one (it is
+        what the user just ran), else the store's newest.
+        """
+        local = self._latest_by_model.get(model)
+        if local is not None and local[0].id != exclude_id:
+            return local
+        return self.store.nearest_completed_run(model, exclude_id=exclude_id)
+
+    def remember(
+        self,
+        run: Run,
+        outputs: Mapping[str, Artifact],
+        manifest: dict[str, Any] | None,
+        *,
+        is_source: bool = True,
+    ) -> None:
+        """Note a run this process just completed (speeds up later lookups).
+
+        ``is_source=False`` (a cache hit) only updates the latest run of the
+        model: hits keep pointing at the run that produced the outputs.
+        """
+        if run.status != "completed":
+            return
+        self._latest_by_model[run.model_name] = (run, manifest)
+        if run.signature is None or not is_source:
             return
         self._recent[run.signature] = CacheHit(source=run, outputs=dict(outputs))
         self._recent.move_to_end(run.signature)

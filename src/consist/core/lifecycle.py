@@ -304,7 +304,9 @@ class RunLifecycle:
         self._decide_cache(active, manifest, request.output_paths)
         self.active = active
         if not (defer_writes and active.cache_hit):
-            self._persist(active, sync_store=not defer_writes)
+            # A deferred miss journals its start (so a killed run leaves a
+            # trace) without refreshing consist.json, which its end will do.
+            self._persist(active, sync_store=not defer_writes, latest=not defer_writes)
         self.hooks.fire(self.hooks.on_start, "start", run)
         return run
 
@@ -328,7 +330,7 @@ class RunLifecycle:
             if found.hit is not None and self._hydrate(active, found.hit, output_paths):
                 return
             reason = found.reason if found.hit is None else active.extra.get("hydration_error")
-        nearest = self.cache.store.nearest_completed_run(run.model_name, exclude_id=run.id)
+        nearest = self.cache.nearest(run.model_name, exclude_id=run.id)
         old_run, old_manifest = nearest if nearest else (None, None)
         explanation = explain_difference(old_run, old_manifest, manifest, lookup_reason=reason)
         if mode == "overwrite":
@@ -463,49 +465,75 @@ class RunLifecycle:
             return
         self._persist(active)
 
-    def _persist(self, active: ActiveRun, *, sync_store: bool = True) -> None:
+    def _persist(
+        self,
+        active: ActiveRun,
+        *,
+        sync_store: bool = True,
+        defer: bool = False,
+        latest: bool = True,
+    ) -> None:
+        """Journal the run, then write it to the store.
+
+        ``sync_store=False`` stops after the journal (the version stays
+        outstanding in the pending ledger until a later write);
+        ``defer=True`` queues the store write to be committed with others
+        (see ``MetadataStore.sync_record``); ``latest=False`` leaves
+        ``consist.json`` alone.
+        """
         if not active.persist:
             active.unsynced.clear()
             self.hasher.take_new_entries()
             return
-        self.journal.write(active.record)
+        self.journal.write(active.record, pending=self.store is not None, latest=latest)
+        run_id, version = active.run.id, active.record.updated_ns
         if self.store is None:
-            self.journal.mark_synced(active.run.id, up_to_ns=active.record.updated_ns)
             active.unsynced.clear()
             return
         if not sync_store:
-            return  # the pending marker stands until the next sync
+            return
         pending = list(active.unsynced)
-        stat_entries = self.hasher.take_new_entries()
+        journal = self.journal
         try:
             self.store.sync_record(
                 active.record,
                 artifacts=pending,
-                stat_entries=stat_entries,
+                stat_entries=self.hasher.take_new_entries(),
                 first=not active.store_synced,
+                defer=defer,
+                on_synced=lambda: journal.mark_synced(run_id, up_to_ns=version),
             )
         except Exception as exc:
             # The journal holds the run; the store catches up when it reopens.
             logger.error(
                 "consist: could not write run %s to the database (%s); it is safe in the "
                 "journal and will be replayed when the store is next opened",
-                active.run.id,
+                run_id,
                 exc,
             )
             warnings.warn(
-                f"run {active.run.id!r} was journaled but not written to the database: {exc}",
+                f"run {run_id!r} was journaled but not written to the database: {exc}",
                 RuntimeWarning,
                 stacklevel=3,
             )
             return
         active.store_synced = True
         del active.unsynced[: len(pending)]
-        self.journal.mark_synced(active.run.id, up_to_ns=active.record.updated_ns)
 
     # -- end --------------------------------------------------------------------------
 
-    def end(self, status: str = "completed", error: BaseException | None = None) -> Run:
-        """Finish the active run (see ``Tracker.end_run``)."""
+    def end(
+        self,
+        status: str = "completed",
+        error: BaseException | None = None,
+        *,
+        defer: bool = False,
+    ) -> Run:
+        """Finish the active run (see ``Tracker.end_run``).
+
+        ``defer=True`` (function-shaped runs) queues the final database write
+        to be committed with the next ones; the journal is written at once.
+        """
         if status not in END_STATUSES:
             raise ValueError(f"status={status!r} is not supported; use 'completed' or 'failed'")
         if error is not None and not isinstance(error, BaseException):
@@ -536,18 +564,19 @@ class RunLifecycle:
             run.meta["error_traceback"] = "".join(
                 traceback.format_exception(type(error), error, error.__traceback__)
             )[-8000:]
-        self._persist(active)
+        self._persist(active, defer=defer)
         self.active = None
         self.last_record = active.record
         self._last_ended_id = run.id
         if status == "completed":
             outputs = list(active.record.outputs)
             if self.cache is not None and active.persist:
-                source = active.run
-                if active.cache_hit:  # point at the original producer
-                    source = None
-                if source is not None:
-                    self.cache.remember(source, active.artifacts("output"))
+                self.cache.remember(
+                    active.run,
+                    active.artifacts("output"),
+                    active.record.identity,
+                    is_source=not active.cache_hit,
+                )
             self.hooks.fire(self.hooks.on_complete, "complete", run, outputs)
         else:
             exc = error if error is not None else RuntimeError(f"run {run.id} failed")

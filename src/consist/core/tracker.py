@@ -161,9 +161,13 @@ class Tracker(TrackerSteps, TrackerQueries):
         return f"Tracker(run_dir={str(self.run_dir)!r}, db_path={self.db_path!r})"
 
     def close(self) -> None:
-        """Release the database file (the tracker re-opens it on next use)."""
+        """Commit queued writes and release the database file.
+
+        The tracker stays usable: it re-opens the file on next use.
+        """
         if self.store is not None:
-            self.store.connections.release()
+            self.store.connections.release()  # flushes queued snapshots first
+        self.journal.close()
 
     # -- properties -----------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import duckdb
 import pytest
 
 from consist.core.store.connection import is_lock_error
+from consist.core.store.journal import Journal
 from consist.core.tracker import Tracker
 
 pytestmark = pytest.mark.slow
@@ -277,8 +278,8 @@ def run_child(source: str, *args: object) -> dict[str, Any]:
 
 
 def pending_markers(run_dir: Path) -> list[str]:
-    pending = run_dir / "consist_runs" / ".pending"
-    return sorted(p.name for p in pending.iterdir()) if pending.exists() else []
+    """Run ids whose journaled snapshot the database may still lack."""
+    return Journal(run_dir).pending_run_ids()
 
 
 # -- 1. many processes, one store ------------------------------------------------------

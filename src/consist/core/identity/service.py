@@ -103,7 +103,7 @@ class IdentityService:
         else:
             code = self.code.resolve(code_identity, fn, list(code_identity_extra_deps))
             code_digest, code_mode = code.digest, code.mode
-            details = dict(code.details)
+            details = _compact_details(code.details)
             if code.fallback_reason:
                 details["fallback_reason"] = code.fallback_reason
         return RunIdentity(
@@ -120,3 +120,24 @@ class IdentityService:
             cache_version=cache_version,
             cache_epoch=cache_epoch,
         )
+
+
+MAX_LISTED_FILES = 200
+
+
+def _compact_details(details: Mapping[str, Any]) -> dict[str, Any]:
+    """Code identity details small enough to store with every run.
+
+    The digest covers every changed file; the stored explanation lists at most
+    ``MAX_LISTED_FILES`` of them (plus a digest of the whole list), so a
+    repository with thousands of untracked files does not bloat each run.
+    """
+    out = dict(details)
+    for section in ("dirty", "extra_deps"):
+        files = out.get(section)
+        if isinstance(files, Mapping) and len(files) > MAX_LISTED_FILES:
+            items = sorted(files.items())
+            listing = "\n".join(f"{k}\0{v}" for k, v in items).encode()
+            out[section] = dict(items[:MAX_LISTED_FILES])
+            out[f"{section}_truncated"] = {"count": len(items), "digest": hash_bytes(listing)}
+    return out

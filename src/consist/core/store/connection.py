@@ -22,7 +22,7 @@ import random
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -80,6 +80,9 @@ class DuckDBConnectionManager:
         self._timer_active = False
         self._turn: _ProcessTurn | None = None
         self.open_count = 0
+        # Called (holding the manager's lock) before the file is given back:
+        # the store commits its queued writes there.
+        self.before_release: Callable[[], None] | None = None
         _MANAGERS.add(self)
 
     # -- public ---------------------------------------------------------------
@@ -118,17 +121,34 @@ class DuckDBConnectionManager:
             con.execute("COMMIT")
 
     def release(self) -> None:
-        """Close the connection now (the next use re-opens it)."""
+        """Commit queued work and close the connection now (the next use re-opens it)."""
         with self._lock:
             if self._depth == 0:
+                self._run_before_release()
                 self._close_connection()
 
     def close(self) -> None:
         """Close for good and stop the idle timer."""
         with self._lock:
+            if self._closed:
+                return
+            self._run_before_release()
             self._closed = True
             self._close_connection()
         self._wake.set()
+
+    def schedule_maintenance(self) -> None:
+        """Make sure the idle timer runs (queued writes are committed when idle)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._last_used = time.monotonic()
+            self._schedule_release()
+
+    def _run_before_release(self) -> None:
+        hook = self.before_release
+        if hook is not None and not self._closed:
+            hook()
 
     @property
     def is_open(self) -> bool:
@@ -191,6 +211,7 @@ class DuckDBConnectionManager:
 
     def _schedule_release(self) -> None:
         if self.idle_release_s <= 0:
+            self._run_before_release()
             self._close_connection()
             return
         if self._timer_active:
@@ -207,12 +228,13 @@ class DuckDBConnectionManager:
     def _release_if_idle(self) -> float | None:
         """Close when idle long enough; return seconds to wait, or None to stop."""
         with self._lock:
-            if not (self._closed or self._con is None):
+            if not self._closed:
                 if self._depth > 0:
                     return self.idle_release_s
                 idle = time.monotonic() - self._last_used
                 if idle < self.idle_release_s:
                     return self.idle_release_s - idle
+                self._run_before_release()
                 self._close_connection()
             self._timer_active = False
             return None

@@ -4,13 +4,14 @@ Layout under ``run_dir``::
 
     consist.json                  the latest snapshot this run_dir wrote
     consist_runs/<run_id>.json    one snapshot per run (full record)
-    consist_runs/.pending/<id>    marker: snapshot not yet confirmed in the DB
+    consist_runs/.pending/*.log   ledgers: snapshot versions not yet in the DB
 
 Every snapshot is written atomically (temporary file, fsync, rename), so a
 reader never sees a torn file and a crash leaves either the old or the new
-version. A pending marker is created with each write and removed once the
-database has committed the same record; a store that opens later replays
-whatever is still pending (see :mod:`consist.core.store.recovery`).
+version. Each write is noted in the pending ledger until the database has
+committed the same version; a store that opens later replays whatever is
+still outstanding (see :mod:`consist.core.store.recovery` and
+:mod:`consist.core.store.pending_log`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from consist.core.store.pending_log import LedgerScan, PendingLog
 from consist.core.validation import validate_run_id
 from consist.models.records import ConsistRecord
 
@@ -64,6 +66,7 @@ class Journal:
         self.runs_dir = self.run_dir / RUNS_DIRNAME
         self.pending_dir = self.runs_dir / PENDING_DIRNAME
         self.latest_path = self.run_dir / LATEST_FILENAME
+        self.ledger = PendingLog(self.pending_dir)
         self._ready = False
 
     def _ensure_dirs(self) -> None:
@@ -82,50 +85,48 @@ class Journal:
         """
         return self.runs_dir / f"{validate_run_id(run_id)}.json"
 
-    def write(self, record: ConsistRecord, *, pending: bool = True) -> None:
-        """Atomically write the run's snapshot and the latest pointer.
+    def write(self, record: ConsistRecord, *, pending: bool = True, latest: bool = True) -> None:
+        """Atomically write the run's snapshot (and the latest pointer).
 
-        With ``pending`` (the default) a marker says the DB has not yet
-        committed this version; :meth:`mark_synced` removes it.
+        Parameters
+        ----------
+        record:
+            The snapshot; its ``updated_ns`` is set to this write's version.
+        pending:
+            Note the version in the pending ledger until :meth:`mark_synced`.
+        latest:
+            Also refresh ``consist.json``.
         """
         self._ensure_dirs()
         record.updated_ns = max(time.time_ns(), record.updated_ns + 1)
         data = record.model_dump_json(indent=1).encode()
         path = self.path_for(record.run.id)
         if pending:
-            # One marker per snapshot version: a catch-up that replayed an
-            # older version can never clear the marker of a newer one.
-            (self.pending_dir / f"{record.run.id}.{record.updated_ns}").touch()
+            self.ledger.note_pending(record.run.id, record.updated_ns)
         atomic_write_bytes(path, data)
-        # The latest pointer is a convenience copy: derivable, so no fsync.
-        atomic_write_bytes(self.latest_path, data, fsync=False)
+        if latest:
+            # The latest pointer is a convenience copy: derivable, so no fsync.
+            atomic_write_bytes(self.latest_path, data, fsync=False)
 
     def mark_synced(self, run_id: str, up_to_ns: int | None = None) -> None:
         """The DB has committed the snapshot of ``run_id`` written at ``up_to_ns``.
 
-        Removes the markers of that version and older ones (all of them when
-        ``up_to_ns`` is None).
+        Without ``up_to_ns``, every version journaled so far counts as synced.
         """
-        for name, version in self._markers().get(run_id, []):
-            if up_to_ns is None or version <= up_to_ns:
-                (self.pending_dir / name).unlink(missing_ok=True)
-
-    def _markers(self) -> dict[str, list[tuple[str, int]]]:
-        try:
-            names = [entry.name for entry in os.scandir(self.pending_dir)]
-        except FileNotFoundError:
-            return {}
-        out: dict[str, list[tuple[str, int]]] = {}
-        for name in names:
-            run_id, _, version = name.rpartition(".")
-            if not run_id or not version.isdigit():
-                run_id, version = name, "0"  # a marker from an older layout
-            out.setdefault(run_id, []).append((name, int(version)))
-        return out
+        self._ensure_dirs()
+        self.ledger.note_synced(run_id, time.time_ns() if up_to_ns is None else up_to_ns)
 
     def pending_run_ids(self) -> list[str]:
         """Runs whose latest snapshot may be missing from the DB."""
-        return sorted(self._markers())
+        return sorted(PendingLog.scan(self.pending_dir).outstanding)
+
+    def pending_scan(self) -> LedgerScan:
+        """Outstanding versions and dead processes' ledgers (for catch-up)."""
+        return PendingLog.scan(self.pending_dir)
+
+    def close(self) -> None:
+        """Release this process's pending ledger."""
+        self.ledger.close()
 
     def read(self, run_id: str) -> ConsistRecord | None:
         """Parse one snapshot, or None when it does not exist."""

@@ -7,180 +7,45 @@ for another engine means re-implementing this class, nothing else.
 
 from __future__ import annotations
 
+import atexit
 import json
-import time
+import logging
+import threading
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from consist.core.identity.hashing import StatCacheEntry, StatKey
+from consist.core.store.batch import PendingWrite, freeze, write_batch, write_stat_entries
 from consist.core.store.connection import DuckDBConnectionManager
+from consist.core.store.pending_log import PendingLog
+from consist.core.store.rows import (
+    ARTIFACT_COLUMNS,
+    LINKED_ARTIFACT_COLUMNS,
+    RUN_COLUMNS,
+    artifact_from_row,
+    run_from_row,
+    to_db_time,
+)
 from consist.core.store.schema import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_DDL
 from consist.models.artifact import Artifact
 from consist.models.records import ConsistRecord
 from consist.models.run import Run
 
-RUN_COLUMNS = (
-    "id, model_name, description, status, tags, year, iteration, stage, phase, "
-    "parent_run_id, config_hash, input_hash, git_hash, signature, meta, created_at, ended_at"
-)
-ARTIFACT_COLUMNS = (
-    "id, key, uri, driver, hash, content_id, table_path, array_path, size_bytes, "
-    "run_id, meta, created_at"
-)
+logger = logging.getLogger("consist")
 
-# Artifact columns as a run saw them: the link's key and metadata.
-_LINKED_ARTIFACT_COLUMNS = (
-    "a.id, l.key, a.uri, a.driver, a.hash, a.content_id, a.table_path, a.array_path, "
-    "a.size_bytes, a.run_id, coalesce(l.meta, a.meta), a.created_at"
-)
+_STORES: weakref.WeakSet[MetadataStore] = weakref.WeakSet()
 
 
-def _to_db_time(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value
-
-
-def _from_db_time(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC)
-
-
-def _json_dump(value: Mapping[str, Any] | None) -> str:
-    return json.dumps(value or {}, default=str, sort_keys=True)
-
-
-def _json_load(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if isinstance(value, dict):
-        return value
-    return json.loads(value)
-
-
-def run_from_row(row: Sequence[Any]) -> Run:
-    """Build a :class:`Run` from a row in ``RUN_COLUMNS`` order."""
-    return Run.model_construct(
-        id=row[0],
-        model_name=row[1],
-        description=row[2],
-        status=row[3],
-        tags=list(row[4] or []),
-        year=row[5],
-        iteration=row[6],
-        stage=row[7],
-        phase=row[8],
-        parent_run_id=row[9],
-        config_hash=row[10],
-        input_hash=row[11],
-        git_hash=row[12],
-        signature=row[13],
-        meta=_json_load(row[14]),
-        created_at=_from_db_time(row[15]),
-        ended_at=_from_db_time(row[16]),
-    )
-
-
-def artifact_from_row(row: Sequence[Any]) -> Artifact:
-    """Build an :class:`Artifact` from a row in ``ARTIFACT_COLUMNS`` order."""
-    return Artifact.model_construct(
-        id=row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(str(row[0])),
-        key=row[1],
-        uri=row[2],
-        driver=row[3] or "other",
-        hash=row[4],
-        content_id=row[5],
-        table_path=row[6],
-        array_path=row[7],
-        size_bytes=row[8],
-        run_id=row[9],
-        meta=_json_load(row[10]),
-        created_at=_from_db_time(row[11]),
-    )
-
-
-def _run_params(run: Run, updated_ns: int) -> list[Any]:
-    return [
-        run.id,
-        run.model_name,
-        run.description,
-        run.status,
-        list(run.tags),
-        run.year,
-        run.iteration,
-        run.stage,
-        run.phase,
-        run.parent_run_id,
-        run.config_hash,
-        run.input_hash,
-        run.git_hash,
-        run.signature,
-        _json_dump(run.meta),
-        _to_db_time(run.created_at),
-        _to_db_time(run.ended_at),
-        updated_ns,
-    ]
-
-
-def _artifact_params(art: Artifact) -> list[Any]:
-    return [
-        str(art.id),
-        art.key,
-        art.uri,
-        art.driver,
-        art.hash,
-        str(art.content_id) if art.content_id else None,
-        art.table_path,
-        art.array_path,
-        art.size_bytes,
-        art.run_id,
-        _json_dump(art.meta),
-        _to_db_time(art.created_at),
-    ]
-
-
-_INSERT_RUN = f"""
-INSERT INTO run ({RUN_COLUMNS}, updated_ns, identity)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-"""
-
-_UPSERT_RUN = f"""
-INSERT INTO run ({RUN_COLUMNS}, updated_ns, identity)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET
-    identity = coalesce(excluded.identity, run.identity),
-    model_name = excluded.model_name, description = excluded.description,
-    status = excluded.status, tags = excluded.tags, year = excluded.year,
-    iteration = excluded.iteration, stage = excluded.stage, phase = excluded.phase,
-    parent_run_id = excluded.parent_run_id, config_hash = excluded.config_hash,
-    input_hash = excluded.input_hash, git_hash = excluded.git_hash,
-    signature = excluded.signature, meta = excluded.meta,
-    created_at = excluded.created_at, ended_at = excluded.ended_at,
-    updated_ns = excluded.updated_ns
-WHERE excluded.updated_ns >= run.updated_ns
-"""
-
-# The run that created an artifact owns its key and metadata; other runs that
-# link it (with their own key/metadata on the link) only carry hash updates.
-_UPSERT_OWN_ARTIFACT = f"""
-INSERT INTO artifact ({ARTIFACT_COLUMNS})
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET
-    key = excluded.key, meta = excluded.meta,
-    hash = excluded.hash, content_id = excluded.content_id
-"""
-
-_UPSERT_LINKED_ARTIFACT = f"""
-INSERT INTO artifact ({ARTIFACT_COLUMNS})
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (id) DO UPDATE SET
-    hash = excluded.hash, content_id = excluded.content_id
-"""
+@atexit.register
+def _flush_all_stores() -> None:
+    """Commit queued snapshots of every open store when the interpreter exits."""
+    for store in list(_STORES):
+        store._flush_quietly()
+        store.connections.close()
+    PendingLog.close_all()  # removes ledgers with nothing outstanding
 
 
 class MetadataStore:
@@ -203,6 +68,7 @@ class MetadataStore:
         lock_timeout_s: float = 120.0,
         idle_release_s: float = 0.25,
         max_hold_s: float = 2.0,
+        max_pending: int = 64,
     ) -> None:
         self.db_path = db_path
         self.connections = connections or DuckDBConnectionManager(
@@ -212,6 +78,11 @@ class MetadataStore:
             max_hold_s=max_hold_s,
         )
         self._engine: Any = None
+        self._pending: list[PendingWrite] = []
+        self._pending_lock = threading.Lock()
+        self.max_pending = max_pending
+        self.connections.before_release = self._flush_quietly
+        _STORES.add(self)
 
     # -- schema ---------------------------------------------------------------
 
@@ -232,7 +103,7 @@ class MetadataStore:
                         con.execute(statement)
                     con.execute(
                         "INSERT INTO schema_version VALUES (?, ?, ?)",
-                        [migration.version, migration.description, _to_db_time(datetime.now(UTC))],
+                        [migration.version, migration.description, to_db_time(datetime.now(UTC))],
                     )
             except BaseException:
                 con.execute("ROLLBACK")
@@ -252,6 +123,7 @@ class MetadataStore:
 
     def schema_version(self) -> int:
         """The highest applied migration."""
+        self._flush_before_read()
         with self.connections.connection() as con:
             return self._current_version(con)
 
@@ -264,8 +136,10 @@ class MetadataStore:
         artifacts: Iterable[tuple[Artifact, str]] | None = None,
         stat_entries: Sequence[StatCacheEntry] = (),
         first: bool = False,
+        defer: bool = False,
+        on_synced: Callable[[], None] | None = None,
     ) -> None:
-        """Write a run snapshot in one transaction.
+        """Write a run snapshot (now, or queued with other snapshots).
 
         Parameters
         ----------
@@ -278,121 +152,86 @@ class MetadataStore:
         stat_entries:
             Newly learned stat-cache entries to persist in the same batch.
         first:
-            The run has never been written to the store by this process: a
-            plain insert (cheaper than an upsert) carrying the identity
-            manifest; falls back to an upsert if the row exists after all.
+            First write of this run by this process: carries its identity
+            manifest (always carried when replaying a full record).
+        defer:
+            Queue the write: it is committed with later ones (when the queue
+            fills, before any read, when the process goes idle, or at exit).
+            Only for snapshots already in the journal.
+        on_synced:
+            Called once the snapshot is committed.
         """
         full = artifacts is None
         if artifacts is None:
             artifacts = [(a, "input") for a in record.inputs] + [
                 (a, "output") for a in record.outputs
             ]
-        artifacts = list(artifacts)
-        updated_ns = record.updated_ns or time.time_ns()
-        identity = None
-        if record.identity is not None and (first or full):
-            identity = json.dumps(record.identity, default=str, sort_keys=True)
-        params = [*_run_params(record.run, updated_ns), identity]
-        if first and not full:
-            import duckdb
-
-            try:
-                self._write_run(
-                    run_sql=_INSERT_RUN,
-                    params=params,
-                    record=record,
-                    artifacts=artifacts,
-                    stat_entries=stat_entries,
-                )
-                return
-            except duckdb.ConstraintException:
-                pass  # the row exists after all (e.g. replayed by another process)
-        self._write_run(
-            run_sql=_UPSERT_RUN,
-            params=params,
-            record=record,
-            artifacts=artifacts,
-            stat_entries=stat_entries,
+        write = freeze(
+            record,
+            list(artifacts),
+            stat_entries,
+            with_identity=first or full,
+            on_synced=on_synced,
         )
+        with self._pending_lock:
+            self._pending.append(write)
+            queued = len(self._pending)
+        if defer and queued < self.max_pending:
+            self.connections.schedule_maintenance()
+            return
+        self.flush()
 
-    def _write_run(
-        self,
-        *,
-        run_sql: str,
-        params: list[Any],
-        record: ConsistRecord,
-        artifacts: Sequence[tuple[Artifact, str]],
-        stat_entries: Sequence[StatCacheEntry],
-    ) -> None:
-        with self.connections.transaction() as con:
-            con.execute(run_sql, params)
-            if artifacts:
-                self._write_artifacts(con, record.run.id, artifacts)
-            if stat_entries:
-                self._write_stat_entries(con, stat_entries)
+    def flush(self) -> None:
+        """Commit every queued snapshot in one transaction.
 
-    def _write_artifacts(
-        self, con: Any, run_id: str, artifacts: Sequence[tuple[Artifact, str]]
-    ) -> None:
-        seen: dict[uuid.UUID, Artifact] = {}
-        for art, _ in artifacts:
-            seen[art.id] = art
-        own = [_artifact_params(a) for a in seen.values() if a.run_id == run_id]
-        linked = [_artifact_params(a) for a in seen.values() if a.run_id != run_id]
-        if own:
-            con.executemany(_UPSERT_OWN_ARTIFACT, own)
-        if linked:
-            con.executemany(_UPSERT_LINKED_ARTIFACT, linked)
-        con.executemany(
-            "INSERT INTO run_artifact_link VALUES (?, ?, ?, ?, ?) ON CONFLICT DO UPDATE SET "
-            "key = excluded.key, meta = excluded.meta",
-            [
-                [run_id, str(a.id), direction, a.key, _json_dump(a.meta)]
-                for a, direction in artifacts
-            ],
-        )
-        now = _to_db_time(datetime.now(UTC))
-        contents = {
-            a.content_id: [str(a.content_id), a.hash, a.size_bytes, now]
-            for a in seen.values()
-            if a.content_id is not None and a.hash
-        }
-        if contents:
-            con.executemany(
-                "INSERT INTO content_identity VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                list(contents.values()),
+        On failure the writes stay queued (the journal holds them anyway) and
+        the error propagates.
+        """
+        with self._pending_lock:
+            batch, self._pending = self._pending, []
+        if not batch:
+            return
+        try:
+            with self.connections.transaction() as con:
+                write_batch(con, batch)
+        except BaseException:
+            with self._pending_lock:
+                self._pending[:0] = batch
+            raise
+        for write in batch:
+            if write.on_synced is not None:
+                try:
+                    write.on_synced()
+                except Exception:  # bookkeeping only: the data is committed
+                    logger.exception("consist: post-commit callback failed")
+
+    @property
+    def pending_writes(self) -> int:
+        """Snapshots queued but not yet committed."""
+        return len(self._pending)
+
+    def _flush_before_read(self) -> None:
+        if self._pending:
+            self.flush()
+
+    def _flush_quietly(self) -> None:
+        """Flush for the idle timer / exit: log instead of raising."""
+        try:
+            self.flush()
+        except Exception as exc:
+            logger.error(
+                "consist: could not write %d queued run snapshot(s) to %s (%s); they are "
+                "safe in the journal and will be replayed when the store is next opened",
+                len(self._pending),
+                self.db_path,
+                exc,
             )
-
-    @staticmethod
-    def _write_stat_entries(con: Any, entries: Sequence[StatCacheEntry]) -> None:
-        con.executemany(
-            """
-            INSERT INTO stat_cache VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (path) DO UPDATE SET dev = excluded.dev, ino = excluded.ino,
-                size = excluded.size, mtime_ns = excluded.mtime_ns,
-                ctime_ns = excluded.ctime_ns, digest = excluded.digest,
-                recorded_ns = excluded.recorded_ns
-            """,
-            [
-                [
-                    e.path,
-                    e.key.dev,
-                    e.key.ino,
-                    e.key.size,
-                    e.key.mtime_ns,
-                    e.key.ctime_ns,
-                    e.digest,
-                    e.recorded_ns,
-                ]
-                for e in entries
-            ],
-        )
 
     def put_stat_entries(self, entries: Sequence[StatCacheEntry]) -> None:
         """Persist stat-cache entries outside a run write."""
         if entries:
             with self.connections.transaction() as con:
-                self._write_stat_entries(con, entries)
+                write_stat_entries(con, entries)
 
     # -- stat cache (StatCacheBackend protocol) --------------------------------
 
@@ -424,17 +263,20 @@ class MetadataStore:
 
     def get_run(self, run_id: str) -> Run | None:
         """The run with this id, or None."""
+        self._flush_before_read()
         with self.connections.connection() as con:
             row = con.execute(f"SELECT {RUN_COLUMNS} FROM run WHERE id = ?", [run_id]).fetchone()
         return run_from_row(row) if row else None
 
     def run_exists(self, run_id: str) -> bool:
         """Whether a run row with this id exists."""
+        self._flush_before_read()
         with self.connections.connection() as con:
             return con.execute("SELECT 1 FROM run WHERE id = ?", [run_id]).fetchone() is not None
 
     def count_runs(self) -> int:
         """Number of run rows."""
+        self._flush_before_read()
         with self.connections.connection() as con:
             return int(con.execute("SELECT count(*) FROM run").fetchone()[0])
 
@@ -452,6 +294,7 @@ class MetadataStore:
         limit: int | None = 100,
     ) -> list[Run]:
         """Runs matching all given filters, newest first."""
+        self._flush_before_read()
         clauses, params = [], []
         for column, value in (
             ("year", year),
@@ -481,6 +324,7 @@ class MetadataStore:
 
     def find_completed_run(self, signature: str) -> Run | None:
         """The newest completed run with this identity signature."""
+        self._flush_before_read()
         with self.connections.connection() as con:
             row = con.execute(
                 f"SELECT {RUN_COLUMNS} FROM run WHERE signature = ? AND status = 'completed' "
@@ -493,6 +337,7 @@ class MetadataStore:
         self, config_hash: str, input_hash: str, git_hash: str
     ) -> Run | None:
         """The newest completed run with these three identity digests."""
+        self._flush_before_read()
         with self.connections.connection() as con:
             row = con.execute(
                 f"SELECT {RUN_COLUMNS} FROM run WHERE config_hash = ? AND input_hash = ? "
@@ -506,39 +351,46 @@ class MetadataStore:
     ) -> list[tuple[Run, list[Artifact]]]:
         """Completed runs with this signature, newest first, with their outputs.
 
-        One query: cache lookups are on every run's critical path.
+        On every run's critical path, so: a point query on the signature
+        (nothing more when there is no candidate, the common miss), then one
+        query for the candidates' outputs. Queued writes are not flushed
+        first; the cache service covers this process's own recent runs.
         """
-        run_cols = ", ".join("r." + c for c in RUN_COLUMNS.split(", "))
         with self.connections.connection() as con:
             rows = con.execute(
-                f"SELECT {run_cols}, {_LINKED_ARTIFACT_COLUMNS} FROM "
-                "(SELECT * FROM run WHERE signature = ? AND status = 'completed' "
-                " ORDER BY created_at DESC LIMIT ?) r "
-                "LEFT JOIN run_artifact_link l ON l.run_id = r.id AND l.direction = 'output' "
-                "LEFT JOIN artifact a ON a.id = l.artifact_id "
-                "ORDER BY r.created_at DESC, a.created_at",
-                [signature, limit],
+                f"SELECT {RUN_COLUMNS} FROM run WHERE signature = ? AND status = 'completed'",
+                [signature],
             ).fetchall()
-        n = len(RUN_COLUMNS.split(", "))
-        found: dict[str, tuple[Run, list[Artifact]]] = {}
-        for row in rows:
-            run_id = row[0]
-            if run_id not in found:
-                found[run_id] = (run_from_row(row[:n]), [])
-            if row[n] is not None:
-                found[run_id][1].append(artifact_from_row(row[n:]))
-        return list(found.values())
+            if not rows:
+                return []
+            runs = sorted((run_from_row(r) for r in rows), key=lambda r: r.created_at)
+            runs = runs[::-1][:limit]
+            outputs = con.execute(
+                f"SELECT l.run_id, {LINKED_ARTIFACT_COLUMNS} FROM run_artifact_link l "
+                "JOIN artifact a ON a.id = l.artifact_id "
+                "WHERE l.direction = 'output' AND l.run_id IN (SELECT unnest(?)) "
+                "ORDER BY a.created_at",
+                [[r.id for r in runs]],
+            ).fetchall()
+        by_run: dict[str, list[Artifact]] = {r.id: [] for r in runs}
+        for row in outputs:
+            by_run[row[0]].append(artifact_from_row(row[1:]))
+        return [(r, by_run[r.id]) for r in runs]
 
     def nearest_completed_run(
         self, model: str, *, exclude_id: str | None = None
     ) -> tuple[Run, dict[str, Any] | None] | None:
         """The newest completed run of ``model`` with its identity manifest."""
         with self.connections.connection() as con:
-            row = con.execute(
-                f"SELECT {RUN_COLUMNS}, identity FROM run "
-                "WHERE model_name = ? AND status = 'completed' AND id IS DISTINCT FROM ? "
-                "ORDER BY created_at DESC LIMIT 1",
+            found = con.execute(
+                "SELECT arg_max(id, created_at) FROM run "
+                "WHERE model_name = ? AND status = 'completed' AND id IS DISTINCT FROM ?",
                 [model, exclude_id],
+            ).fetchone()
+            if not found or found[0] is None:
+                return None
+            row = con.execute(
+                f"SELECT {RUN_COLUMNS}, identity FROM run WHERE id = ?", [found[0]]
             ).fetchone()
         if row is None:
             return None
@@ -547,12 +399,14 @@ class MetadataStore:
 
     def get_identity_manifest(self, run_id: str) -> dict[str, Any] | None:
         """The stored identity manifest of a run, or None."""
+        self._flush_before_read()
         with self.connections.connection() as con:
             row = con.execute("SELECT identity FROM run WHERE id = ?", [run_id]).fetchone()
         return json.loads(row[0]) if row and row[0] else None
 
     def producer_signatures(self, artifact_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
         """For each artifact, the signature of the first completed run that output it."""
+        self._flush_before_read()
         if not artifact_ids:
             return {}
         with self.connections.connection() as con:
@@ -568,6 +422,7 @@ class MetadataStore:
 
     def artifacts_with_content(self, content_id: uuid.UUID, limit: int = 20) -> list[Artifact]:
         """Artifacts sharing ``content_id`` (newest first), to restore lost copies."""
+        self._flush_before_read()
         with self.connections.connection() as con:
             rows = con.execute(
                 f"SELECT {ARTIFACT_COLUMNS} FROM artifact WHERE content_id = ? "
@@ -580,6 +435,7 @@ class MetadataStore:
 
     def get_artifact_by_id(self, artifact_id: uuid.UUID | str) -> Artifact | None:
         """The artifact with this id, or None."""
+        self._flush_before_read()
         with self.connections.connection() as con:
             row = con.execute(
                 f"SELECT {ARTIFACT_COLUMNS} FROM artifact WHERE id = ?", [str(artifact_id)]
@@ -592,6 +448,7 @@ class MetadataStore:
         Without ``run_id`` the artifact's own key is matched; with it, the key
         under which that run logged the artifact (its link key).
         """
+        self._flush_before_read()
         if run_id is None:
             sql = (
                 f"SELECT {ARTIFACT_COLUMNS} FROM artifact WHERE key = ? "
@@ -600,7 +457,7 @@ class MetadataStore:
             params: list[Any] = [key]
         else:
             sql = (
-                f"SELECT {_LINKED_ARTIFACT_COLUMNS} "
+                f"SELECT {LINKED_ARTIFACT_COLUMNS} "
                 "FROM artifact a JOIN run_artifact_link l ON l.artifact_id = a.id "
                 "WHERE l.key = ? AND l.run_id = ? "
                 "ORDER BY (l.direction = 'output') DESC, a.created_at DESC LIMIT 1"
@@ -614,6 +471,7 @@ class MetadataStore:
         self, uri: str, *, table_path: str | None = None, array_path: str | None = None
     ) -> Artifact | None:
         """The newest artifact at ``uri`` (and inner table/array path)."""
+        self._flush_before_read()
         sql = f"SELECT {ARTIFACT_COLUMNS} FROM artifact WHERE uri = ?"
         params: list[Any] = [uri]
         for column, value in (("table_path", table_path), ("array_path", array_path)):
@@ -632,6 +490,7 @@ class MetadataStore:
 
         Used by automatic input discovery.
         """
+        self._flush_before_read()
         if not uris:
             return {}
         cols = ", ".join("a." + c for c in ARTIFACT_COLUMNS.split(", "))
@@ -652,9 +511,10 @@ class MetadataStore:
 
         Each artifact carries the key and metadata the run logged it with.
         """
+        self._flush_before_read()
         with self.connections.connection() as con:
             rows = con.execute(
-                f"SELECT {_LINKED_ARTIFACT_COLUMNS}, l.direction FROM artifact a "
+                f"SELECT {LINKED_ARTIFACT_COLUMNS}, l.direction FROM artifact a "
                 "JOIN run_artifact_link l ON l.artifact_id = a.id WHERE l.run_id = ? "
                 "ORDER BY a.created_at, a.key",
                 [run_id],
@@ -663,6 +523,7 @@ class MetadataStore:
 
     def table_counts(self) -> dict[str, int]:
         """Row counts of the metadata tables (diagnostics and tests)."""
+        self._flush_before_read()
         with self.connections.connection() as con:
             return {
                 t: int(con.execute(f"SELECT count(*) FROM {t}").fetchone()[0])
@@ -704,6 +565,7 @@ class MetadataStore:
 
     def run_query(self, query: Any) -> list[Any]:
         """Execute a SQLAlchemy/SQLModel statement (or SQL text) and return all rows."""
+        self._flush_before_read()
         from sqlalchemy import text
 
         if isinstance(query, str):
@@ -715,7 +577,9 @@ class MetadataStore:
         return [r[0] if len(r) == 1 and _is_entity(r[0]) else r for r in rows]
 
     def close(self) -> None:
-        """Release the database file and dispose of the engine."""
+        """Commit queued writes, release the database file, dispose of the engine."""
+        self._flush_quietly()
+        _STORES.discard(self)
         self.connections.close()
         if self._engine is not None:
             self._engine.dispose()

@@ -31,21 +31,29 @@ class RecoveryReport:
 
 
 def catch_up(store: MetadataStore, journal: Journal) -> RecoveryReport:
-    """Replay every snapshot of ``journal`` still marked pending into ``store``."""
+    """Replay every snapshot of ``journal`` the database may not have yet.
+
+    Ledgers of processes that have died are removed once everything they
+    listed has been replayed.
+    """
     report = RecoveryReport()
-    for run_id in journal.pending_run_ids():
+    scan = journal.pending_scan()
+    for run_id in sorted(scan.outstanding):
         try:
             record = journal.read(run_id)
         except (OSError, ValueError) as exc:
             report.errors[run_id] = f"unreadable snapshot: {exc}"
             continue
         if record is None:
-            journal.mark_synced(run_id)
+            journal.mark_synced(run_id, up_to_ns=scan.outstanding[run_id])
             report.skipped.append(run_id)
             continue
         store.sync_record(record)
-        journal.mark_synced(run_id, up_to_ns=record.updated_ns)
+        journal.mark_synced(run_id, up_to_ns=max(record.updated_ns, scan.outstanding[run_id]))
         report.replayed.append(run_id)
+    if not report.errors:
+        for path in scan.dead_files:
+            path.unlink(missing_ok=True)
     return report
 
 

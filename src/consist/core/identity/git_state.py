@@ -1,0 +1,454 @@
+"""Git state of the work tree containing ``project_root`` (the ``repo_git`` mode).
+
+This module locates the repository, asks git (through :mod:`.git_commands`) what
+differs from ``HEAD``, hashes those paths from the work tree and records the
+stat fingerprint that lets the next call skip git. What the digest covers is
+described in :mod:`consist.core.identity.code_identity`.
+
+The fingerprint
+---------------
+Spawning git costs milliseconds, so ``repo_git`` runs it only when a stat-only
+*fingerprint* can no longer prove that nothing changed. The fingerprint holds:
+
+* the bytes of ``HEAD`` and of the loose ref files it points to (in the
+  worktree's git dir and the common dir), and the stat of ``packed-refs`` and
+  ``reftable/tables.list``;
+* the stat of the index, ``info/exclude``, the repository and global git config
+  files and the global excludes file (``core.excludesFile``);
+* the ``lstat`` (mtime_ns, ctime_ns, size, inode, device, mode) of every
+  tracked file and every dirty or untracked file, and of every ``.gitignore`` /
+  ``.gitattributes`` in a watched directory (even an ignored one is read by git);
+* the stat *and the listing* (names and entry types) of every non-ignored,
+  non-excluded directory of the work tree, empty ones included. A new file
+  changes its directory's listing. When a directory's stat changed but its
+  listing (excluded names removed) did not, e.g. because a database created and
+  removed its ``.wal`` next to an excluded database file, the fingerprint still
+  holds. Each listing was checked against git's own output when it was taken:
+  every entry had to be tracked, untracked, ignored, a submodule or a walked
+  directory, so equal listings mean git would list the same untracked files;
+* the identity of the ``.git`` entries from ``project_root`` up to the work tree
+  root (so a new repository in between, or a re-pointed worktree, is noticed).
+
+Stats of tracked files are taken after git ran, so they are compared against
+the moment ``t0`` just *before* git started, under the racy rule of
+:mod:`.code_identity_fingerprint`: a file or metadata entry changed later than
+``t0 - racy_window_ns`` makes the next call recompute with git. The fingerprint
+is also distrusted when files disappeared or appeared while git ran, and
+whenever the repository contains an untracked nested repository (hashed as a
+whole directory, always recomputed).
+
+Files hidden from ``git status`` by ``assume-unchanged`` or ``skip-worktree``
+are always hashed when present.
+"""
+
+from __future__ import annotations
+
+import os
+import stat as stat_mod
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from consist.core.identity.code_identity_fingerprint import (
+    _DirWatch,
+    _entry_kind,
+    _Fingerprint,
+    _Key,
+    _lstat_key,
+    _name_excluded,
+    _stat_key,
+)
+from consist.core.identity.code_identity_records import CodeIdentityError
+from consist.core.identity.git_commands import (
+    _finish_git,
+    _git_env,
+    _git_failed,
+    _GitMissingError,
+    _parse_ls_files,
+    _parse_status,
+    _start_git,
+    _Status,
+)
+from consist.core.identity.hashing import hash_bytes, hash_directory, hash_file
+
+_DELETED = "deleted"
+
+# Files that change what git ignores or how it compares; watched wherever we walk.
+_GIT_CONTROL_FILES = frozenset({".gitignore", ".gitattributes", ".gitmodules"})
+
+
+def _global_git_files(env: dict[str, str]) -> list[str]:
+    """Config and excludes files outside the repository that can change git's answers."""
+    home = os.path.expanduser("~")
+    xdg = env.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    return [
+        env.get("GIT_CONFIG_GLOBAL") or os.path.join(home, ".gitconfig"),
+        os.path.join(xdg, "git", "config"),
+        os.path.join(xdg, "git", "ignore"),
+        env.get("GIT_CONFIG_SYSTEM") or "/etc/gitconfig",
+    ]
+
+
+def _ancestors(start: str, stop: str | None) -> Iterable[str]:
+    """``start`` and its parents, up to (excluding) ``stop`` or the filesystem root."""
+    current = start
+    while current != stop:
+        yield current
+        parent = os.path.dirname(current)
+        if parent == current:
+            return
+        current = parent
+
+
+@dataclass(eq=False)
+class _Location:
+    """Where (and whether) the repository containing project_root is."""
+
+    toplevel: str | None
+    git_dir: str | None
+    common_dir: str | None
+    reason: str | None
+    fingerprint: _Fingerprint
+
+
+def _discover(root: str, window_ns: int) -> _Location:
+    """Run ``git rev-parse`` once to locate the work tree, git dir and common dir.
+
+    Returns
+    -------
+    _Location
+        With ``toplevel`` None and a ``reason`` when git is missing or ``root``
+        is not in a work tree; fingerprinted by the ``.git`` entries between
+        ``root`` and the work tree root (or the filesystem root).
+
+    Raises
+    ------
+    CodeIdentityError
+        If ``root`` is not a directory or ``git rev-parse`` fails otherwise.
+    """
+    if not os.path.isdir(root):
+        raise CodeIdentityError(
+            f"code_identity: project_root {root!r} is not an existing directory; "
+            "create it or point the tracker's project root at the code's directory."
+        )
+    fp = _Fingerprint(window_ns)
+    fp.add_ident(root, follow=True)
+    real = os.path.realpath(root)
+    try:
+        proc = _start_git(
+            ["rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"],
+            root,
+            _git_env(),
+        )
+    except _GitMissingError:
+        return _Location(None, None, None, f"git is not installed (not on PATH): {root}", fp)
+    rc, out, err = _finish_git(proc)
+    if rc != 0:
+        if "not a git repository" in err:
+            for directory in _ancestors(real, None):
+                fp.add_ident(os.path.join(directory, ".git"))
+            return _Location(None, None, None, f"not a git repository: {root}", fp)
+        raise _git_failed("git rev-parse", root, err)
+    lines = os.fsdecode(out).splitlines()
+    if len(lines) != 3:
+        raise _git_failed("git rev-parse", root, f"unexpected output {lines!r}")
+    toplevel, git_dir, common_dir = lines
+    common_dir = os.path.realpath(os.path.join(real, common_dir))
+    for directory in _ancestors(real, toplevel):
+        fp.add_ident(os.path.join(directory, ".git"))
+    dotgit = os.path.join(toplevel, ".git")
+    if fp.add_ident(dotgit) is not None and os.path.isfile(dotgit):
+        fp.add_content(dotgit)  # worktree / submodule pointer: "gitdir: ..."
+    return _Location(toplevel, git_dir, common_dir, None, fp)
+
+
+class _Excluder:
+    """Repository-relative view of ``exclude_paths``."""
+
+    def __init__(self, toplevel: str, excludes: Sequence[str]) -> None:
+        rels: set[str] = set()
+        for path in excludes:
+            candidates = {
+                os.path.realpath(path),
+                os.path.join(os.path.realpath(os.path.dirname(path)), os.path.basename(path)),
+            }
+            for candidate in candidates:
+                rel = os.path.relpath(candidate, toplevel)
+                if rel == os.curdir or rel == os.pardir or rel.startswith(os.pardir + os.sep):
+                    continue  # outside the repository, or containing its root: ignored
+                rels.add(rel.replace(os.sep, "/"))
+        self.rels = tuple(sorted(rels))
+        self._prefixes = tuple(rel + "/" for rel in self.rels)
+        by_parent: dict[str, list[str]] = {}
+        for rel in self.rels:
+            parent, _, name = rel.rpartition("/")
+            by_parent.setdefault(parent, []).append(name)
+        self.by_parent = {parent: tuple(names) for parent, names in by_parent.items()}
+
+    def __call__(self, rel: str) -> bool:
+        """Whether the repository-relative path ``rel`` is excluded."""
+        if not self.rels:
+            return False
+        if rel in self.rels or rel.startswith(self._prefixes):
+            return True
+        parent, _, name = rel.rpartition("/")
+        bases = self.by_parent.get(parent)
+        return bases is not None and _name_excluded(name, bases)
+
+    def pathspecs(self) -> list[str]:
+        """Arguments that make git skip the excluded paths (empty if none)."""
+        if not self.rels:
+            return []
+        return ["--", ".", *(f":(exclude,literal){rel}" for rel in self.rels)]
+
+
+def _worktree_entry(path: str) -> tuple[str, _Key, bool]:
+    """(entry, lstat key, volatile) of one dirty path, read from the work tree."""
+    key = _lstat_key(path)
+    if key is None:
+        return _DELETED, None, False
+    mode = key[5]
+    try:
+        if stat_mod.S_ISLNK(mode):
+            return "symlink:" + hash_bytes(os.fsencode(os.readlink(path))), key, False
+        if stat_mod.S_ISREG(mode):
+            digest = hash_file(path)
+            return ("exec:" + digest if mode & stat_mod.S_IXUSR else digest), key, False
+        if stat_mod.S_ISDIR(mode):
+            return "dir:" + hash_directory(path), key, True
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError):
+        return _DELETED, None, True  # replaced while reading: recompute next time
+    return "special", key, False
+
+
+def _walk_worktree(
+    toplevel: str,
+    *,
+    tracked: dict[str, str],
+    status: _Status,
+    gitlinks: set[str],
+    excluded: _Excluder,
+    fp: _Fingerprint,
+    t0: int,
+) -> bool:
+    """Watch every non-ignored directory; return whether git accounted for every entry."""
+    accounted = True
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        abs_dir = os.path.join(toplevel, rel_dir) if rel_dir else toplevel
+        key = _lstat_key(abs_dir)
+        if key is None:
+            accounted = False
+            continue
+        bases = excluded.by_parent.get(rel_dir, ())
+        listing: set[tuple[str, str]] = set()
+        try:
+            with os.scandir(abs_dir) as it:
+                entries = list(it)
+        except (FileNotFoundError, NotADirectoryError):
+            accounted = False
+            continue
+        for entry in entries:
+            name = entry.name
+            if bases and _name_excluded(name, bases):
+                continue
+            kind = _entry_kind(entry)
+            listing.add((name, kind))
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            if name == ".git":
+                continue
+            if kind == "d":
+                if not (
+                    rel in gitlinks
+                    or rel in status.ignored_dirs
+                    or rel in status.untracked_dirs
+                    or excluded(rel)
+                ):
+                    stack.append(rel)
+                continue
+            if name in _GIT_CONTROL_FILES:
+                fp.add_lstat(entry.path, _lstat_key(entry.path), t0)
+            if not (
+                kind == "s" or rel in tracked or rel in status.untracked or rel in status.ignored
+            ):
+                accounted = False  # appeared after git looked
+        fp.dirs.append(_DirWatch(abs_dir, key, frozenset(listing), bases, racy=fp.is_racy(key, t0)))
+    return accounted
+
+
+@dataclass(eq=False)
+class _GitCore:
+    """The repository's own state (without submodule digests and extra deps)."""
+
+    location: _Location
+    head: str | None
+    dirty: dict[str, str]
+    submodules: dict[str, str | None]  # rel -> absolute path, None if not checked out
+    fingerprint: _Fingerprint
+
+
+def _compute_git_core(loc: _Location, excludes: Sequence[str], window_ns: int) -> _GitCore:
+    """Run git and describe the work tree's own state, behind a fingerprint.
+
+    Parameters
+    ----------
+    loc : _Location
+        A located repository (``loc.toplevel`` is not None).
+    excludes : sequence of str
+        Absolute, normalised ``exclude_paths``.
+    window_ns : int
+        Racy window of the fingerprint.
+
+    Returns
+    -------
+    _GitCore
+        ``HEAD``, the dirty entries and the submodule paths, with the
+        fingerprint proving them unchanged.
+
+    Raises
+    ------
+    CodeIdentityError
+        If git is no longer available, fails, or prints unexpected output, or
+        the work tree disappears.
+    """
+    assert loc.toplevel is not None and loc.git_dir is not None
+    assert loc.common_dir is not None
+    toplevel, git_dir, common = loc.toplevel, loc.git_dir, loc.common_dir
+    env = _git_env()
+    t0 = time.time_ns()
+    fp = _Fingerprint(window_ns)
+
+    # 1. Repository metadata, read before git runs: a later change is a mismatch.
+    ref = fp.add_content(os.path.join(git_dir, "HEAD"))
+    bases = tuple(dict.fromkeys((git_dir, common)))
+    for _ in range(5):
+        if ref is None or not ref.startswith(b"ref:"):
+            break
+        name = os.fsdecode(ref[4:].strip())
+        if not name.startswith("refs/") or ".." in name.split("/"):
+            break
+        ref = None
+        for base in bases:
+            content = fp.add_content(os.path.join(base, *name.split("/")))
+            if ref is None:
+                ref = content
+    meta = [
+        os.path.join(git_dir, "index"),
+        os.path.join(git_dir, "config.worktree"),
+        os.path.join(common, "config"),
+        os.path.join(common, "packed-refs"),
+        os.path.join(common, "info", "exclude"),
+        *(
+            os.path.join(base, "reftable", "tables.list")
+            for base in bases
+            if os.path.isdir(os.path.join(base, "reftable"))
+        ),
+        *_global_git_files(env),
+    ]
+    for path in dict.fromkeys(meta):
+        fp.add_stat(path, _stat_key(path), t0)
+
+    # 2. Ask git (three processes in parallel).
+    excluded = _Excluder(toplevel, excludes)
+    spec = excluded.pathspecs()
+    try:
+        procs = [
+            _start_git(
+                [
+                    "status",
+                    "--porcelain=v2",
+                    "--branch",
+                    "-z",
+                    "--untracked-files=all",
+                    "--ignored=matching",
+                    "--no-renames",
+                    "--ignore-submodules=all",
+                    *spec,
+                ],
+                toplevel,
+                env,
+            ),
+            _start_git(["ls-files", "-z", "-s", "-v", *spec], toplevel, env),
+            _start_git(["config", "-z", "--get", "--path", "core.excludesFile"], toplevel, env),
+        ]
+    except _GitMissingError:
+        raise CodeIdentityError(
+            "code_identity='repo_git': git is no longer available (not on PATH); "
+            "install git or choose a callable code_identity"
+        ) from None
+    (rc_s, out_s, err_s), (rc_l, out_l, err_l), (rc_c, out_c, _) = (_finish_git(p) for p in procs)
+    if rc_s != 0:
+        raise _git_failed("git status", toplevel, err_s)
+    if rc_l != 0:
+        raise _git_failed("git ls-files", toplevel, err_l)
+    status = _parse_status(out_s)
+    tracked, gitlinks = _parse_ls_files(out_l)
+    if rc_c == 0 and out_c.strip(b"\0"):
+        excludes_file = os.path.join(toplevel, os.fsdecode(out_c.strip(b"\0\n")))
+        fp.add_stat(excludes_file, _stat_key(excludes_file), t0)
+
+    tracked = {rel: tag for rel, tag in tracked.items() if not excluded(rel)}
+    gitlinks = {rel for rel in gitlinks if not excluded(rel)}
+    for attr in ("untracked", "untracked_dirs", "ignored", "ignored_dirs"):
+        setattr(status, attr, {rel for rel in getattr(status, attr) if not excluded(rel)})
+
+    # 3. Hash what differs from HEAD, by content, from the work tree.
+    expect: dict[str, bool | None] = {
+        rel: must for rel, must in status.changed.items() if not excluded(rel)
+    }
+    for rel in status.untracked:
+        expect[rel] = True
+    for rel, tag in tracked.items():
+        if tag.islower() or tag == "S":  # hidden from status: always hash if present
+            expect.setdefault(rel, None)
+    dirty: dict[str, str] = {}
+    watched: dict[str, _Key] = {}
+    for rel in sorted(expect):
+        path = os.path.join(toplevel, rel)
+        entry, key, volatile = _worktree_entry(path)
+        if volatile or _lstat_key(path) != key:
+            fp.trusted = False
+        must = expect[rel]
+        if (must is True and key is None) or (must is False and key is not None):
+            fp.trusted = False  # changed since git looked
+        watched[path] = key
+        if entry == _DELETED and tracked.get(rel) in ("S", "s"):
+            continue  # not checked out (sparse checkout): nothing to describe
+        dirty[rel] = entry
+    for rel in sorted(status.untracked_dirs):
+        path = os.path.join(toplevel, rel)
+        dirty[rel] = "dir:" + hash_directory(path)
+        fp.trusted = False  # an untracked nested repository: always recompute
+
+    # 4. Stat every tracked file, after git: racy relative to t0 (before git).
+    for rel, tag in tracked.items():
+        path = os.path.join(toplevel, rel)
+        if path in watched:
+            continue
+        key = _lstat_key(path)
+        if key is None and tag not in ("S", "s"):
+            fp.trusted = False  # git saw it, now it is gone
+        watched[path] = key
+    for path, key in watched.items():
+        fp.add_lstat(path, key, t0)
+
+    # 5. Watch every directory git looks into; verify git accounted for all entries.
+    if not _walk_worktree(
+        toplevel,
+        tracked=tracked,
+        status=status,
+        gitlinks=gitlinks,
+        excluded=excluded,
+        fp=fp,
+        t0=t0,
+    ):
+        fp.trusted = False
+
+    # 6. Submodules: described (by the caller) by their own repo_git identity.
+    submodules: dict[str, str | None] = {}
+    for rel in sorted(gitlinks):
+        path = os.path.join(toplevel, rel)
+        initialized = fp.add_ident(os.path.join(path, ".git")) is not None
+        submodules[rel] = path if initialized else None
+    return _GitCore(loc, status.head, dirty, submodules, fp)
