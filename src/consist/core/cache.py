@@ -112,13 +112,20 @@ class CacheService:
         it against the recorded digest. Older runs with the same signature
         are tried when the newest one's outputs are gone.
         """
-        recent = self._recent.get(signature)
-        if recent is not None and self._validate(recent.outputs, validate) is None:
-            return LookupResult(CacheHit(source=recent.source, outputs=dict(recent.outputs)))
-        candidates = self.store.find_cache_candidates(signature, limit=MAX_CANDIDATES)
-        if not candidates:
-            return LookupResult(None, "no completed run with this signature")
         reasons = []
+        recent = self._recent.get(signature)
+        if recent is not None:
+            problem = self._validate(recent.outputs, validate)
+            if problem is None:
+                return LookupResult(CacheHit(source=recent.source, outputs=dict(recent.outputs)))
+            reasons.append(f"run {recent.source.id}: {problem}")
+        candidates = [
+            c
+            for c in self.store.find_cache_candidates(signature, limit=MAX_CANDIDATES)
+            if recent is None or c[0].id != recent.source.id
+        ]
+        if not candidates:
+            return LookupResult(None, "; ".join(reasons) or "no completed run with this signature")
         for run, artifacts in candidates:
             outputs = {
                 art.key: art.with_local_path(self.artifacts.local_path(art)) for art in artifacts

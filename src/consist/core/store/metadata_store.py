@@ -405,10 +405,18 @@ class MetadataStore:
         return json.loads(row[0]) if row and row[0] else None
 
     def producer_signatures(self, artifact_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
-        """For each artifact, the signature of the first completed run that output it."""
-        self._flush_before_read()
+        """For each artifact, the signature of the first completed run that output it.
+
+        Answers from the database plus this process's queued writes, without
+        flushing them (this is on the path of every run with inputs).
+        """
         if not artifact_ids:
             return {}
+        queued = {
+            uuid.UUID(art_row[0]): signature
+            for art_row, signature in self._queued_outputs()
+            if signature is not None
+        }
         with self.connections.connection() as con:
             rows = con.execute(
                 "SELECT l.artifact_id, r.signature FROM run_artifact_link l "
@@ -418,7 +426,27 @@ class MetadataStore:
                 "QUALIFY row_number() OVER (PARTITION BY l.artifact_id ORDER BY r.created_at) = 1",
                 [[str(a) for a in artifact_ids]],
             ).fetchall()
-        return {(r[0] if isinstance(r[0], uuid.UUID) else uuid.UUID(str(r[0]))): r[1] for r in rows}
+        found = {
+            (r[0] if isinstance(r[0], uuid.UUID) else uuid.UUID(str(r[0]))): r[1] for r in rows
+        }
+        for artifact_id in artifact_ids:
+            if artifact_id not in found and artifact_id in queued:
+                found[artifact_id] = queued[artifact_id]
+        return found
+
+    def _queued_outputs(self) -> list[tuple[list[Any], str | None]]:
+        """(artifact row, run signature) for outputs of completed runs still queued."""
+        with self._pending_lock:
+            pending = list(self._pending)
+        out = []
+        for write in pending:
+            if write.run_row[3] != "completed":
+                continue
+            rows = {row[0]: row for row, _ in write.artifacts}
+            for link in write.links:
+                if link[2] == "output" and link[1] in rows:
+                    out.append((rows[link[1]], write.run_row[13]))
+        return out
 
     def artifacts_with_content(self, content_id: uuid.UUID, limit: int = 20) -> list[Artifact]:
         """Artifacts sharing ``content_id`` (newest first), to restore lost copies."""
@@ -488,9 +516,10 @@ class MetadataStore:
     def latest_outputs_at(self, uris: Sequence[str]) -> dict[str, Artifact]:
         """For each URI, the newest artifact a completed run logged there as output.
 
-        Used by automatic input discovery.
+        Used by automatic input discovery, on the path of every run with
+        inputs: answers from the database plus this process's queued writes
+        without flushing them.
         """
-        self._flush_before_read()
         if not uris:
             return {}
         cols = ", ".join("a." + c for c in ARTIFACT_COLUMNS.split(", "))
@@ -504,7 +533,16 @@ class MetadataStore:
         )
         with self.connections.connection() as con:
             rows = con.execute(sql, [list(uris)]).fetchall()
-        return {r[2]: artifact_from_row(r) for r in rows}
+        found = {r[2]: artifact_from_row(r) for r in rows}
+        wanted = set(uris)
+        for art_row, _ in self._queued_outputs():
+            uri = art_row[2]
+            if uri not in wanted or art_row[6] is not None or art_row[7] is not None:
+                continue
+            art = artifact_from_row(art_row)
+            if uri not in found or art.created_at >= found[uri].created_at:
+                found[uri] = art
+        return found
 
     def get_run_artifacts(self, run_id: str) -> list[tuple[Artifact, str]]:
         """Every ``(artifact, direction)`` linked to ``run_id``, oldest first.

@@ -80,15 +80,21 @@ def run_from_row(row: Sequence[Any]) -> Run:
     )
 
 
+def _as_uuid(value: Any) -> uuid.UUID | None:
+    if value is None or isinstance(value, uuid.UUID):
+        return value
+    return uuid.UUID(str(value))
+
+
 def artifact_from_row(row: Sequence[Any]) -> Artifact:
     """Build an :class:`Artifact` from a row in ``ARTIFACT_COLUMNS`` order."""
     return Artifact.model_construct(
-        id=row[0] if isinstance(row[0], uuid.UUID) else uuid.UUID(str(row[0])),
+        id=_as_uuid(row[0]),
         key=row[1],
         uri=row[2],
         driver=row[3] or "other",
         hash=row[4],
-        content_id=row[5],
+        content_id=_as_uuid(row[5]),
         table_path=row[6],
         array_path=row[7],
         size_bytes=row[8],
