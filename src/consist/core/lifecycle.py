@@ -23,6 +23,7 @@ from consist.core.active_run import ActiveRun, ActiveRunCacheOptions
 from consist.core.artifacts import ArtifactBuilder, ArtifactRequest
 from consist.core.cache import CacheHit, CacheService, explain_difference
 from consist.core.hooks import HookRegistry
+from consist.core.identity.code_identity import CODE_IDENTITY_MODES
 from consist.core.identity.hashing import ContentHasher
 from consist.core.identity.service import IdentityService
 from consist.core.paths import PathResolver
@@ -46,7 +47,6 @@ from consist.options import CacheOptions
 
 logger = logging.getLogger("consist")
 
-CODE_IDENTITY_MODES = ("repo_git", "callable_module", "callable_source")
 END_STATUSES = ("completed", "failed")
 _UNSAFE_DIR_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 

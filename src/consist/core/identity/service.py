@@ -18,23 +18,32 @@ if TYPE_CHECKING:  # pragma: no cover
 
 
 def callable_name(fn: Callable[..., Any] | None) -> str | None:
-    """``module:qualname`` of a callable (unwrapping partials and decorators)."""
+    """``module:qualname`` of the code a callable runs, plus its bound arguments.
+
+    Arguments bound with ``functools.partial`` change what the step computes,
+    so they join the identity (canonicalised; a value that cannot be hashed
+    faithfully raises). Values captured by closures are not part of it: pass
+    such settings through ``config``.
+    """
     if fn is None:
         return None
     import functools
-    import inspect
 
+    from consist.core.identity.callable_identity import _unwrap_callable
+
+    bound: list[Any] = []
     target: Any = fn
     while isinstance(target, functools.partial):
+        bound.append({"args": list(target.args), "keywords": dict(target.keywords)})
         target = target.func
-    target = inspect.unwrap(target)
-    if inspect.ismethod(target):
-        target = target.__func__
-    if not (inspect.isfunction(target) or inspect.isclass(target)) and callable(target):
-        target = type(target)
+    target = _unwrap_callable(target)
     module = getattr(target, "__module__", None) or "?"
-    qualname = getattr(target, "__qualname__", None) or repr(target)
-    return f"{module}:{qualname}"
+    qualname = getattr(target, "__qualname__", None) or type(target).__qualname__
+    name = f"{module}:{qualname}"
+    if bound:
+        digest = hash_bytes(canonical_bytes(bound, where="functools.partial arguments"))
+        name += f"[partial {digest}]"
+    return name
 
 
 class IdentityService:

@@ -1,0 +1,59 @@
+"""Identity composition details: callable names, bound arguments, compact manifests."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import pytest
+
+from consist import Tracker
+from consist.core.identity.canonical import CanonicalizationError
+from consist.core.identity.service import MAX_LISTED_FILES, _compact_details, callable_name
+
+
+def scale(values: list[int], factor: int = 1) -> list[int]:
+    return [v * factor for v in values]
+
+
+def test_callable_name_is_module_and_qualname() -> None:
+    assert callable_name(scale) == f"{__name__}:scale"
+    assert callable_name(None) is None
+
+
+def test_partial_arguments_are_part_of_the_name() -> None:
+    two = callable_name(functools.partial(scale, factor=2))
+    three = callable_name(functools.partial(scale, factor=3))
+    assert two != three
+    assert two == callable_name(functools.partial(scale, factor=2))
+    assert two.startswith(f"{__name__}:scale[partial blake3:")
+
+
+def test_partial_with_an_unhashable_argument_fails_closed() -> None:
+    with pytest.raises(CanonicalizationError, match="partial"):
+        callable_name(functools.partial(scale, factor=object()))
+
+
+def test_partial_arguments_change_the_cache_key(tmp_path: Path) -> None:
+    tracker = Tracker(tmp_path / "runs", db_path=tmp_path / "db.duckdb", project_root=tmp_path)
+    calls: list[int] = []
+
+    def step(factor: int) -> None:
+        calls.append(factor)
+
+    first = tracker.run(functools.partial(step, factor=2), name="step")
+    again = tracker.run(functools.partial(step, factor=2), name="step")
+    other = tracker.run(functools.partial(step, factor=3), name="step")
+    assert not first.cache_hit and again.cache_hit and not other.cache_hit
+    assert calls == [2, 3]
+    tracker.close()
+
+
+def test_compact_details_caps_long_file_lists() -> None:
+    dirty = {f"f{i:04d}.txt": f"blake3:{i}" for i in range(MAX_LISTED_FILES + 5)}
+    compact = _compact_details({"head": "abc", "dirty": dirty})
+    assert len(compact["dirty"]) == MAX_LISTED_FILES
+    assert compact["dirty_truncated"]["count"] == MAX_LISTED_FILES + 5
+    assert compact["dirty_truncated"]["digest"].startswith("blake3:")
+    small = _compact_details({"dirty": {"a": "1"}})
+    assert small == {"dirty": {"a": "1"}}
