@@ -29,7 +29,10 @@ from consist.core.store.journal import Journal
 from consist.core.store.metadata_store import MetadataStore
 from consist.core.store.recovery import RecoveryReport, catch_up
 from consist.core.tracker_config import TrackerConfig
+from consist.core.tracker_facets import TrackerFacets
+from consist.core.tracker_lineage import TrackerLineage
 from consist.core.tracker_queries import TrackerQueries
+from consist.core.tracker_scenarios import TrackerScenarios
 from consist.core.tracker_steps import TrackerSteps
 from consist.models.artifact import Artifact
 from consist.models.records import ConsistRecord
@@ -38,7 +41,7 @@ from consist.models.run import Run
 ArtifactRef = str | os.PathLike | Artifact
 
 
-class Tracker(TrackerSteps, TrackerQueries):
+class Tracker(TrackerSteps, TrackerQueries, TrackerFacets, TrackerLineage, TrackerScenarios):
     """Records runs and artifacts, answers cache lookups and provenance queries.
 
     Parameters

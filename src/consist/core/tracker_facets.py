@@ -1,0 +1,7 @@
+"""Facet, config-value and RunSet queries of the Tracker (mixed into :class:`~consist.core.tracker.Tracker`)."""
+
+from __future__ import annotations
+
+
+class TrackerFacets:
+    """Facet, config-value and RunSet queries of the Tracker."""

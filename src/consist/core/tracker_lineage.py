@@ -1,0 +1,7 @@
+"""Lineage queries and renderings of the Tracker (mixed into :class:`~consist.core.tracker.Tracker`)."""
+
+from __future__ import annotations
+
+
+class TrackerLineage:
+    """Lineage queries and renderings of the Tracker."""

@@ -1,0 +1,7 @@
+"""Scenario workflows of the Tracker (mixed into :class:`~consist.core.tracker.Tracker`)."""
+
+from __future__ import annotations
+
+
+class TrackerScenarios:
+    """Scenario workflows of the Tracker."""
