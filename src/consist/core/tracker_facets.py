@@ -1,4 +1,7 @@
-"""Facet, config-value and RunSet queries of the Tracker (mixed into :class:`~consist.core.tracker.Tracker`)."""
+"""Facet, config-value and RunSet queries of the Tracker
+
+Mixed into :class:`~consist.core.tracker.Tracker`.
+"""
 
 from __future__ import annotations
 

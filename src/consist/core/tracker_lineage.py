@@ -1,4 +1,7 @@
-"""Lineage queries and renderings of the Tracker (mixed into :class:`~consist.core.tracker.Tracker`)."""
+"""Lineage queries and renderings of the Tracker
+
+Mixed into :class:`~consist.core.tracker.Tracker`.
+"""
 
 from __future__ import annotations
 

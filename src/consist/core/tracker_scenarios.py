@@ -1,4 +1,7 @@
-"""Scenario workflows of the Tracker (mixed into :class:`~consist.core.tracker.Tracker`)."""
+"""Scenario workflows of the Tracker
+
+Mixed into :class:`~consist.core.tracker.Tracker`.
+"""
 
 from __future__ import annotations
 
