@@ -7,11 +7,13 @@ the metadata store or the journal.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
 from consist.core.artifacts import ArtifactBuilder
 from consist.core.paths import PathResolver
+from consist.core.run_index import IndexBySpec, key_runs, matches_metadata, parse_index_by
 from consist.core.store.journal import Journal
 from consist.core.store.metadata_store import MetadataStore
 from consist.models.artifact import Artifact
@@ -19,7 +21,312 @@ from consist.models.records import ConsistRecord, RunArtifacts
 from consist.models.run import Run
 
 
-class TrackerQueries:
+class TrackerRunQueries:
+    """find_runs and friends (mixed into the Tracker through TrackerQueries)."""
+
+    store: MetadataStore | None
+
+    def find_runs(
+        self,
+        tags: list[str] | None = None,
+        year: int | None = None,
+        iteration: int | None = None,
+        stage: str | None = None,
+        phase: str | None = None,
+        model: str | None = None,
+        status: str | None = None,
+        parent_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        limit: int = 100,
+        index_by: str | IndexBySpec | None = None,
+        name: str | None = None,
+    ) -> list[Run] | dict[Hashable, Run]:
+        """Runs matching every given filter, newest first.
+
+        Parameters
+        ----------
+        tags:
+            Runs carrying all of these tags.
+        year, iteration, stage, phase, model, status, parent_id:
+            Exact matches on the run's fields (``parent_id`` is the scenario
+            or parent run id).
+        metadata:
+            Exact matches against ``run.meta`` (applied client-side, before
+            ``limit``).
+        limit:
+            Maximum number of runs.
+        index_by:
+            Return a dict instead: ``"year"`` or any Run attribute,
+            ``"facet.<key>"`` / ``"facet:<key>"`` for a persisted facet value,
+            or :func:`index_by_field` / :func:`index_by_facet`. Runs sharing a
+            key: the newest wins.
+        name:
+            Alias filter on the model name.
+
+        Returns
+        -------
+        list[Run] | dict
+            Empty when no database is configured.
+
+        Raises
+        ------
+        TypeError
+            If ``index_by`` is of an unsupported type.
+        ValueError
+            If ``index_by`` names no Run attribute, or ``limit`` is negative.
+        """
+        spec = parse_index_by(index_by) if index_by is not None else None
+        runs = self._select_runs(
+            dict(
+                year=year,
+                iteration=iteration,
+                stage=stage,
+                phase=phase,
+                model=model,
+                name=name,
+                status=status,
+                parent_id=parent_id,
+            ),
+            tags=tags,
+            metadata=metadata,
+            limit=limit,
+        )
+        if spec is None:
+            return runs
+        return key_runs(runs, spec, self._facet_values_for)
+
+    def _select_runs(
+        self,
+        filters: dict[str, Any],
+        *,
+        tags: list[str] | None,
+        metadata: dict[str, Any] | None,
+        limit: int | None,
+        order: str = "newest",
+    ) -> list[Run]:
+        if limit is not None and (not isinstance(limit, int) or limit < 0):
+            raise ValueError(f"limit must be a non-negative int or None, got {limit!r}")
+        if tags is not None and isinstance(tags, str):
+            raise TypeError(f"tags must be a list of strings: use tags=[{tags!r}]")
+        if metadata is not None and not isinstance(metadata, dict):
+            raise TypeError("metadata must be a dict of exact-match values")
+        if self.store is None:
+            return []
+        if not metadata:
+            return self.store.query_runs(filters, tags=tags, order=order, limit=limit)
+        matched = [
+            r
+            for r in self.store.query_runs(filters, tags=tags, order=order, limit=None)
+            if matches_metadata(r, metadata)
+        ]
+        return matched if limit is None else matched[:limit]
+
+    def _facet_values_for(self, runs: list[Run], spec: IndexBySpec) -> dict[str, Any]:
+        facet_values = getattr(self.store, "facet_values", None)
+        if facet_values is None:
+            raise RuntimeError("facet indexing is not available for this store")
+        out: dict[str, Any] = {}
+        if spec.namespace is not None:
+            return dict(facet_values([r.id for r in runs], spec.name, namespace=spec.namespace))
+        by_model: dict[str, list[str]] = {}
+        for run in runs:
+            by_model.setdefault(run.model_name, []).append(run.id)
+        for model, ids in by_model.items():
+            out.update(facet_values(ids, spec.name, namespace=model))
+        return out
+
+    def find_run(self, **kwargs: Any) -> Run:
+        """Exactly one run matching the filters of :meth:`find_runs`.
+
+        ``id=`` / ``run_id=`` look the run up by primary key.
+
+        Raises
+        ------
+        ValueError
+            If no run, or more than one run, matches.
+        """
+        run_id = kwargs.pop("id", None) or kwargs.pop("run_id", None)
+        if run_id is not None:
+            if kwargs:
+                raise ValueError(f"find_run(id=...) takes no other filters, got {sorted(kwargs)}")
+            run = self.get_run(run_id)  # type: ignore[attr-defined]
+            if run is None:
+                raise ValueError(f"no run with id {run_id!r}")
+            return run
+        kwargs.pop("limit", None)
+        if "index_by" in kwargs:
+            raise ValueError("find_run does not take index_by")
+        runs = self.find_runs(limit=2, **kwargs)
+        assert isinstance(runs, list)
+        if not runs:
+            raise ValueError(f"no run matches {kwargs}")
+        if len(runs) > 1:
+            raise ValueError(
+                f"more than one run matches {kwargs} (e.g. {runs[0].id!r} and {runs[1].id!r}); "
+                "add filters or use find_runs"
+            )
+        return runs[0]
+
+    def find_latest_run(
+        self,
+        *,
+        parent_id: str | None = None,
+        model: str | None = None,
+        status: str | None = None,
+        year: int | None = None,
+        stage: str | None = None,
+        phase: str | None = None,
+        tags: list[str] | None = None,
+        metadata: dict[str, Any] | None = None,
+        limit: int = 10_000,
+    ) -> Run | None:
+        """The latest matching run: highest iteration first, then newest.
+
+        Returns None when nothing matches (or without a database).
+        """
+        runs = self._select_runs(
+            dict(
+                parent_id=parent_id,
+                model=model,
+                status=status,
+                year=year,
+                stage=stage,
+                phase=phase,
+            ),
+            tags=tags,
+            metadata=metadata,
+            limit=1 if not metadata else limit,
+            order="latest_iteration",
+        )
+        return runs[0] if runs else None
+
+    def get_latest_run_id(self, **kwargs: Any) -> str:
+        """The id of :meth:`find_latest_run` for the same filters.
+
+        Raises
+        ------
+        ValueError
+            If no run matches.
+        """
+        run = self.find_latest_run(**kwargs)
+        if run is None:
+            raise ValueError(f"no run matches {kwargs}")
+        return run.id
+
+    def history(self, limit: int = 10, tags: list[str] | None = None) -> Any:
+        """Recent runs as a pandas DataFrame (newest first).
+
+        Parameters
+        ----------
+        limit:
+            Maximum number of runs.
+        tags:
+            Keep runs carrying any of these tags.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns: id, model_name, status, year, iteration, stage, phase,
+            tags, parent_run_id, created_at, ended_at, duration_s, cache_hit,
+            signature. Empty (same columns) without a database.
+        """
+        import pandas as pd
+
+        if isinstance(tags, str):
+            raise TypeError(f"tags must be a list of strings: use tags=[{tags!r}]")
+        rows = self.store.history_rows(limit, tags) if self.store is not None else []
+        frame = pd.DataFrame.from_records(rows, columns=list(HISTORY_COLUMNS))
+        frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True)
+        frame["ended_at"] = pd.to_datetime(frame["ended_at"], utc=True)
+        frame.insert(11, "duration_s", (frame["ended_at"] - frame["created_at"]).dt.total_seconds())
+        return frame
+
+    def find_artifacts(
+        self,
+        *,
+        creator: str | Run | None = None,
+        consumer: str | Run | None = None,
+        key: str | None = None,
+        limit: int = 100,
+    ) -> list[Artifact]:
+        """Artifacts output by ``creator`` and/or input to ``consumer``, optionally by key.
+
+        Returns an empty list without a database.
+        """
+        if self.store is None:
+            return []
+        creator_id = creator.id if isinstance(creator, Run) else creator
+        consumer_id = consumer.id if isinstance(consumer, Run) else consumer
+        found = self.store.find_artifacts(
+            creator=creator_id, consumer=consumer_id, key=key, limit=limit
+        )
+        return [self._localize(a) for a in found]  # type: ignore[attr-defined]
+
+    def load_input_bundle(self, run_id: str) -> dict[str, Artifact]:
+        """The outputs of a "bundle" run, by key, ready to pass as ``inputs=``.
+
+        Raises
+        ------
+        ValueError
+            If the run does not exist or has no output artifacts.
+        """
+        if self.store is None or self.store.get_run(run_id) is None:
+            raise ValueError(f"no run {run_id!r} to load an input bundle from")
+        outputs = self.get_run_outputs(run_id)  # type: ignore[attr-defined]
+        if not outputs:
+            raise ValueError(f"run {run_id!r} has no output artifacts to use as a bundle")
+        return outputs
+
+    def get_config_bundle(
+        self,
+        run_id: str,
+        *,
+        adapter: Any = None,
+        role: str = "bundle",
+        allow_missing: bool = False,
+    ) -> Path | None:
+        """The local path of a run's config artifact with ``meta["config_role"] == role``.
+
+        With ``adapter`` (a name, or an object with a ``name``), only
+        artifacts of that adapter match (``artifact.meta["config_adapter"]``
+        or ``["adapter"]``, or the run's ``meta["config_adapter"]``). Several
+        matches: sorted by (key, created_at, id), the first wins.
+
+        Raises
+        ------
+        ValueError
+            If nothing matches and ``allow_missing`` is False.
+        """
+        adapter_name = _adapter_name(adapter)
+        run = self.store.get_run(run_id) if self.store is not None else None
+        if run is None:
+            if allow_missing:
+                return None
+            raise ValueError(f"no run {run_id!r}")
+        found = self.get_artifacts_for_run(run_id)  # type: ignore[attr-defined]
+        run_adapter = run.meta.get("config_adapter")
+        candidates = []
+        for art in [*found.inputs.values(), *found.outputs.values()]:
+            if art.meta.get("config_role") != role:
+                continue
+            if adapter_name is not None:
+                own = art.meta.get("config_adapter") or art.meta.get("adapter")
+                if (own or run_adapter) != adapter_name:
+                    continue
+            candidates.append(art)
+        candidates.sort(key=lambda a: (a.key, a.created_at, str(a.id)))
+        if not candidates:
+            if allow_missing:
+                return None
+            raise ValueError(
+                f"run {run_id!r} has no artifact with config_role={role!r}"
+                + (f" for adapter {adapter_name!r}" if adapter_name else "")
+            )
+        chosen = candidates[0]
+        return Path(chosen.abs_path) if chosen.abs_path else Path(chosen.uri)
+
+
+class TrackerQueries(TrackerRunQueries):
     """Query methods shared by the Tracker facade (see the spec for each)."""
 
     store: MetadataStore | None
@@ -162,3 +469,26 @@ def _as_uuid(value: Any) -> uuid.UUID | None:
         except ValueError:
             return None
     return None
+
+
+HISTORY_COLUMNS = (
+    "id",
+    "model_name",
+    "status",
+    "year",
+    "iteration",
+    "stage",
+    "phase",
+    "tags",
+    "parent_run_id",
+    "created_at",
+    "ended_at",
+    "cache_hit",
+    "signature",
+)
+
+
+def _adapter_name(adapter: Any) -> str | None:
+    if adapter is None or isinstance(adapter, str):
+        return adapter
+    return getattr(adapter, "name", None) or type(adapter).__name__

@@ -29,6 +29,7 @@ from consist.core.store.rows import (
     run_from_row,
     to_db_time,
 )
+from consist.core.store.run_queries import RunQueryMixin
 from consist.core.store.schema import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_DDL
 from consist.models.artifact import Artifact
 from consist.models.records import ConsistRecord
@@ -48,7 +49,7 @@ def _flush_all_stores() -> None:
     PendingLog.close_all()  # removes ledgers with nothing outstanding
 
 
-class MetadataStore:
+class MetadataStore(RunQueryMixin):
     """Domain-level access to the metadata tables of one DuckDB file.
 
     Parameters

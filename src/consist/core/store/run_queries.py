@@ -1,0 +1,155 @@
+"""Run and artifact queries (find_runs and friends): the SQL behind the query API.
+
+Mixed into :class:`~consist.core.store.metadata_store.MetadataStore`; every
+method commits this process's queued writes first so results include them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from consist.core.store.rows import (
+    ARTIFACT_COLUMNS,
+    LINKED_ARTIFACT_COLUMNS,
+    RUN_COLUMNS,
+    artifact_from_row,
+    run_from_row,
+)
+from consist.models.artifact import Artifact
+from consist.models.run import Run
+
+# Filters that map to one column each (parameter name -> column).
+RUN_FILTER_COLUMNS = {
+    "year": "year",
+    "iteration": "iteration",
+    "stage": "stage",
+    "phase": "phase",
+    "model": "model_name",
+    "name": "model_name",
+    "status": "status",
+    "parent_id": "parent_run_id",
+}
+
+
+def run_filter_sql(
+    filters: dict[str, Any], tags: Sequence[str] | None, tags_any: Sequence[str] | None = None
+) -> tuple[str, list[Any]]:
+    """``WHERE`` clause and parameters for the column filters and tag filters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    for name, value in filters.items():
+        if value is None:
+            continue
+        clauses.append(f"{RUN_FILTER_COLUMNS[name]} = ?")
+        params.append(value)
+    if tags:
+        clauses.append("list_has_all(tags, ?::VARCHAR[])")
+        params.append(list(tags))
+    if tags_any:
+        clauses.append("list_has_any(tags, ?::VARCHAR[])")
+        params.append(list(tags_any))
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+class RunQueryMixin:
+    """The run/artifact query methods of the metadata store."""
+
+    connections: Any
+    _flush_before_read: Callable[[], None]  # provided by MetadataStore
+
+    def query_runs(
+        self,
+        filters: dict[str, Any],
+        *,
+        tags: Sequence[str] | None = None,
+        tags_any: Sequence[str] | None = None,
+        order: str = "newest",
+        limit: int | None = 100,
+    ) -> list[Run]:
+        """Runs matching every filter.
+
+        Parameters
+        ----------
+        filters:
+            Column filters by API name (see ``RUN_FILTER_COLUMNS``); None
+            values are ignored.
+        tags, tags_any:
+            Runs carrying all of / any of these tags.
+        order:
+            ``"newest"`` (created_at descending) or ``"latest_iteration"``
+            (highest iteration first, then newest).
+        limit:
+            Maximum rows (None for all).
+        """
+        self._flush_before_read()
+        where, params = run_filter_sql(filters, tags, tags_any)
+        if order == "latest_iteration":
+            order_sql = " ORDER BY iteration DESC NULLS LAST, created_at DESC, id DESC"
+        else:
+            order_sql = " ORDER BY created_at DESC, id DESC"
+        sql = f"SELECT {RUN_COLUMNS} FROM run{where}{order_sql}"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        with self.connections.connection() as con:
+            rows = con.execute(sql, params).fetchall()
+        return [run_from_row(r) for r in rows]
+
+    def history_rows(self, limit: int, tags_any: Sequence[str] | None) -> list[tuple[Any, ...]]:
+        """Recent runs as plain tuples for a history table (newest first)."""
+        self._flush_before_read()
+        where, params = run_filter_sql({}, None, tags_any)
+        sql = (
+            "SELECT id, model_name, status, year, iteration, stage, phase, tags, "
+            "parent_run_id, created_at, ended_at, "
+            "coalesce(json_extract(meta, '$.cache_hit')::BOOLEAN, false), signature "
+            f"FROM run{where} ORDER BY created_at DESC, id DESC LIMIT ?"
+        )
+        with self.connections.connection() as con:
+            return con.execute(sql, [*params, int(limit)]).fetchall()
+
+    def find_artifacts(
+        self,
+        *,
+        creator: str | None = None,
+        consumer: str | None = None,
+        key: str | None = None,
+        limit: int = 100,
+    ) -> list[Artifact]:
+        """Artifacts output by ``creator`` / input to ``consumer`` / with ``key``.
+
+        With a creator or consumer, artifacts carry the key and metadata that
+        run logged them with, and ``key`` matches that run-local key.
+        """
+        self._flush_before_read()
+        joins, clauses, params = [], [], []
+        columns = ARTIFACT_COLUMNS_QUALIFIED
+        for run_id, direction, alias in ((creator, "output", "c"), (consumer, "input", "u")):
+            if run_id is None:
+                continue
+            joins.append(
+                f"JOIN run_artifact_link {alias} ON {alias}.artifact_id = a.id "
+                f"AND {alias}.direction = '{direction}' AND {alias}.run_id = ?"
+            )
+            params.append(run_id)
+        if creator is not None or consumer is not None:
+            link = "c" if creator is not None else "u"
+            columns = LINKED_ARTIFACT_COLUMNS.replace("l.", f"{link}.")
+            if key is not None:
+                clauses.append(f"{link}.key = ?")
+                params.append(key)
+        elif key is not None:
+            clauses.append("a.key = ?")
+            params.append(key)
+        sql = f"SELECT DISTINCT {columns} FROM artifact a " + " ".join(joins)
+        if clauses:
+            sql += " WHERE " + " AND ".join(clauses)
+        sql += " ORDER BY 12 DESC, 1 LIMIT ?"
+        params.append(int(limit))
+        with self.connections.connection() as con:
+            rows = con.execute(sql, params).fetchall()
+        return [artifact_from_row(r) for r in rows]
+
+
+ARTIFACT_COLUMNS_QUALIFIED = ", ".join("a." + c for c in ARTIFACT_COLUMNS.split(", "))
