@@ -34,6 +34,9 @@ _EXPORTS: dict[str, str] = {
     "load": "consist.api",
     "load_df": "consist.api",
     "run": "consist.api",
+    "IndexBySpec": "consist.core.run_index",
+    "index_by_field": "consist.core.run_index",
+    "index_by_facet": "consist.core.run_index",
     "trace": "consist.api",
 }
 
@@ -44,6 +47,7 @@ __all__ = [
     "ConsistRecord",
     "ConsistRunError",
     "ExecutionOptions",
+    "IndexBySpec",
     "OutputPolicyOptions",
     "Run",
     "RunArtifacts",
@@ -55,6 +59,8 @@ __all__ = [
     "capture_outputs",
     "current_tracker",
     "define_step",
+    "index_by_facet",
+    "index_by_field",
     "load",
     "load_df",
     "output_path",
@@ -77,6 +83,7 @@ if TYPE_CHECKING:  # pragma: no cover
         use_tracker,
     )
     from consist.core.active_run import ActiveRunCacheOptions
+    from consist.core.run_index import IndexBySpec, index_by_facet, index_by_field
     from consist.core.runner import ConsistRunError, RunContext
     from consist.core.store.recovery import rebuild_from_journal
     from consist.core.tracker import Tracker
