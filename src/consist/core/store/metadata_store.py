@@ -282,46 +282,10 @@ class MetadataStore(RunQueryMixin):
             return int(con.execute("SELECT count(*) FROM run").fetchone()[0])
 
     def find_runs(
-        self,
-        *,
-        tags: Sequence[str] | None = None,
-        year: int | None = None,
-        iteration: int | None = None,
-        stage: str | None = None,
-        phase: str | None = None,
-        model: str | None = None,
-        status: str | None = None,
-        parent_id: str | None = None,
-        limit: int | None = 100,
+        self, *, tags: Sequence[str] | None = None, limit: int | None = 100, **filters: Any
     ) -> list[Run]:
-        """Runs matching all given filters, newest first."""
-        self._flush_before_read()
-        clauses, params = [], []
-        for column, value in (
-            ("year", year),
-            ("iteration", iteration),
-            ("stage", stage),
-            ("phase", phase),
-            ("model_name", model),
-            ("status", status),
-            ("parent_run_id", parent_id),
-        ):
-            if value is not None:
-                clauses.append(f"{column} = ?")
-                params.append(value)
-        if tags:
-            clauses.append("list_has_all(tags, ?)")
-            params.append(list(tags))
-        sql = f"SELECT {RUN_COLUMNS} FROM run"
-        if clauses:
-            sql += " WHERE " + " AND ".join(clauses)
-        sql += " ORDER BY created_at DESC, id DESC"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
-        with self.connections.connection() as con:
-            rows = con.execute(sql, params).fetchall()
-        return [run_from_row(r) for r in rows]
+        """Runs matching all given filters, newest first (see ``query_runs``)."""
+        return self.query_runs(filters, tags=tags, limit=limit)
 
     def find_completed_run(self, signature: str) -> Run | None:
         """The newest completed run with this identity signature."""
