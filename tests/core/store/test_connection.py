@@ -331,7 +331,13 @@ def test_release_thread_stops_after_releasing(db: Path) -> None:
         assert wait_until(lambda: not manager.is_open, timeout=5)
 
         def release_threads() -> list[threading.Thread]:
-            return [t for t in threading.enumerate() if t.name.startswith("consist-store-release-")]
+            # Only this manager's timer: other tests' managers may still be idling.
+            suffix = f"-{id(manager):x}"
+            return [
+                t
+                for t in threading.enumerate()
+                if t.name.startswith("consist-store-release-") and t.name.endswith(suffix)
+            ]
 
         assert wait_until(lambda: not release_threads(), timeout=5), release_threads()
     finally:

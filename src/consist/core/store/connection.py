@@ -221,7 +221,7 @@ class DuckDBConnectionManager:
         threading.Thread(
             target=_idle_release_loop,
             args=(weakref.ref(self), self._wake),
-            name=f"consist-store-release-{os.getpid()}",
+            name=f"consist-store-release-{os.getpid()}-{id(self):x}",
             daemon=True,
         ).start()
 
