@@ -21,6 +21,7 @@ _EXPORTS: dict[str, str] = {
     "ActiveRunCacheOptions": "consist.core.active_run",
     "rebuild_from_journal": "consist.core.store.recovery",
     "RunResult": "consist.models.results",
+    "RunSet": "consist.core.runset",
     "CacheOptions": "consist.options",
     "ExecutionOptions": "consist.options",
     "OutputPolicyOptions": "consist.options",
@@ -38,6 +39,13 @@ _EXPORTS: dict[str, str] = {
     "index_by_field": "consist.core.run_index",
     "index_by_facet": "consist.core.run_index",
     "trace": "consist.api",
+    "scenario": "consist.api",
+    "ScenarioContext": "consist.core.scenario",
+    "MissingOutputsError": "consist.core.scenario",
+    "Coupler": "consist.core.coupler",
+    "SweepResult": "consist.core.sweep",
+    "SweepResults": "consist.core.sweep",
+    "SweepError": "consist.core.sweep",
 }
 
 __all__ = [
@@ -46,13 +54,20 @@ __all__ = [
     "CacheOptions",
     "ConsistRecord",
     "ConsistRunError",
+    "Coupler",
     "ExecutionOptions",
     "IndexBySpec",
+    "MissingOutputsError",
     "OutputPolicyOptions",
     "Run",
     "RunArtifacts",
     "RunContext",
     "RunResult",
+    "RunSet",
+    "ScenarioContext",
+    "SweepError",
+    "SweepResult",
+    "SweepResults",
     "Tracker",
     "TrackerConfig",
     "__version__",
@@ -66,6 +81,7 @@ __all__ = [
     "output_path",
     "rebuild_from_journal",
     "run",
+    "scenario",
     "trace",
     "use_tracker",
 ]
@@ -79,13 +95,18 @@ if TYPE_CHECKING:  # pragma: no cover
         load_df,
         output_path,
         run,
+        scenario,
         trace,
         use_tracker,
     )
     from consist.core.active_run import ActiveRunCacheOptions
+    from consist.core.coupler import Coupler
     from consist.core.run_index import IndexBySpec, index_by_facet, index_by_field
     from consist.core.runner import ConsistRunError, RunContext
+    from consist.core.runset import RunSet
+    from consist.core.scenario import MissingOutputsError, ScenarioContext
     from consist.core.store.recovery import rebuild_from_journal
+    from consist.core.sweep import SweepError, SweepResult, SweepResults
     from consist.core.tracker import Tracker
     from consist.core.tracker_config import TrackerConfig
     from consist.models.artifact import Artifact

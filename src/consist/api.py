@@ -16,6 +16,7 @@ from consist.core import context
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
 
+    from consist.core.scenario import ScenarioContext
     from consist.core.tracker import Tracker
     from consist.models.artifact import Artifact
     from consist.models.results import RunResult
@@ -147,3 +148,12 @@ def load_df(artifact: Artifact, *, tracker: Tracker | None = None, **kwargs: Any
     tracker = tracker or context.current()
     path = _artifact_path(artifact, tracker)
     return tabular.load_dataframe(path, artifact.driver, **kwargs)
+
+
+def scenario(name: str, **kwargs: Any) -> ScenarioContext:
+    """``Tracker.scenario`` on the current tracker (a header run with linked steps).
+
+    Use as ``with consist.scenario("baseline", config={...}) as sc: ...``;
+    every keyword of :meth:`Tracker.scenario` is accepted.
+    """
+    return context.require_current("consist.scenario").scenario(name, **kwargs)
