@@ -404,6 +404,26 @@ class RunLifecycle:
 
     # -- during the run -------------------------------------------------------------
 
+    def suspend(self) -> ActiveRun:
+        """Set the active run aside (a scenario header while its steps run)."""
+        active = self.require_active("suspend")
+        self.active = None
+        return active
+
+    def resume(self, active: ActiveRun) -> None:
+        """Make a suspended run active again.
+
+        Raises
+        ------
+        RuntimeError
+            If another run is active.
+        """
+        if self.active is not None and self.active is not active:
+            raise RuntimeError(
+                f"cannot resume run {active.run.id!r} while run {self.active.run.id!r} is active"
+            )
+        self.active = active
+
     def require_active(self, what: str) -> ActiveRun:
         """The active run, or RuntimeError naming the call that needed one."""
         if self.active is None:

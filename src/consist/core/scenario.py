@@ -324,7 +324,7 @@ class ScenarioContext:
                 if not header.has_artifact(art.id, "output"):
                     header.record.outputs.append(art)
         # Suspend the header: steps need the tracker's single active-run slot.
-        lifecycle.active = None
+        lifecycle.suspend()
         self._header = header
         self._run = header.run
         self.steps = []
@@ -355,7 +355,7 @@ class ScenarioContext:
         if self._required:
             meta["scenario_required_outputs"] = list(self._required)
         self._header = None
-        lifecycle.active = header  # restore the suspended header
+        lifecycle.resume(header)  # restore the suspended header
         self._run = lifecycle.end("failed" if error is not None else "completed", error=error)
         if exc is None and problem is not None:
             raise problem
@@ -624,11 +624,11 @@ class ScenarioContext:
                 f"sc.{what}() cannot be called while run {lifecycle.active.run.id!r} is "
                 "active; call it between steps"
             )
-        lifecycle.active = header
+        lifecycle.resume(header)
         try:
             yield header
         finally:
-            lifecycle.active = None
+            lifecycle.suspend()
 
     def _previous_header(self) -> ConsistRecord | None:
         """The recorded header to re-open, None for a first execution.

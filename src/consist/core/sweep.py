@@ -15,7 +15,6 @@ Entry points: ``Tracker.sweep(...)`` and ``ScenarioContext.sweep(...)``.
 
 from __future__ import annotations
 
-import inspect
 import multiprocessing
 import os
 import pickle
@@ -355,44 +354,7 @@ def validate_step_arguments(
     TypeError, ValueError
         Naming the offending parameter.
     """
-    params = inspect.signature(type(tracker).run).parameters
-    named = {
-        name: (None if p.default is p.empty else p.default)
-        for name, p in params.items()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in ("self", "fn")
-    }
-    args = dict(named)
-    legacy = {}
-    for key, value in run_kwargs.items():
-        if key in named:
-            args[key] = value
-        else:
-            legacy[key] = value
-    args["fn"] = fn
-    spec = tracker._step_spec(
-        fn,
-        args,
-        legacy,
-        cache_options=args.get("cache_options"),
-        output_policy=args.get("output_policy"),
-        execution_options=args.get("execution_options"),
-        runtime_kwargs=args.get("runtime_kwargs"),
-        what="sweep",
-    )
-    if tracker.lifecycle.active is None:
-        # The run-level checks (tags, year, metadata, facets, identity inputs);
-        # prepare_begin writes nothing. The configs are checked separately.
-        begin_kwargs = {k: v for k, v in spec.begin_kwargs.items() if k != "config"}
-        tracker.lifecycle.prepare_begin(
-            spec.run_id,
-            spec.model,
-            inputs=None,
-            cache_options=spec.cache,
-            fn=fn,
-            run_id_is_new=True,
-            **begin_kwargs,
-        )
-    return spec
+    return tracker.validate_step(fn, **run_kwargs)
 
 
 # --------------------------------------------------------------------------- #

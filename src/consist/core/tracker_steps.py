@@ -230,6 +230,52 @@ class TrackerSteps:
         with self.runner.trace(spec) as tracker:
             yield tracker
 
+    def validate_step(self, fn: Callable[..., Any], **run_kwargs: Any) -> Any:
+        """Check ``run(fn, **run_kwargs)``'s arguments without running or writing.
+
+        Returns the validated step declaration (a ``StepSpec``); raises the
+        same ``TypeError`` / ``ValueError`` that :meth:`run` would, before
+        anything is written. Used by sweeps to fail before starting workers.
+        """
+        import inspect
+
+        params = inspect.signature(type(self).run).parameters
+        args: dict[str, Any] = {
+            name: (None if p.default is p.empty else p.default)
+            for name, p in params.items()
+            if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name not in ("self", "fn")
+        }
+        legacy = {}
+        for key, value in run_kwargs.items():
+            if key in args:
+                args[key] = value
+            else:
+                legacy[key] = value
+        spec = self._step_spec(
+            fn,
+            args,
+            legacy,
+            cache_options=args.get("cache_options"),
+            output_policy=args.get("output_policy"),
+            execution_options=args.get("execution_options"),
+            runtime_kwargs=args.get("runtime_kwargs"),
+            what="run",
+        )
+        if self.lifecycle.active is None:
+            # Run-level checks (tags, year, metadata, facets, identity inputs);
+            # prepare_begin writes nothing.
+            begin_kwargs = {k: v for k, v in spec.begin_kwargs.items() if k != "config"}
+            self.lifecycle.prepare_begin(
+                spec.run_id,
+                spec.model,
+                inputs=None,
+                cache_options=spec.cache,
+                fn=fn,
+                run_id_is_new=True,
+                **begin_kwargs,
+            )
+        return spec
+
     def _step_spec(
         self,
         fn: Callable[..., Any] | None,
