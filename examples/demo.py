@@ -44,6 +44,11 @@ def summarise(households: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def grow(households: pd.DataFrame, config: dict) -> pd.DataFrame:
+    """Scenario step: incomes grow by config["growth"] per decade."""
+    return households.assign(income=(households["income"] * (1 + config["growth"])).round())
+
+
 def report(summary: pd.DataFrame, config: dict) -> Path:
     """Step 3: a small text report, written to a managed output path."""
     title = config["title"]
@@ -92,6 +97,31 @@ def main() -> None:
             print(f"  {'':10} why it ran: {why}")
     print()
     print(step3.outputs["report"].path.read_text())
+
+    growth = 0.10
+    print(f"Scenario 'high_growth' (incomes +{growth:.0%} per decade):")
+    with tracker.scenario("high_growth", config={"growth": growth}, tags=["demo"]) as sc:
+        sc.add_input(step1.outputs["households"], key="households")
+        for year in (2040, 2050):
+            grown = sc.run(
+                grow,
+                inputs={"households": "households"},  # coupler: last decade's output
+                config={"growth": growth},
+                outputs=["households"],
+                year=year,
+            )
+            summary = sc.run(
+                summarise, inputs={"households": "households"}, outputs=["summary"], year=year
+            )
+            states = ["cache hit" if r.cache_hit else "executed" for r in (grown, summary)]
+            print(f"  {year}: grow {states[0]}, summarise {states[1]}")
+    header = tracker.get_run("high_growth")
+    children = tracker.find_runs(parent_id="high_growth", limit=1000)
+    print(
+        f"  header run {header.id!r}: {header.status}, execution "
+        f"#{header.meta['scenario_executions']}, {len(children)} step runs recorded"
+    )
+    print()
 
     final = step3.outputs["report"]
     print(f"Lineage of {final.key} ({final.uri}):")
