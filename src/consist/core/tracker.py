@@ -30,10 +30,12 @@ from consist.core.store.metadata_store import MetadataStore
 from consist.core.store.recovery import RecoveryReport, catch_up
 from consist.core.tracker_config import TrackerConfig
 from consist.core.tracker_facets import TrackerFacets
+from consist.core.tracker_hotdata import TrackerHotData
 from consist.core.tracker_lineage import TrackerLineage
 from consist.core.tracker_queries import TrackerQueries
 from consist.core.tracker_scenarios import TrackerScenarios
 from consist.core.tracker_steps import TrackerSteps
+from consist.core.tracker_views import TrackerViews
 from consist.models.artifact import Artifact
 from consist.models.records import ConsistRecord
 from consist.models.run import Run
@@ -41,7 +43,15 @@ from consist.models.run import Run
 ArtifactRef = str | os.PathLike | Artifact
 
 
-class Tracker(TrackerSteps, TrackerQueries, TrackerFacets, TrackerLineage, TrackerScenarios):
+class Tracker(
+    TrackerSteps,
+    TrackerQueries,
+    TrackerFacets,
+    TrackerLineage,
+    TrackerScenarios,
+    TrackerHotData,
+    TrackerViews,
+):
     """Records runs and artifacts, answers cache lookups and provenance queries.
 
     Parameters
