@@ -1,0 +1,367 @@
+"""SQL for lineage: the whole upstream graph of an artifact in one query.
+
+The graph is walked by one recursive CTE over ``run_artifact_link``: from an
+artifact to every run that logged it as an output, and from that run to its
+inputs, and so on. Each row of the walk is one edge ``(artifact, run, input
+artifact, key the run used)``; ``UNION`` (not ``UNION ALL``) discards edges
+already produced, so the walk terminates on cycles, and shared upstream
+artifacts (diamonds) are walked once. The same statement joins the run and
+artifact columns, so a lineage request costs a single round trip whatever the
+size of the graph.
+
+The walk follows *every* run that linked an artifact as output (the original
+producer and any later cache hits); choosing the producer happens here in
+Python, on the few candidate rows: the earliest completed run, falling back
+to the earliest run of any status when no completed run logged it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from consist.core.store.connection import DuckDBConnectionManager
+from consist.core.store.rows import from_db_time
+
+
+@dataclass(frozen=True, slots=True)
+class LineageArtifact:
+    """The artifact columns lineage shows (no metadata blobs)."""
+
+    id: uuid.UUID
+    key: str
+    uri: str | None
+    driver: str | None
+    hash: str | None
+    table_path: str | None
+    array_path: str | None
+    run_id: str | None
+    created_at: datetime | None
+    missing: bool = False  # a link points at an artifact row that does not exist
+
+
+@dataclass(frozen=True, slots=True)
+class LineageRun:
+    """The run columns lineage shows (``cache_hit``/``cache_source`` from its meta)."""
+
+    id: str
+    model_name: str
+    description: str | None
+    status: str
+    tags: tuple[str, ...]
+    year: int | None
+    iteration: int | None
+    stage: str | None
+    phase: str | None
+    created_at: datetime | None
+    ended_at: datetime | None
+    cache_hit: bool
+    cache_source: str | None
+
+
+@dataclass(frozen=True)
+class UpstreamGraph:
+    """Everything upstream of one artifact, as fetched from the store.
+
+    Attributes
+    ----------
+    root_id:
+        The artifact whose lineage was requested.
+    artifacts:
+        Every artifact reached (the root and all inputs walked).
+    runs:
+        Every producing run reached, by id.
+    producer:
+        Artifact id -> id of its producing run (absent for raw inputs and
+        for artifacts beyond ``max_depth``).
+    inputs:
+        Producing run id -> ``(input artifact id, key the run used)`` pairs,
+        sorted by key, then artifact key, then id.
+    cache_hits:
+        Artifact id -> number of later cache-hit runs that were handed it
+        as an output.
+    produced:
+        Artifacts known to have a producing run, including artifacts beyond
+        ``max_depth`` whose producer was not fetched.
+    max_depth:
+        The depth bound the walk was fetched with (``None``: everything
+        upstream was fetched).
+    """
+
+    root_id: uuid.UUID
+    artifacts: Mapping[uuid.UUID, LineageArtifact]
+    runs: Mapping[str, LineageRun]
+    producer: Mapping[uuid.UUID, str]
+    inputs: Mapping[str, tuple[tuple[uuid.UUID, str], ...]]
+    cache_hits: Mapping[uuid.UUID, int] = field(default_factory=dict)
+    produced: frozenset[uuid.UUID] = frozenset()
+    max_depth: int | None = None
+
+    @property
+    def root(self) -> LineageArtifact:
+        """The artifact whose lineage was requested."""
+        return self.artifacts[self.root_id]
+
+
+# The walk. One row per edge: (artifact, a run that output it, one input of
+# that run or NULL, the key that run used for it). Bounded walks carry the
+# depth of ``artifact`` (root = 0) and stop expanding at ``max_depth``; as
+# ``depth`` is part of the row, a cycle is then cut by the bound instead.
+_WALK_UNBOUNDED = """
+WITH RECURSIVE walk(artifact_id, run_id, input_id, input_key) AS (
+    SELECT o.artifact_id, o.run_id, i.artifact_id, i.key
+    FROM run_artifact_link o
+    LEFT JOIN run_artifact_link i ON i.run_id = o.run_id AND i.direction = 'input'
+    WHERE o.artifact_id = CAST($root AS UUID) AND o.direction = 'output'
+    UNION
+    SELECT o.artifact_id, o.run_id, i.artifact_id, i.key
+    FROM walk w
+    JOIN run_artifact_link o ON o.artifact_id = w.input_id AND o.direction = 'output'
+    LEFT JOIN run_artifact_link i ON i.run_id = o.run_id AND i.direction = 'input'
+),
+edges AS (SELECT artifact_id, run_id, input_id, input_key FROM walk)
+"""
+
+_WALK_BOUNDED = """
+WITH RECURSIVE walk(artifact_id, run_id, input_id, input_key, depth) AS (
+    SELECT o.artifact_id, o.run_id, i.artifact_id, i.key, 0
+    FROM run_artifact_link o
+    LEFT JOIN run_artifact_link i ON i.run_id = o.run_id AND i.direction = 'input'
+    WHERE o.artifact_id = CAST($root AS UUID) AND o.direction = 'output' AND $max_depth > 0
+    UNION
+    SELECT o.artifact_id, o.run_id, i.artifact_id, i.key, w.depth + 1
+    FROM walk w
+    JOIN run_artifact_link o ON o.artifact_id = w.input_id AND o.direction = 'output'
+    LEFT JOIN run_artifact_link i ON i.run_id = o.run_id AND i.direction = 'input'
+    WHERE w.depth + 1 < $max_depth
+),
+edges AS (SELECT DISTINCT artifact_id, run_id, input_id, input_key FROM walk)
+"""
+
+# Up to this max_depth the walk is bounded in SQL. A bounded walk carries the
+# depth in its rows, so around a cycle it keeps going until the bound; a
+# larger max_depth therefore uses the unbounded walk (which stops once no new
+# edge appears, and never costs more than max_depth=None) and the tree is cut
+# in Python.
+BOUNDED_WALK_LIMIT = 64
+
+# Columns of an artifact row (a = the input artifact of an edge, or the root).
+_ARTIFACT_COLS = (
+    "a.id, a.key, a.uri, a.driver, a.hash, a.table_path, a.array_path, a.run_id, a.created_at"
+)
+_RUN_COLS = (
+    "r.id, r.model_name, r.description, r.status, r.tags, r.year, r.iteration, r.stage, "
+    "r.phase, r.created_at, r.ended_at, "
+    "coalesce(json_extract_string(r.meta, '$.cache_hit') = 'true', false), "
+    "json_extract_string(r.meta, '$.cache_source')"
+)
+_NO_RUN = ", ".join(["NULL"] * 13)
+# Whether artifact ``a`` was output by some run (only needed when bounded:
+# unbounded walks fetch every producer anyway).
+_PRODUCED = (
+    "EXISTS (SELECT 1 FROM run_artifact_link p "
+    "WHERE p.artifact_id = a.id AND p.direction = 'output')"
+)
+
+_SELECT = """
+SELECT w.artifact_id, w.input_id, w.input_key, {artifact_cols}, {run_cols}, {produced}
+FROM edges w
+JOIN run r ON r.id = w.run_id
+LEFT JOIN artifact a ON a.id = w.input_id
+UNION ALL
+SELECT NULL, a.id, NULL, {artifact_cols}, {no_run}, {produced_root}
+FROM artifact a WHERE a.id = CAST($root AS UUID)
+"""
+
+_SQL_UNBOUNDED = _WALK_UNBOUNDED + _SELECT.format(
+    artifact_cols=_ARTIFACT_COLS,
+    run_cols=_RUN_COLS,
+    produced="NULL",
+    no_run=_NO_RUN,
+    produced_root="NULL",
+)
+_SQL_BOUNDED = _WALK_BOUNDED + _SELECT.format(
+    artifact_cols=_ARTIFACT_COLS,
+    run_cols=_RUN_COLS,
+    produced=_PRODUCED,
+    no_run=_NO_RUN,
+    produced_root=_PRODUCED,
+)
+
+# Offsets in a result row.
+_A0 = 3  # first artifact column
+_R0 = _A0 + 9  # first run column
+_P = _R0 + 13  # produced flag
+
+
+class LineageStore:
+    """Lineage reads over one DuckDB store.
+
+    Parameters
+    ----------
+    connections:
+        The store's connection manager.
+    before_read:
+        Called before each read (the metadata store commits its queued
+        writes there, so this process's recent runs are visible).
+    """
+
+    def __init__(
+        self,
+        connections: DuckDBConnectionManager,
+        *,
+        before_read: Callable[[], None] | None = None,
+    ) -> None:
+        self.connections = connections
+        self.before_read = before_read
+
+    def upstream(
+        self, artifact_id: uuid.UUID | str, *, max_depth: int | None = None
+    ) -> UpstreamGraph | None:
+        """The upstream graph of an artifact, fetched in one query.
+
+        Parameters
+        ----------
+        artifact_id:
+            The artifact (UUID or UUID string).
+        max_depth:
+            Only walk artifacts up to this many producing-run steps from the
+            root (0: the root only). ``None`` walks everything. Above
+            :data:`BOUNDED_WALK_LIMIT` everything is walked (the caller cuts
+            the tree), which bounds the cost of a cycle.
+
+        Returns
+        -------
+        UpstreamGraph or None
+            None when no artifact has this id.
+        """
+        if self.before_read is not None:
+            self.before_read()
+        root = str(artifact_id)
+        bound = max_depth if max_depth is not None and max_depth <= BOUNDED_WALK_LIMIT else None
+        if bound is None:
+            sql, params = _SQL_UNBOUNDED, {"root": root}
+        else:
+            sql, params = _SQL_BOUNDED, {"root": root, "max_depth": int(bound)}
+        with self.connections.connection() as con:
+            rows = con.execute(sql, params).fetchall()
+        return _graph_from_rows(_as_uuid(root), rows, bound)
+
+
+def _as_uuid(value: Any) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
+
+
+def _artifact(row: tuple[Any, ...], fallback_id: uuid.UUID, fallback_key: str) -> LineageArtifact:
+    if row[_A0] is None:  # dangling link
+        return LineageArtifact(
+            id=fallback_id,
+            key=fallback_key,
+            uri=None,
+            driver=None,
+            hash=None,
+            table_path=None,
+            array_path=None,
+            run_id=None,
+            created_at=None,
+            missing=True,
+        )
+    return LineageArtifact(
+        id=_as_uuid(row[_A0]),
+        key=row[_A0 + 1],
+        uri=row[_A0 + 2],
+        driver=row[_A0 + 3] or "other",
+        hash=row[_A0 + 4],
+        table_path=row[_A0 + 5],
+        array_path=row[_A0 + 6],
+        run_id=row[_A0 + 7],
+        created_at=from_db_time(row[_A0 + 8]),
+    )
+
+
+def _run(row: tuple[Any, ...]) -> LineageRun:
+    r = row[_R0 : _R0 + 13]
+    return LineageRun(
+        id=r[0],
+        model_name=r[1],
+        description=r[2],
+        status=r[3],
+        tags=tuple(r[4] or ()),
+        year=r[5],
+        iteration=r[6],
+        stage=r[7],
+        phase=r[8],
+        created_at=from_db_time(r[9]),
+        ended_at=from_db_time(r[10]),
+        cache_hit=bool(r[11]),
+        cache_source=r[12],
+    )
+
+
+def _producer_rank(run: LineageRun) -> tuple[bool, float, str]:
+    created = run.created_at.timestamp() if run.created_at is not None else float("inf")
+    return (run.status != "completed", created, run.id)
+
+
+def _graph_from_rows(
+    root_id: uuid.UUID, rows: list[tuple[Any, ...]], max_depth: int | None
+) -> UpstreamGraph | None:
+    artifacts: dict[uuid.UUID, LineageArtifact] = {}
+    runs: dict[str, LineageRun] = {}
+    # artifact id -> run id -> [(input id, key)]; None input = a run without inputs
+    candidates: dict[uuid.UUID, dict[str, list[tuple[uuid.UUID, str]]]] = {}
+    produced: set[uuid.UUID] = set()
+    found_root = False
+    for row in rows:
+        child = row[0]
+        if child is None:  # the root artifact row
+            found_root = True
+            artifacts[root_id] = _artifact(row, root_id, "")
+            if row[_P]:
+                produced.add(root_id)
+            continue
+        child_id = _as_uuid(child)
+        run_id = row[_R0]
+        if run_id not in runs:
+            runs[run_id] = _run(row)
+        by_run = candidates.setdefault(child_id, {}).setdefault(run_id, [])
+        if row[1] is None:
+            continue
+        input_id = _as_uuid(row[1])
+        by_run.append((input_id, row[2]))
+        if input_id not in artifacts:
+            artifacts[input_id] = _artifact(row, input_id, row[2])
+        if row[_P]:
+            produced.add(input_id)
+    if not found_root:
+        return None
+
+    producer: dict[uuid.UUID, str] = {}
+    inputs: dict[str, tuple[tuple[uuid.UUID, str], ...]] = {}
+    cache_hits: dict[uuid.UUID, int] = {}
+    for artifact_id, by_run in candidates.items():
+        chosen = min((runs[r] for r in by_run), key=_producer_rank)
+        producer[artifact_id] = chosen.id
+        produced.add(artifact_id)
+        hits = sum(1 for r in by_run if r != chosen.id and runs[r].cache_hit)
+        if hits:
+            cache_hits[artifact_id] = hits
+        if chosen.id not in inputs:
+            pairs = set(by_run[chosen.id])
+            inputs[chosen.id] = tuple(
+                sorted(pairs, key=lambda p: (p[1], artifacts[p[0]].key, str(p[0])))
+            )
+    used_runs = set(producer.values())
+    return UpstreamGraph(
+        root_id=root_id,
+        artifacts=artifacts,
+        runs={rid: run for rid, run in runs.items() if rid in used_runs},
+        producer=producer,
+        inputs=inputs,
+        cache_hits=cache_hits,
+        produced=frozenset(produced),
+        max_depth=max_depth,
+    )
