@@ -17,6 +17,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consist.core.identity.hashing import StatCacheEntry
+from consist.core.store.facet_store import (
+    FacetRows,
+    add_artifact_rows,
+    rows_for_run,
+    write_facet_rows,
+)
 from consist.core.store.rows import (
     ARTIFACT_COLUMNS,
     RUN_COLUMNS,
@@ -50,6 +56,9 @@ class PendingWrite:
         ``content_identity`` rows.
     stat_entries:
         Stat-cache entries learned with this snapshot.
+    facets:
+        Facet payload, link and key/value rows of the run (on its first
+        write) and of the artifacts it created.
     on_synced:
         Called after the batch holding this write commits.
     """
@@ -61,6 +70,7 @@ class PendingWrite:
     links: list[list[Any]] = field(default_factory=list)
     contents: list[list[Any]] = field(default_factory=list)
     stat_entries: list[StatCacheEntry] = field(default_factory=list)
+    facets: FacetRows = field(default_factory=FacetRows)
     on_synced: Callable[[], None] | None = None
 
 
@@ -87,9 +97,14 @@ def freeze(
         stat_entries=list(stat_entries),
         on_synced=on_synced,
     )
+    if with_identity:  # a run's facet is fixed at its start: write it once
+        rows_for_run(record, write.facets)
     now = to_db_time(datetime.now(UTC))
     for art, direction in artifacts:
-        write.artifacts.append((artifact_params(art), art.run_id == run_id))
+        owned = art.run_id == run_id
+        write.artifacts.append((artifact_params(art), owned))
+        if owned:
+            add_artifact_rows(art, write.facets)
         write.links.append([run_id, str(art.id), direction, art.key, json_dump(art.meta)])
         if art.content_id is not None and art.hash:
             write.contents.append([str(art.content_id), art.hash, art.size_bytes, now])
@@ -170,6 +185,7 @@ def write_batch(con: Any, writes: Sequence[PendingWrite]) -> None:
         "ON CONFLICT DO NOTHING",
     )
     write_stat_entries(con, list(stats.values()))
+    write_facet_rows(con, [w.facets for w in writes if w.facets])
 
 
 def write_stat_entries(con: Any, entries: Sequence[StatCacheEntry]) -> None:

@@ -20,6 +20,8 @@ from typing import Any
 from consist.core.identity.hashing import StatCacheEntry, StatKey
 from consist.core.store.batch import PendingWrite, freeze, write_batch, write_stat_entries
 from consist.core.store.connection import DuckDBConnectionManager
+from consist.core.store.facet_store import FacetStore
+from consist.core.store.lineage_store import LineageStore
 from consist.core.store.pending_log import PendingLog
 from consist.core.store.rows import (
     ARTIFACT_COLUMNS,
@@ -83,6 +85,8 @@ class MetadataStore(RunQueryMixin):
         self._pending_lock = threading.Lock()
         self.max_pending = max_pending
         self.connections.before_release = self._flush_quietly
+        # Facet payloads and their key/value index (all facet SQL lives there).
+        self.facets = FacetStore(self.connections, before_read=self._flush_before_read)
         _STORES.add(self)
 
     # -- schema ---------------------------------------------------------------
@@ -538,6 +542,20 @@ class MetadataStore(RunQueryMixin):
                     "stat_cache",
                 )
             }
+
+    # -- facets ------------------------------------------------------------------
+
+    def facet_values(
+        self, run_ids: Sequence[str], key: str, namespace: str | None = None
+    ) -> dict[str, Any]:
+        """``{run_id: typed value}`` of flattened facet ``key`` (see ``FacetStore``)."""
+        return self.facets.facet_values(run_ids, key, namespace=namespace)
+
+    # -- lineage -----------------------------------------------------------------
+
+    def lineage_store(self) -> LineageStore:
+        """Lineage reads (upstream graphs) over this store; queued writes are flushed first."""
+        return LineageStore(self.connections, before_read=self._flush_before_read)
 
     # -- SQLAlchemy -----------------------------------------------------------
 

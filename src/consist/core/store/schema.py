@@ -112,6 +112,137 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        3,
+        "config facets (deduplicated payloads) and typed key/value indexes",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS config_facet (
+                id VARCHAR PRIMARY KEY,
+                namespace VARCHAR NOT NULL,
+                schema_name VARCHAR,
+                schema_version VARCHAR,
+                facet_json JSON NOT NULL,
+                created_at TIMESTAMP NOT NULL
+            )
+            """,
+            "CREATE INDEX IF NOT EXISTS config_facet_namespace_idx ON config_facet (namespace)",
+            """
+            CREATE TABLE IF NOT EXISTS run_facet (
+                run_id VARCHAR PRIMARY KEY,
+                facet_id VARCHAR NOT NULL,
+                namespace VARCHAR NOT NULL,
+                indexed BOOLEAN NOT NULL
+            )
+            """,
+            "CREATE INDEX IF NOT EXISTS run_facet_facet_idx ON run_facet (facet_id)",
+            """
+            CREATE TABLE IF NOT EXISTS run_config_kv (
+                run_id VARCHAR NOT NULL,
+                facet_id VARCHAR NOT NULL,
+                namespace VARCHAR NOT NULL,
+                key VARCHAR NOT NULL,
+                value_type VARCHAR NOT NULL,
+                value_str VARCHAR,
+                value_num DOUBLE,
+                value_bool BOOLEAN,
+                value_json JSON,
+                PRIMARY KEY (run_id, namespace, key)
+            )
+            """,
+            "CREATE INDEX IF NOT EXISTS run_config_kv_run_idx ON run_config_kv (run_id)",
+            "CREATE INDEX IF NOT EXISTS run_config_kv_ns_key_idx ON run_config_kv (namespace, key)",
+            """
+            CREATE TABLE IF NOT EXISTS artifact_facet (
+                artifact_id UUID PRIMARY KEY,
+                facet_id VARCHAR NOT NULL,
+                namespace VARCHAR NOT NULL,
+                indexed BOOLEAN NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS artifact_kv (
+                artifact_id UUID NOT NULL,
+                facet_id VARCHAR NOT NULL,
+                namespace VARCHAR NOT NULL,
+                key VARCHAR NOT NULL,
+                value_type VARCHAR NOT NULL,
+                value_str VARCHAR,
+                value_num DOUBLE,
+                value_bool BOOLEAN,
+                value_json JSON,
+                PRIMARY KEY (artifact_id, key)
+            )
+            """,
+            "CREATE INDEX IF NOT EXISTS artifact_kv_ns_key_idx ON artifact_kv (namespace, key)",
+        ),
+    ),
+)
+
+MIGRATIONS += (
+    Migration(
+        4,
+        "hot data: global_tables schema and the ingested-artifact ledger",
+        (
+            "CREATE SCHEMA IF NOT EXISTS global_tables",
+            # One row per (artifact, table) ingested into global_tables; see
+            # consist.core.store.hot_store for the conventions.
+            """
+            CREATE TABLE IF NOT EXISTS ingested_artifact (
+                artifact_id UUID NOT NULL,
+                table_name VARCHAR NOT NULL,
+                artifact_key VARCHAR NOT NULL,
+                run_id VARCHAR,
+                row_count BIGINT NOT NULL,
+                mode VARCHAR NOT NULL,
+                source_hash VARCHAR,
+                schema_name VARCHAR,
+                columns VARCHAR[] NOT NULL,
+                ingested_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (artifact_id, table_name)
+            )
+            """,
+            "CREATE INDEX IF NOT EXISTS ingested_artifact_table_idx ON ingested_artifact (table_name)",
+        ),
+    ),
+)
+
+MIGRATIONS += (
+    Migration(
+        5,
+        "schema profiles (deduplicated by digest) and artifact -> schema links",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS schema_profile (
+                id VARCHAR PRIMARY KEY,
+                field_names VARCHAR[] NOT NULL,
+                fields JSON NOT NULL,
+                n_fields INTEGER NOT NULL,
+                created_at TIMESTAMP NOT NULL
+            )
+            """,
+            """
+            CREATE TABLE IF NOT EXISTS artifact_schema (
+                artifact_id UUID NOT NULL,
+                schema_id VARCHAR NOT NULL,
+                source VARCHAR NOT NULL,
+                content_id UUID,
+                hash VARCHAR,
+                table_name VARCHAR,
+                n_rows BIGINT,
+                sampled_rows BIGINT,
+                stats JSON,
+                created_at TIMESTAMP NOT NULL,
+                PRIMARY KEY (artifact_id, source)
+            )
+            """,
+            "CREATE INDEX IF NOT EXISTS artifact_schema_schema_idx ON artifact_schema (schema_id)",
+            "CREATE INDEX IF NOT EXISTS artifact_schema_content_idx ON artifact_schema (content_id)",
+        ),
+    ),
+)
+
 LATEST_VERSION = MIGRATIONS[-1].version
 
 SCHEMA_VERSION_DDL = """
