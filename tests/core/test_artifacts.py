@@ -822,3 +822,21 @@ def test_mounted_uri_resolves_under_another_trackers_mount(tmp_path: Path, track
 def test_traversal_uri_is_rejected(tracker: Tracker, uri: str):
     with pytest.raises(ValueError):
         tracker.resolve_uri(uri)
+
+
+def test_relogging_an_output_as_input_keeps_the_artifacts_own_key(tmp_path: Path) -> None:
+    tracker = Tracker(tmp_path / "runs", db_path=tmp_path / "db.duckdb", project_root=tmp_path)
+    with tracker.start_run("loop", "m", config={"x": 1}):
+        out = tracker.run_artifact_dir()
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "state.csv").write_text("s\n1\n")
+        state = tracker.log_output(out / "state.csv", key="state")
+        view = tracker.log_input(state, key="previous_state", role="loop")
+    assert view.id == state.id and view.key == "previous_state"
+    assert tracker.get_artifact(state.id).key == "state"
+    arts = tracker.get_artifacts_for_run("loop")
+    assert arts.inputs["previous_state"].id == state.id
+    assert arts.outputs["state"].id == state.id
+    assert arts.inputs["previous_state"].meta["role"] == "loop"
+    assert "role" not in tracker.get_artifact(state.id).meta
+    tracker.close()

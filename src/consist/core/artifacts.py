@@ -261,7 +261,11 @@ class ArtifactBuilder:
             update["key"] = req.key
         if req.meta:
             update["meta"] = {**art.meta, **req.meta}
-        return art.model_copy(update=update, deep=True) if update else art
+        if not update:
+            return art
+        view = art.model_copy(update=update, deep=True)
+        view._run_local = True
+        return view
 
     def local_path(self, artifact: Artifact) -> str | None:
         """Resolve an artifact's URI to a local absolute path (None if impossible)."""

@@ -67,6 +67,9 @@ class Artifact(BaseModel):
     created_at: datetime = Field(default_factory=utc_now)
 
     _abs_path: str | None = PrivateAttr(default=None)
+    # True for a run's view of an artifact (its key/metadata as that run
+    # logged it); the stored artifact row keeps the creator's key/metadata.
+    _run_local: bool = PrivateAttr(default=False)
 
     @property
     def path(self) -> Path | None:
@@ -82,6 +85,11 @@ class Artifact(BaseModel):
         """Attach the resolved local path (runtime only, never persisted)."""
         self._abs_path = abs_path
         return self
+
+    @property
+    def is_run_view(self) -> bool:
+        """Whether this object carries a run's own key/metadata for a stored artifact."""
+        return self._run_local
 
     def __fspath__(self) -> str:
         if not self._abs_path:

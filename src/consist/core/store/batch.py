@@ -101,7 +101,8 @@ def freeze(
         rows_for_run(record, write.facets)
     now = to_db_time(datetime.now(UTC))
     for art, direction in artifacts:
-        owned = art.run_id == run_id
+        # A run's view of an artifact (another key/metadata) never rewrites the row.
+        owned = art.run_id == run_id and not art.is_run_view
         write.artifacts.append((artifact_params(art), owned))
         if owned:
             add_artifact_rows(art, write.facets)
