@@ -249,3 +249,25 @@ class TestArtifacts:
 
         assert tracker.get_config_bundle("cfg", adapter="beam").name == "a.yaml"
         assert tracker.get_config_bundle("cfg", adapter=BeamAdapter()).name == "a.yaml"
+
+
+class TestIndexByFacet:
+    def test_facet_keys_and_unhashable_values(self, tracker: Tracker) -> None:
+        from pydantic import BaseModel
+
+        class Scenario(BaseModel):
+            scenario: str
+            zones: list[int]
+
+        for i, name in enumerate(["base", "policy", "base"]):
+            with tracker.start_run(
+                f"f{i}", "asim", config={"i": i}, facet=Scenario(scenario=name, zones=[i, 1])
+            ):
+                pass
+        by_scenario = tracker.find_runs(model="asim", index_by="facet.scenario")
+        assert set(by_scenario) == {"base", "policy"}
+        assert by_scenario["base"].id == "f2"  # the newest run with the key wins
+        assert tracker.find_runs(model="asim", index_by="facet:scenario") == by_scenario
+        by_zones = tracker.find_runs(model="asim", index_by=index_by_facet("zones"))
+        assert set(by_zones) == {(0, 1), (1, 1), (2, 1)}
+        assert tracker.get_run("f0").meta["facet_schema_name"] == "Scenario"

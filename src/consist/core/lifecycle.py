@@ -178,6 +178,7 @@ class RunLifecycle:
             )
         extra_deps = _validate_path_list(code_identity_extra_deps, "code_identity_extra_deps")
         facet_data = _build_facet(facet, facet_from, config_data)
+        facet_schema_name = type(facet).__name__ if hasattr(facet, "model_dump") else None
         if facet_schema_version is not None and not isinstance(facet_schema_version, str | int):
             raise TypeError("facet_schema_version must be a str, an int or None")
         if not isinstance(facet_index, bool):
@@ -202,6 +203,8 @@ class RunLifecycle:
         if facet_data is not None:
             meta["facet_schema_version"] = facet_schema_version
             meta["facet_index"] = facet_index
+            if facet_schema_name and "facet_schema_name" not in meta:
+                meta["facet_schema_name"] = facet_schema_name
         meta["host"] = socket.gethostname()
         meta["pid"] = os.getpid()
         run = Run(

@@ -81,7 +81,7 @@ def key_runs(
     ordered = list(runs)[::-1]
     if spec.kind == "facet":
         values = facet_values(ordered, spec)
-        keyed = {values.get(r.id): r for r in ordered if r.id in values}
+        keyed = {_hashable(values[r.id]): r for r in ordered if r.id in values}
     else:
         keyed = {_hashable(getattr(r, spec.name)): r for r in ordered}
     return dict(reversed(list(keyed.items())))

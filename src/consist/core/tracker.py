@@ -459,7 +459,7 @@ class Tracker(
             facet_index=facet_index,
             meta=meta,
         )
-        return self.lifecycle.log_artifacts([request], "log_artifact")[0]
+        return self._log_profiled(request, profile_file_schema, file_schema_sample_rows, schema)
 
     def log_input(
         self,
@@ -599,9 +599,11 @@ class Tracker(
         meta: dict[str, Any],
     ) -> ArtifactRequest:
         if profile_file_schema:
-            raise NotImplementedError(
-                "profile_file_schema is not available in this version of consist"
-            )
+            # Validated here, before anything is written; the file is profiled
+            # once the artifact is built (TrackerViews._log_profiled).
+            from consist.core.schema_profile import validate_profile_mode
+
+            validate_profile_mode(profile_file_schema)
         if reuse_scope not in ("same_uri", "any_uri"):
             raise ValueError("reuse_scope must be 'same_uri' or 'any_uri'")
         _warn_output_reuse(direction, reuse_if_unchanged, reuse_scope)
@@ -678,11 +680,15 @@ def _facet_meta_by_key(
         raise ValueError(f"facets_by_key has keys not present in outputs: {unknown}")
     out: dict[str, dict[str, Any]] = {}
     for key, facet in facets_by_key.items():
+        schema_name = None
         if hasattr(facet, "model_dump") and callable(facet.model_dump):
+            schema_name = type(facet).__name__
             facet = facet.model_dump(mode="json")
         if not isinstance(facet, Mapping):
             raise TypeError(f"facet for {key!r} must be a dict or a pydantic model")
         entry: dict[str, Any] = {"facet": dict(facet), "facet_index": bool(facet_index)}
+        if schema_name:
+            entry["facet_schema_name"] = schema_name
         version = (versions_by_key or {}).get(key)
         if version is not None:
             entry["facet_schema_version"] = version

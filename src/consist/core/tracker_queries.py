@@ -122,18 +122,12 @@ class TrackerRunQueries:
         return matched if limit is None else matched[:limit]
 
     def _facet_values_for(self, runs: list[Run], spec: IndexBySpec) -> dict[str, Any]:
-        facet_values = getattr(self.store, "facet_values", None)
-        if facet_values is None:
-            raise RuntimeError("facet indexing is not available for this store")
-        out: dict[str, Any] = {}
-        if spec.namespace is not None:
-            return dict(facet_values([r.id for r in runs], spec.name, namespace=spec.namespace))
-        by_model: dict[str, list[str]] = {}
-        for run in runs:
-            by_model.setdefault(run.model_name, []).append(run.id)
-        for model, ids in by_model.items():
-            out.update(facet_values(ids, spec.name, namespace=model))
-        return out
+        """Facet values by run id (each run's own namespace unless the spec names one)."""
+        if self.store is None:
+            return {}
+        return dict(
+            self.store.facet_values([r.id for r in runs], spec.name, namespace=spec.namespace)
+        )
 
     def find_run(self, **kwargs: Any) -> Run:
         """Exactly one run matching the filters of :meth:`find_runs`.
