@@ -125,19 +125,7 @@ def main() -> None:
 
     final = step3.outputs["report"]
     print(f"Lineage of {final.key} ({final.uri}):")
-    _print_lineage(tracker, final)
-
-
-def _print_lineage(tracker: Tracker, artifact: consist.Artifact, depth: int = 0) -> None:
-    """Walk artifact -> producing run -> its inputs (a fuller API arrives later)."""
-    indent = "  " * depth
-    producer = tracker.get_run(artifact.run_id) if artifact.run_id else None
-    if producer is None:
-        print(f"{indent}- {artifact.key}: raw input {artifact.uri}")
-        return
-    print(f"{indent}- {artifact.key} <- run {producer.id} ({producer.model_name})")
-    for upstream in tracker.get_run_inputs(producer.id).values():
-        _print_lineage(tracker, upstream, depth + 1)
+    tracker.print_lineage(final.id, show_run_ids=True)
 
 
 if __name__ == "__main__":
