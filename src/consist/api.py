@@ -113,22 +113,36 @@ def _artifact_path(artifact: Artifact, tracker: Tracker | None) -> str:
 def load(artifact: Artifact, *, tracker: Tracker | None = None, **kwargs: Any) -> Any:
     """Load an artifact by its driver: a DuckDB relation for parquet/csv/json.
 
+    When the file is gone but the artifact's rows were ingested
+    (``Tracker.ingest``), the relation holds those rows from
+    ``global_tables``, without the provenance columns unless
+    ``include_provenance=True``.
+
     Raises
     ------
     FileNotFoundError
-        If the artifact's file is not available locally.
+        If the artifact's file is not available locally and its rows were
+        not ingested.
     ValueError
         If no loader exists for the driver in this version.
     """
     from consist.core.drivers import tabular
+    from consist.core.ingest import read_ingested
 
     tracker = tracker or context.current()
-    path = _artifact_path(artifact, tracker)
-    if artifact.driver in tabular.TABULAR_DRIVERS:
-        if not _duck:
-            import duckdb
+    include_provenance = bool(kwargs.pop("include_provenance", False))
+    if not _duck:
+        import duckdb
 
-            _duck.append(duckdb.connect())
+        _duck.append(duckdb.connect())
+    try:
+        path = _artifact_path(artifact, tracker)
+    except FileNotFoundError:
+        rows = read_ingested(artifact, tracker, include_provenance=include_provenance)
+        if rows is None:
+            raise
+        return _duck[0].from_arrow(rows)
+    if artifact.driver in tabular.TABULAR_DRIVERS:
         return tabular.load_relation(path, artifact.driver, _duck[0])
     raise ValueError(f"no loader for driver {artifact.driver!r} in this version; use artifact.path")
 
@@ -136,17 +150,36 @@ def load(artifact: Artifact, *, tracker: Tracker | None = None, **kwargs: Any) -
 def load_df(artifact: Artifact, *, tracker: Tracker | None = None, **kwargs: Any) -> Any:
     """Load a parquet/csv/json artifact as a pandas DataFrame.
 
+    When the file is gone but the artifact's rows were ingested, they are
+    read from ``global_tables`` (``columns=`` is honoured, other reader
+    options apply to files only; provenance columns only with
+    ``include_provenance=True``).
+
     Raises
     ------
     FileNotFoundError
-        If the artifact's file is not available locally.
+        If the artifact's file is not available locally and its rows were
+        not ingested.
     ValueError
         If the driver is not tabular.
     """
     from consist.core.drivers import tabular
+    from consist.core.ingest import read_ingested
 
     tracker = tracker or context.current()
-    path = _artifact_path(artifact, tracker)
+    include_provenance = bool(kwargs.pop("include_provenance", False))
+    try:
+        path = _artifact_path(artifact, tracker)
+    except FileNotFoundError:
+        rows = read_ingested(
+            artifact,
+            tracker,
+            include_provenance=include_provenance,
+            columns=kwargs.get("columns"),
+        )
+        if rows is None:
+            raise
+        return rows.to_pandas()
     return tabular.load_dataframe(path, artifact.driver, **kwargs)
 
 

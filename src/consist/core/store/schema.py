@@ -203,7 +203,8 @@ MIGRATIONS += (
                 PRIMARY KEY (artifact_id, table_name)
             )
             """,
-            "CREATE INDEX IF NOT EXISTS ingested_artifact_table_idx ON ingested_artifact (table_name)",
+            "CREATE INDEX IF NOT EXISTS ingested_artifact_table_idx "
+            "ON ingested_artifact (table_name)",
         ),
     ),
 )
@@ -238,7 +239,8 @@ MIGRATIONS += (
             )
             """,
             "CREATE INDEX IF NOT EXISTS artifact_schema_schema_idx ON artifact_schema (schema_id)",
-            "CREATE INDEX IF NOT EXISTS artifact_schema_content_idx ON artifact_schema (content_id)",
+            "CREATE INDEX IF NOT EXISTS artifact_schema_content_idx "
+            "ON artifact_schema (content_id)",
         ),
     ),
 )

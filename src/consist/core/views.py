@@ -1,0 +1,784 @@
+"""Hybrid views: one SQL view over ingested (hot) rows and files read in place (cold).
+
+Conventions shared with ingestion (:mod:`consist.core.store.hot_store`):
+
+* Ingested rows live in the DuckDB schema ``global_tables``, one table per
+  artifact key (:func:`~consist.core.store.hot_store.table_name_for`), with
+  the provenance columns ``consist_run_id VARCHAR``, ``consist_artifact_id
+  VARCHAR``, ``consist_year INTEGER`` and ``consist_iteration INTEGER`` (and
+  ``consist_ingested_at``). An artifact is *hot* when rows with its id are in
+  such a table (the ``ingested_artifact`` ledger says which; a table the
+  ledger does not know is scanned), *cold* otherwise.
+* A hybrid view is ``UNION ALL BY NAME`` of the hot rows and of the cold
+  artifacts' files (parquet/csv/json, read with ``read_parquet`` /
+  ``read_csv`` / ``read_json``; one scan per format over all files of the
+  view, joined to an inline table that gives each file's rows the same
+  provenance columns: the artifact's id and its creator run's id, year and
+  iteration). Columns missing in some source are NULL there.
+* Loader bookkeeping columns (``_dlt_*``) are never exposed; every
+  ``consist_*`` column is a system column (``include_system_columns``).
+
+Naming: :meth:`Tracker.view(Model) <consist.core.tracker_views.TrackerViews.view>`
+creates ``v_<key>`` (``key`` defaults to ``Model.__tablename__``);
+``create_view`` / ``create_grouped_view`` use the name given. Views live in
+DuckDB's ``main`` schema, next to the metadata tables (whose names they may
+not take).
+
+A view records the artifact selection and the file paths at creation time:
+re-create it (``if_exists="replace"``, the default) after new runs, after
+ingesting, or after files moved. ``missing_files`` decides what happens to a
+selected cold file that no longer exists when the view is created.
+
+This module builds the DDL and reads DuckDB's catalog through the store's
+connection manager; the metadata queries behind a view (which artifacts,
+which facet values) live in :mod:`consist.core.store.schema_store`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from consist.core.facets import decode_value
+from consist.core.schema_profile import SYSTEM_COLUMNS, is_system_column, model_columns
+from consist.core.store.hot_store import GLOBAL_SCHEMA, table_name_for
+from consist.core.store.schema_store import KVPredicate, SchemaStore, ViewSource
+
+VIEW_MODES = ("hybrid", "hot_only", "cold_only")
+IF_EXISTS_POLICIES = ("replace", "error")
+MISSING_FILES_POLICIES = ("warn", "error", "skip_silent")
+HOT_SCHEMA = GLOBAL_SCHEMA
+COLD_READERS = {"parquet": "read_parquet", "csv": "read_csv", "json": "read_json"}
+
+# Metadata tables a view may never replace (checked in the catalog as well).
+_FILE_COLUMN = "__consist_file"
+
+
+# --------------------------------------------------------------------------- #
+# Quoting and validation
+# --------------------------------------------------------------------------- #
+def qi(name: str) -> str:
+    """Quote a SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def ql(text: str) -> str:
+    """Quote a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def validate_policies(mode: Any, if_exists: Any, missing_files: Any) -> None:
+    """Check the three view policies.
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter and its allowed values.
+    """
+    for param, value, allowed in (
+        ("mode", mode, VIEW_MODES),
+        ("if_exists", if_exists, IF_EXISTS_POLICIES),
+        ("missing_files", missing_files, MISSING_FILES_POLICIES),
+    ):
+        if not isinstance(value, str) or value not in allowed:
+            raise ValueError(
+                f"{param} must be one of {', '.join(map(repr, allowed))}; got {value!r}"
+            )
+
+
+def validate_view_name(view_name: Any) -> str:
+    """A non-empty name without NUL characters, at most 255 characters.
+
+    Raises
+    ------
+    ValueError
+        For anything else.
+    """
+    if not isinstance(view_name, str) or not view_name.strip():
+        raise ValueError(f"view_name must be a non-empty string, got {view_name!r}")
+    if "\0" in view_name or len(view_name) > 255:
+        raise ValueError("view_name must be at most 255 characters, without NUL")
+    return view_name
+
+
+_PREDICATE = re.compile(r"^\s*(?P<lhs>[^<>=!]+?)\s*(?P<op>>=|<=|=)\s*(?P<rhs>.*?)\s*$", re.S)
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?)$")
+
+
+def _split_namespace(
+    path: str, default_namespace: str | None, known_namespaces: Iterable[str]
+) -> tuple[str | None, str]:
+    """``"ns.key"`` -> ``(ns, key)`` when ``ns`` is a known namespace, else default."""
+    match = re.match(r"^((?:[^.\\]|\\.)+)\.(.+)$", path)
+    if match and match.group(1) in set(known_namespaces):
+        return match.group(1), match.group(2)
+    return default_namespace, path
+
+
+def parse_value(text: str) -> Any:
+    """Type a predicate value: quoted -> str, true/false, null, int, float, else str."""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("null", "none"):
+        return None
+    if _NUMBER.match(text):
+        if re.fullmatch(r"[+-]?\d+", text):
+            return int(text)
+        return float(text)
+    return text
+
+
+def parse_predicate(
+    expression: Any, default_namespace: str | None, known_namespaces: Iterable[str]
+) -> KVPredicate:
+    """Parse ``[namespace.]key=value``, ``key>=number`` or ``key<=number``.
+
+    A leading ``namespace.`` is recognised when it names a namespace present
+    in the artifact facet index (``artifact_kv``); otherwise the whole
+    left-hand side is the (dotted) key, in ``default_namespace``. Values are
+    typed by :func:`parse_value`; quote a value (``k="2018"``) to compare it
+    as a string. ``key=2018`` matches the number 2018 and the string
+    ``"2018"``.
+
+    Raises
+    ------
+    ValueError
+        For an empty key or value, another operator (``!=``, ``==``, ``<``,
+        ``>``), or a non-numeric bound of ``>=`` / ``<=``.
+    """
+    if not isinstance(expression, str):
+        raise ValueError(f"params entries must be strings like 'key=value', got {expression!r}")
+    match = _PREDICATE.match(expression)
+    if not match or not match.group("rhs") or match.group("rhs")[0] in "<>=!":
+        raise ValueError(
+            f"invalid facet predicate {expression!r}: use 'key=value', 'key>=number' or "
+            "'key<=number' (optionally 'namespace.key=value')"
+        )
+    lhs, op, rhs = match.group("lhs").strip(), match.group("op"), match.group("rhs")
+    namespace, key = _split_namespace(lhs, default_namespace, known_namespaces)
+    value = parse_value(rhs)
+    if op != "=" and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ValueError(f"invalid facet predicate {expression!r}: {op} needs a numeric bound")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"invalid facet predicate {expression!r}: the value must be finite")
+    return KVPredicate(namespace=namespace, key=key, op=op, value=value, text=rhs)
+
+
+# --------------------------------------------------------------------------- #
+# Facet columns
+# --------------------------------------------------------------------------- #
+@dataclass
+class FacetColumn:
+    """A typed ``facet_<key>`` column attached to a grouped view."""
+
+    column: str
+    namespace: str | None
+    key: str
+    sql_type: str = "VARCHAR"
+    values: dict[str, Any] = field(default_factory=dict)  # artifact id -> value
+
+
+def facet_column_name(key: str) -> str:
+    """``"phys_sim_iteration"`` -> ``"facet_phys_sim_iteration"`` (non-word chars -> ``_``)."""
+    return "facet_" + re.sub(r"\W", "_", key.replace("\\.", "."))
+
+
+def type_facet_column(column: FacetColumn, typed: Mapping[str, tuple[Any, ...]]) -> FacetColumn:
+    """Fill ``column`` from ``{artifact id: typed KV row}``, choosing its SQL type.
+
+    All numbers -> BIGINT (when all are integers) or DOUBLE; all booleans ->
+    BOOLEAN; all strings -> VARCHAR; a mix -> VARCHAR of the JSON text.
+    """
+    kinds = {row[0] for row in typed.values() if row[0] != "null"}
+    values = {aid: decode_value(*row) for aid, row in typed.items()}
+    if kinds == {"num"}:
+        integral = all(isinstance(v, int) for v in values.values() if v is not None)
+        column.sql_type = "BIGINT" if integral else "DOUBLE"
+    elif kinds == {"bool"}:
+        column.sql_type = "BOOLEAN"
+    else:
+        column.sql_type = "VARCHAR"
+        if kinds - {"str"}:
+            from consist.core.facets import dumps_json
+
+            values = {
+                aid: (None if v is None else v if isinstance(v, str) else dumps_json(v))
+                for aid, v in values.items()
+            }
+    column.values = values
+    return column
+
+
+def _literal(value: Any, sql_type: str) -> str:
+    if value is None:
+        return f"CAST(NULL AS {sql_type})"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return f"CAST({value} AS {sql_type})"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "CAST('nan' AS DOUBLE)"
+        if math.isinf(value):
+            return "CAST('inf' AS DOUBLE)" if value > 0 else "CAST('-inf' AS DOUBLE)"
+        return f"CAST({value!r} AS {sql_type})"
+    return f"CAST({ql(str(value))} AS {sql_type})"
+
+
+# --------------------------------------------------------------------------- #
+# The factory
+# --------------------------------------------------------------------------- #
+@dataclass
+class ViewResult:
+    """What a view creation did.
+
+    Attributes
+    ----------
+    name:
+        The view's name.
+    sql:
+        The ``SELECT`` behind it.
+    hot_artifacts, cold_artifacts:
+        Artifacts whose rows come from ``global_tables`` / from files.
+    missing_files:
+        URIs of selected cold artifacts whose files were missing (left out).
+    skipped:
+        URIs of cold artifacts that cannot be read in place (not
+        parquet/csv/json files; ingest them to include them).
+    columns:
+        The view's columns, in order.
+    """
+
+    name: str
+    sql: str
+    hot_artifacts: int = 0
+    cold_artifacts: int = 0
+    missing_files: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)
+
+
+class ViewFactory:
+    """Builds hybrid and grouped views in the store's DuckDB database.
+
+    Parameters
+    ----------
+    connections:
+        The store's connection manager (all DuckDB access goes through it).
+    schemas:
+        The :class:`SchemaStore` (artifact selection, facet values).
+    local_path:
+        Resolves a selected artifact's URI to a local absolute path (None
+        when it cannot be resolved, e.g. an unknown mount).
+    ledger:
+        ``{artifact id: table}`` of ingested artifacts (the ingest ledger),
+        or None to find hot artifacts by scanning ``global_tables``.
+    """
+
+    def __init__(
+        self,
+        connections: Any,
+        schemas: SchemaStore,
+        local_path: Callable[[ViewSource], str | None],
+        ledger: Callable[[], Mapping[str, str]] | None = None,
+    ) -> None:
+        self.connections = connections
+        self.schemas = schemas
+        self.local_path = local_path
+        self.ledger = ledger
+
+    # -- public ---------------------------------------------------------------
+
+    def create_hybrid_view(
+        self,
+        view_name: str,
+        concept_key: str,
+        *,
+        columns: Sequence[tuple[str, str]] | None = None,
+        include_system_columns: bool = True,
+        mode: str = "hybrid",
+        if_exists: str = "replace",
+        missing_files: str = "warn",
+    ) -> ViewResult:
+        """A view over every artifact with key ``concept_key``.
+
+        The key's own hot table (``global_tables.<key>``) contributes all its
+        rows; rows of artifacts with this key found in other hot tables are
+        included too.
+
+        Parameters
+        ----------
+        columns:
+            ``(name, DuckDB type)`` to project (a model's columns; absent
+            ones are NULL of that type); None keeps every column.
+        """
+        validate_view_name(view_name)
+        validate_policies(mode, if_exists, missing_files)
+        sources = self.schemas.select_sources(key=concept_key)
+        return self._create(
+            view_name,
+            sources,
+            concept_key=concept_key,
+            columns=columns,
+            attach=(),
+            include_system_columns=include_system_columns,
+            mode=mode,
+            if_exists=if_exists,
+            missing_files=missing_files,
+        )
+
+    def create_grouped_hybrid_view(
+        self,
+        view_name: str,
+        sources: Sequence[ViewSource],
+        *,
+        attach: Sequence[FacetColumn] = (),
+        include_system_columns: bool = True,
+        mode: str = "hybrid",
+        if_exists: str = "replace",
+        missing_files: str = "warn",
+    ) -> ViewResult:
+        """A view over exactly ``sources`` (hot rows filtered by artifact id)."""
+        validate_view_name(view_name)
+        validate_policies(mode, if_exists, missing_files)
+        return self._create(
+            view_name,
+            sources,
+            concept_key=None,
+            columns=None,
+            attach=attach,
+            include_system_columns=include_system_columns,
+            mode=mode,
+            if_exists=if_exists,
+            missing_files=missing_files,
+        )
+
+    # -- building -------------------------------------------------------------
+
+    def _create(
+        self,
+        view_name: str,
+        sources: Sequence[ViewSource],
+        *,
+        concept_key: str | None,
+        columns: Sequence[tuple[str, str]] | None,
+        attach: Sequence[FacetColumn],
+        include_system_columns: bool,
+        mode: str,
+        if_exists: str,
+        missing_files: str,
+    ) -> ViewResult:
+        result = ViewResult(name=view_name, sql="")
+        with self.connections.connection() as con:
+            self._check_name(con, view_name, if_exists)
+            hot_tables = self._hot_tables(con)
+            ids = [s.artifact_id for s in sources]
+            ledger = dict(self.ledger()) if self.ledger is not None else {}
+            hot_of = self._hot_index(con, hot_tables, ids, ledger)
+            concept_table = self._concept_table(hot_tables, concept_key)
+            if concept_table is not None:
+                for aid in self._ids_in(con, concept_table, ledger):
+                    hot_of.setdefault(aid, concept_table)
+
+            parts: list[str] = []
+            if mode in ("hybrid", "hot_only"):
+                parts += self._hot_parts(con, hot_tables, hot_of, ids, concept_table)
+                wanted = set(ids)
+                result.hot_artifacts = sum(
+                    1 for aid, t in hot_of.items() if aid in wanted or t == concept_table
+                )
+            if mode in ("hybrid", "cold_only"):
+                cold = [s for s in sources if s.artifact_id not in hot_of]
+                readable = self._readable(cold, result, missing_files)
+                result.cold_artifacts = len({s.artifact_id for s, _ in readable})
+                parts += self._cold_parts(con, readable)
+
+            union = "\nUNION ALL BY NAME\n".join(parts) if parts else _empty_system_select()
+            available = [r[0] for r in con.execute(f"DESCRIBE {union}").fetchall()]
+            select = self._projection(union, available, columns, attach, include_system_columns)
+            result.sql = select
+            con.execute(f"CREATE OR REPLACE VIEW {qi(view_name)} AS {select}")
+            result.columns = [r[0] for r in con.execute(f"DESCRIBE {qi(view_name)}").fetchall()]
+        return result
+
+    def _check_name(self, con: Any, view_name: str, if_exists: str) -> None:
+        rows = con.execute(
+            "SELECT table_type FROM information_schema.tables "
+            "WHERE table_schema = 'main' AND lower(table_name) = lower(?)",
+            [view_name],
+        ).fetchall()
+        if not rows:
+            return
+        if rows[0][0] != "VIEW":
+            raise ValueError(
+                f"view_name={view_name!r} is the name of a table in the store; choose another name"
+            )
+        if if_exists == "error":
+            raise ValueError(
+                f"view {view_name!r} already exists; pass if_exists='replace' to replace it"
+            )
+
+    @staticmethod
+    def _hot_tables(con: Any) -> dict[str, list[str]]:
+        """``{table: columns}`` of ``global_tables`` tables with ``consist_artifact_id``."""
+        rows = con.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = ? ORDER BY table_name, ordinal_position",
+            [HOT_SCHEMA],
+        ).fetchall()
+        tables: dict[str, list[str]] = {}
+        for table, column in rows:
+            tables.setdefault(table, []).append(column)
+        return {t: cols for t, cols in tables.items() if "consist_artifact_id" in cols}
+
+    @staticmethod
+    def _ids_in(con: Any, table: str, ledger: Mapping[str, str]) -> list[str]:
+        """Artifact ids with rows in ``table`` (from the ledger when it knows the table)."""
+        known = [aid for aid, t in ledger.items() if t.lower() == table.lower()]
+        if known:
+            return known
+        rows = con.execute(
+            f"SELECT DISTINCT CAST(consist_artifact_id AS VARCHAR) "
+            f"FROM {qi(HOT_SCHEMA)}.{qi(table)} WHERE consist_artifact_id IS NOT NULL"
+        ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    @staticmethod
+    def _hot_index(
+        con: Any, tables: Mapping[str, list[str]], ids: Sequence[str], ledger: Mapping[str, str]
+    ) -> dict[str, str]:
+        """``{artifact id: hot table}`` for the selected artifacts.
+
+        The ingest ledger answers for the tables it knows; tables it does not
+        know (created by other means) are scanned for the ids.
+        """
+        found: dict[str, str] = {}
+        if not ids:
+            return found
+        by_lower = {t.lower(): t for t in tables}
+        ledgered = {t.lower() for t in ledger.values()}
+        for aid in ids:
+            table = ledger.get(aid)
+            if table is not None and table.lower() in by_lower:
+                found[aid] = by_lower[table.lower()]
+        for table in sorted(tables):
+            if table.lower() in ledgered:
+                continue
+            rows = con.execute(
+                f"SELECT DISTINCT CAST(consist_artifact_id AS VARCHAR) "
+                f"FROM {qi(HOT_SCHEMA)}.{qi(table)} "
+                "WHERE CAST(consist_artifact_id AS VARCHAR) IN (SELECT unnest(?::VARCHAR[]))",
+                [list(ids)],
+            ).fetchall()
+            for (aid,) in rows:
+                found.setdefault(aid, table)
+        return found
+
+    @staticmethod
+    def _concept_table(tables: Mapping[str, list[str]], key: str | None) -> str | None:
+        if key is None:
+            return None
+        by_lower = {t.lower(): t for t in tables}
+        for candidate in (key, table_name_for(key)):
+            if candidate.lower() in by_lower:
+                return by_lower[candidate.lower()]
+        return None
+
+    @staticmethod
+    def _hot_parts(
+        con: Any,
+        tables: Mapping[str, list[str]],
+        hot_of: Mapping[str, str],
+        ids: Sequence[str],
+        concept_table: str | None,
+    ) -> list[str]:
+        parts = []
+        wanted = set(ids)
+        by_table: dict[str, list[str]] = {}
+        for aid, table in hot_of.items():
+            if aid in wanted and table != concept_table:
+                by_table.setdefault(table, []).append(aid)
+        if concept_table is not None:
+            by_table[concept_table] = []  # the whole table
+        for table in sorted(by_table):
+            hidden = [c for c in tables[table] if c.startswith("_dlt_")]
+            star = "*" + (f" EXCLUDE ({', '.join(qi(c) for c in hidden)})" if hidden else "")
+            sql = f"SELECT {star} FROM {qi(HOT_SCHEMA)}.{qi(table)}"
+            if table != concept_table:
+                id_list = ", ".join(ql(a) for a in sorted(by_table[table]))
+                sql += f" WHERE CAST(consist_artifact_id AS VARCHAR) IN ({id_list})"
+            parts.append(sql)
+        return parts
+
+    def _readable(
+        self, cold: Sequence[ViewSource], result: ViewResult, missing_files: str
+    ) -> list[tuple[ViewSource, str]]:
+        """Cold sources with a local file to read; the missing ones per policy."""
+        readable, missing = [], []
+        for source in cold:
+            if (
+                source.driver not in COLD_READERS
+                or source.table_path is not None
+                or source.array_path is not None
+            ):
+                result.skipped.append(source.uri)
+                continue
+            path = self.local_path(source)
+            if path is None or not os.path.isfile(path):
+                missing.append(source)
+                continue
+            readable.append((source, os.path.abspath(path)))
+        if result.skipped:
+            warnings.warn(
+                f"view {result.name!r}: {len(result.skipped)} artifact(s) cannot be read in "
+                f"place (not parquet/csv/json files), e.g. {result.skipped[0]}; ingest them "
+                "to include them",
+                UserWarning,
+                stacklevel=5,
+            )
+        if missing:
+            uris = [s.uri for s in missing]
+            if missing_files == "error":
+                raise FileNotFoundError(
+                    f"view {result.name!r}: {len(uris)} selected file(s) are missing, e.g. "
+                    f"{', '.join(uris[:3])}; pass missing_files='warn' or 'skip_silent' to "
+                    "leave them out"
+                )
+            result.missing_files = uris
+            if missing_files == "warn":
+                warnings.warn(
+                    f"view {result.name!r}: left out {len(uris)} missing file(s), e.g. "
+                    f"{', '.join(uris[:3])}",
+                    UserWarning,
+                    stacklevel=5,
+                )
+        return readable
+
+    @staticmethod
+    def _cold_parts(con: Any, readable: Sequence[tuple[ViewSource, str]]) -> list[str]:
+        by_driver: dict[str, list[tuple[ViewSource, str]]] = {}
+        for source, path in readable:
+            by_driver.setdefault(source.driver, []).append((source, path))
+        parts = []
+        for driver in sorted(by_driver):
+            entries = by_driver[driver]
+            files = sorted({path for _, path in entries})
+            reader = COLD_READERS[driver]
+            file_list = "[" + ", ".join(ql(f) for f in files) + "]"
+            scan = f"{reader}({file_list}, union_by_name = true, filename = {ql(_FILE_COLUMN)})"
+            present = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
+            drop = [_FILE_COLUMN] + [c for c in present if c in SYSTEM_COLUMNS]
+            rows = []
+            for source, path in entries:
+                rows.append(
+                    "("
+                    + ", ".join(
+                        [
+                            _literal(path, "VARCHAR"),
+                            _literal(source.run_id, "VARCHAR"),
+                            _literal(source.artifact_id, "VARCHAR"),
+                            _literal(source.year, "INTEGER"),
+                            _literal(source.iteration, "INTEGER"),
+                        ]
+                    )
+                    + ")"
+                )
+            provenance = (
+                f"(VALUES {', '.join(rows)}) AS p({qi(_FILE_COLUMN)}, "
+                + ", ".join(qi(c) for c in SYSTEM_COLUMNS)
+                + ")"
+            )
+            system = ", ".join(f"p.{qi(c)}" for c in SYSTEM_COLUMNS)
+            parts.append(
+                f"SELECT d.* EXCLUDE ({', '.join(qi(c) for c in drop)}), {system} "
+                f"FROM {scan} AS d JOIN {provenance} "
+                f"ON d.{qi(_FILE_COLUMN)} = p.{qi(_FILE_COLUMN)}"
+            )
+        return parts
+
+    @staticmethod
+    def _projection(
+        union: str,
+        available: Sequence[str],
+        columns: Sequence[tuple[str, str]] | None,
+        attach: Sequence[FacetColumn],
+        include_system_columns: bool,
+    ) -> str:
+        present = set(available)
+        if columns is not None:
+            items = [
+                f"u.{qi(name)}" if name in present else f"CAST(NULL AS {kind}) AS {qi(name)}"
+                for name, kind in columns
+                if name not in SYSTEM_COLUMNS
+            ]
+            if include_system_columns:
+                items += [
+                    f"u.{qi(c)}" if c in present else f"CAST(NULL AS {t}) AS {qi(c)}"
+                    for c, t in SYSTEM_COLUMNS.items()
+                ]
+        else:
+            hidden = [] if include_system_columns else [c for c in available if is_system_column(c)]
+            if hidden and len(hidden) == len(present):
+                items = []  # nothing but system columns
+            else:
+                items = [
+                    "u.*" + (f" EXCLUDE ({', '.join(qi(c) for c in hidden)})" if hidden else "")
+                ]
+        join = ""
+        if attach:
+            items += [f"f.{qi(fc.column)}" for fc in attach]
+            ids = sorted({aid for fc in attach for aid in fc.values})
+            header = [qi("consist_artifact_id")] + [qi(fc.column) for fc in attach]
+            if ids:
+                rows = [
+                    "("
+                    + ", ".join(
+                        [_literal(aid, "VARCHAR")]
+                        + [_literal(fc.values.get(aid), fc.sql_type) for fc in attach]
+                    )
+                    + ")"
+                    for aid in ids
+                ]
+                facets = f"(VALUES {', '.join(rows)}) AS f({', '.join(header)})"
+            else:
+                cols = ", ".join(
+                    ["CAST(NULL AS VARCHAR) AS consist_artifact_id"]
+                    + [f"CAST(NULL AS {fc.sql_type}) AS {qi(fc.column)}" for fc in attach]
+                )
+                facets = f"(SELECT {cols} WHERE false) AS f"
+            join = f" LEFT JOIN {facets} ON u.consist_artifact_id = f.consist_artifact_id"
+        if not items:
+            items = ["CAST(NULL AS VARCHAR) AS consist_empty"]
+        return f"SELECT {', '.join(items)} FROM ({union}) AS u{join}"
+
+
+def _empty_system_select() -> str:
+    cols = ", ".join(f"CAST(NULL AS {t}) AS {qi(c)}" for c, t in SYSTEM_COLUMNS.items())
+    return f"SELECT {cols} WHERE false"
+
+
+# --------------------------------------------------------------------------- #
+# SQLModel classes mapped to views
+# --------------------------------------------------------------------------- #
+def make_view_class(model: type, view_name: str, *, include_system_columns: bool = True) -> type:
+    """A SQLModel table class mapped to ``view_name`` with ``model``'s columns.
+
+    The class is built on a private SQLAlchemy registry, so re-creating a view
+    never clashes with ``SQLModel.metadata`` or an earlier class. Its primary
+    key (needed to map a class; views have none) is the model's primary key
+    plus ``consist_artifact_id``, or every model column plus
+    ``consist_artifact_id`` when the model declares none.
+    """
+    from sqlalchemy.orm import registry
+    from sqlmodel import Field, SQLModel
+
+    base = type(SQLModel)(
+        f"_{model.__name__}ViewBase", (SQLModel,), {"__module__": __name__}, registry=registry()
+    )
+    columns = model_columns(model)
+    declared_pk = {name for name, _, _, pk in columns if pk}
+    annotations: dict[str, Any] = {}
+    namespace: dict[str, Any] = {"__module__": __name__, "__tablename__": view_name}
+    infos = getattr(model, "model_fields", {})
+    attr_by_column = _attr_names(model)
+    for column, annotation, _nullable, pk in columns:
+        if column in SYSTEM_COLUMNS:
+            continue
+        attr = attr_by_column.get(column, column)
+        is_pk = pk if declared_pk else True
+        kwargs: dict[str, Any] = {"default": None, "primary_key": is_pk}
+        info = infos.get(attr)
+        sa_type = _sa_type_of(info)
+        if sa_type is not None:
+            kwargs["sa_type"] = sa_type
+        if attr != column:
+            kwargs["sa_column_kwargs"] = {"name": column}
+        annotations[attr] = annotation
+        namespace[attr] = Field(**kwargs)
+    if include_system_columns:
+        for column, kind in SYSTEM_COLUMNS.items():
+            annotations[column] = (int if kind == "INTEGER" else str) | None
+            namespace[column] = Field(default=None, primary_key=column == "consist_artifact_id")
+    namespace["__annotations__"] = annotations
+    name = f"{model.__name__}View"
+    return type(SQLModel)(name, (base,), namespace, table=True)
+
+
+def _attr_names(model: type) -> dict[str, str]:
+    """``{column name: attribute name}`` of a model (they differ with a custom column name)."""
+    out = {}
+    table = getattr(model, "__table__", None)
+    for attr, info in getattr(model, "model_fields", {}).items():
+        column = attr
+        if table is not None and attr in table.c:
+            column = table.c[attr].name
+        else:
+            kwargs = getattr(info, "sa_column_kwargs", None)
+            if isinstance(kwargs, Mapping) and isinstance(kwargs.get("name"), str):
+                column = kwargs["name"]
+        out[column] = attr
+    return out
+
+
+def _sa_type_of(info: Any) -> Any:
+    """The explicit SQLAlchemy type of a SQLModel field (``sa_type`` / ``sa_column``), if any."""
+    if info is None:
+        return None
+    sa_type = getattr(info, "sa_type", None)
+    if sa_type is not None and type(sa_type).__name__ != "UndefinedType":
+        return sa_type
+    sa_column = getattr(info, "sa_column", None)
+    if sa_column is not None and hasattr(sa_column, "type"):
+        return sa_column.type
+    return None
+
+
+class ViewNamespace:
+    """``tracker.views``: the SQLModel view classes, by model class name.
+
+    ``tracker.views.Person`` is the class returned by ``tracker.view(Person)``.
+    A schema registered with ``Tracker(schemas=[...])`` that has no view yet
+    gets one on first access.
+    """
+
+    def __init__(self, create: Callable[[type], type], schemas: Callable[[], Mapping]) -> None:
+        self._create = create
+        self._schemas = schemas
+        self._classes: dict[str, type] = {}
+
+    def _register(self, name: str, cls: type) -> None:
+        self._classes[name] = cls
+
+    def __getattr__(self, name: str) -> type:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name in self._classes:
+            return self._classes[name]
+        schema = self._schemas().get(name)
+        if schema is not None:
+            return self._create(schema)
+        known = sorted(set(self._classes) | set(self._schemas()))
+        raise AttributeError(
+            f"no view for {name!r}; create one with tracker.view({name}) "
+            f"(available: {', '.join(known) or 'none'})"
+        )
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._classes
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(sorted(self._classes))
+
+    def __dir__(self) -> list[str]:
+        return sorted(set(self._classes) | set(self._schemas()))
+
+    def __repr__(self) -> str:
+        return f"<views: {', '.join(sorted(self._classes)) or 'none'}>"
