@@ -22,6 +22,7 @@ _EXPORTS: dict[str, str] = {
     "rebuild_from_journal": "consist.core.store.recovery",
     "RunResult": "consist.models.results",
     "RunSet": "consist.core.runset",
+    "IngestSchemaError": "consist.core.store.hot_store",
     "CacheOptions": "consist.options",
     "ExecutionOptions": "consist.options",
     "OutputPolicyOptions": "consist.options",
@@ -57,6 +58,7 @@ __all__ = [
     "Coupler",
     "ExecutionOptions",
     "IndexBySpec",
+    "IngestSchemaError",
     "MissingOutputsError",
     "OutputPolicyOptions",
     "Run",
@@ -105,6 +107,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from consist.core.runner import ConsistRunError, RunContext
     from consist.core.runset import RunSet
     from consist.core.scenario import MissingOutputsError, ScenarioContext
+    from consist.core.store.hot_store import IngestSchemaError
     from consist.core.store.recovery import rebuild_from_journal
     from consist.core.sweep import SweepError, SweepResult, SweepResults
     from consist.core.tracker import Tracker

@@ -245,7 +245,10 @@ MIGRATIONS += (
     ),
 )
 
-LATEST_VERSION = MIGRATIONS[-1].version
+LATEST_VERSION = max(m.version for m in MIGRATIONS)
+assert [m.version for m in MIGRATIONS] == list(range(1, LATEST_VERSION + 1)), (
+    "migrations must be numbered 1..N in order"
+)
 
 SCHEMA_VERSION_DDL = """
 CREATE TABLE IF NOT EXISTS schema_version (
