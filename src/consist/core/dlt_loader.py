@@ -5,7 +5,7 @@ table: it infers column types, evolves the schema as new keys appear and
 stores nested values as JSON. Consist uses it for exactly that and nothing
 else: rows are loaded into a private staging DuckDB file, then the hot store
 moves them into ``global_tables`` with provenance columns (see
-:mod:`consist.core.store.hot_store`), so dlt's own bookkeeping tables and
+:mod:`consist.core.store.hot_tables`), so dlt's own bookkeeping tables and
 columns never reach the shared store.
 
 Isolation, so that nothing lands outside the tracker's folders:

@@ -3,7 +3,7 @@
 Mixed into :class:`~consist.core.tracker.Tracker`. The work is done by
 :class:`~consist.core.ingest.IngestService` (what to ingest, which schema,
 which run) and :class:`~consist.core.store.hot_store.HotStore` (all SQL);
-table conventions are documented in :mod:`consist.core.store.hot_store`.
+table conventions are documented in :mod:`consist.core.store.hot_tables`.
 """
 
 from __future__ import annotations

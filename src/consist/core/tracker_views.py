@@ -3,45 +3,37 @@
 (``view``, ``views``, ``create_view``, ``create_grouped_view``,
 ``export_schema_sqlmodel``, plus the schema-profiling hooks used by
 ``log_artifact`` and ``ingest``.) Mixed into
-:class:`~consist.core.tracker.Tracker`. The view DDL is built by
-:mod:`consist.core.views`, profiles by :mod:`consist.core.schema_profile`,
-and their SQL lives in :mod:`consist.core.store.schema_store`.
+:class:`~consist.core.tracker.Tracker` as a thin facade: views are built by
+:class:`~consist.core.views.ViewFactory` (grouped-view selectors by
+:mod:`consist.core.view_selection`), schemas are profiled, recorded and
+exported by :class:`~consist.core.schema_service.SchemaService`; their SQL
+lives in :mod:`consist.core.store.view_store` and
+:mod:`consist.core.store.schema_store`.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-import warnings
 from collections.abc import Iterable, Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from consist.core.schema_profile import (
-    PROFILE_DRIVERS,
-    SCHEMA_SOURCES,
-    ProfileObservation,
-    class_name_for,
+from consist.core.schema_fields import validate_profile_mode, validate_sample_rows
+from consist.core.schema_models import (
     duckdb_type_for_annotation,
-    is_system_column,
+    is_sqlmodel_class,
     model_columns,
-    profile_file,
-    profile_sqlmodel,
-    render_sqlmodel_stub,
-    validate_profile_mode,
-    validate_sample_rows,
 )
-from consist.core.store.schema_store import RUN_FILTER_COLUMNS, SchemaStore, ViewSource
+from consist.core.schema_profile import profile_file
+from consist.core.schema_service import SchemaService
+from consist.core.store.schema_store import SchemaStore, ViewSource
+from consist.core.store.view_store import ViewStore
+from consist.core.view_selection import select_grouped
 from consist.core.views import (
-    FacetColumn,
     ViewFactory,
     ViewNamespace,
     ViewResult,
-    _split_namespace,
-    facet_column_name,
     make_view_class,
-    parse_predicate,
-    type_facet_column,
     validate_policies,
     validate_view_name,
 )
@@ -51,14 +43,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from consist.core.lifecycle import RunLifecycle
     from consist.core.store.metadata_store import MetadataStore
     from consist.models.artifact import Artifact
-
-
-def _is_sqlmodel_class(value: Any) -> bool:
-    try:
-        from sqlmodel import SQLModel
-    except ImportError:  # pragma: no cover
-        return False
-    return isinstance(value, type) and issubclass(value, SQLModel)
 
 
 class TrackerViews:
@@ -76,6 +60,14 @@ class TrackerViews:
             return None
         return SchemaStore(self.store.connections, before_read=self.store.flush)
 
+    def _schema_service(self) -> SchemaService:
+        return SchemaService(
+            self._schema_store(),
+            local_path=self.artifacts.local_path,
+            registered_schemas=self.registered_schemas,
+            profile_file=profile_file,
+        )
+
     def _view_factory(self, what: str) -> ViewFactory:
         store = self._schema_store()
         if store is None:
@@ -84,7 +76,7 @@ class TrackerViews:
             )
         hot = getattr(self, "hot_data_store", None)
         ledger = hot.ingested_artifacts if hot is not None else None
-        return ViewFactory(store.connections, store, self._source_path, ledger)
+        return ViewFactory(ViewStore(store.connections), store, self._source_path, ledger)
 
     def _source_path(self, source: ViewSource) -> str | None:
         from consist.models.artifact import Artifact
@@ -144,7 +136,7 @@ class TrackerViews:
         ValueError
             If ``key`` is not a non-empty string.
         """
-        if not _is_sqlmodel_class(model):
+        if not is_sqlmodel_class(model):
             raise TypeError(f"view() expects a SQLModel class, got {model!r}")
         if key is None:
             key = getattr(model, "__tablename__", None)
@@ -308,67 +300,28 @@ class TrackerViews:
         ... )
         """
         factory = self._view_factory("create_grouped_view")
-        store = factory.schemas
         validate_view_name(view_name)
         validate_policies(mode, if_exists, missing_files)
         if not isinstance(include_system_columns, bool):
             raise ValueError("include_system_columns must be True or False")
-        if not isinstance(schema_compatible, bool):
-            raise ValueError("schema_compatible must be True or False")
-        if (schema_id is None) == (schema is None):
-            raise ValueError(
-                "pass exactly one of schema_id='blake3:...' or schema=MyModel to select artifacts"
-            )
-        if schema_id is not None and (not isinstance(schema_id, str) or not schema_id):
-            raise ValueError(f"schema_id must be a non-empty string, got {schema_id!r}")
-        if schema is not None and not _is_sqlmodel_class(schema):
-            raise ValueError(f"schema must be a SQLModel class, got {schema!r}")
-        if namespace is not None and (not isinstance(namespace, str) or not namespace):
-            raise ValueError(f"namespace must be a non-empty string, got {namespace!r}")
-        param_list = _string_list(params, "params", example="['artifact_family=linkstats']")
-        driver_list = _string_list(drivers, "drivers", example="['parquet']")
-        attach_list = _string_list(attach_facets, "attach_facets", example="['scenario']")
-        if driver_list:
-            from consist.core.drivers.registry import KNOWN_DRIVERS
-
-            unknown = sorted(set(driver_list) - KNOWN_DRIVERS)
-            if unknown:
-                raise ValueError(
-                    f"drivers has unknown names {unknown}; use {sorted(KNOWN_DRIVERS)}"
-                )
-        run_filters = _run_filters(
-            run_id=run_id,
-            parent_run_id=parent_run_id,
-            model=model,
-            status=status,
-            year=year,
-            iteration=iteration,
+        sources, attach = select_grouped(
+            factory.schemas,
+            schema_id=schema_id,
+            schema=schema,
+            namespace=namespace,
+            params=params,
+            drivers=drivers,
+            attach_facets=attach_facets,
+            run_filters={
+                "run_id": run_id,
+                "parent_run_id": parent_run_id,
+                "model": model,
+                "status": status,
+                "year": year,
+                "iteration": iteration,
+            },
+            schema_compatible=schema_compatible,
         )
-        known_namespaces = store.kv_namespaces() if (param_list or attach_list) else set()
-        predicates = [parse_predicate(p, namespace, known_namespaces) for p in param_list or []]
-        attach: list[FacetColumn] = []
-        for path in attach_list or []:
-            if not path.strip():
-                raise ValueError("attach_facets entries must be non-empty facet keys")
-            ns, key = _split_namespace(path.strip(), namespace, known_namespaces)
-            column = facet_column_name(key)
-            if any(c.column == column for c in attach):
-                raise ValueError(f"attach_facets maps two keys to the column {column!r}")
-            attach.append(FacetColumn(column=column, namespace=ns, key=key))
-        schema_ids = _resolve_schema_ids(store, schema_id, schema, schema_compatible)
-
-        sources = store.select_sources(
-            schema_ids=schema_ids,
-            drivers=driver_list,
-            predicates=predicates,
-            run_filters=run_filters,
-        )
-        if attach:
-            typed = store.facet_values(
-                [s.artifact_id for s in sources], [(c.namespace, c.key) for c in attach]
-            )
-            for column in attach:
-                type_facet_column(column, typed[(column.namespace, column.key)])
         return factory.create_grouped_hybrid_view(
             view_name,
             sources,
@@ -455,101 +408,16 @@ class TrackerViews:
         KeyError
             If no schema is stored for the schema id or the artifact.
         """
-        store = self._schema_store()
-        if store is None:
-            raise ValueError(
-                "export_schema_sqlmodel needs a database: create the Tracker with db_path=..."
-            )
-        if (schema_id is None) == (artifact_id is None):
-            raise ValueError("pass exactly one of schema_id=... or artifact_id=...")
-        if prefer_source is not None and prefer_source not in SCHEMA_SOURCES:
-            raise ValueError(
-                f"prefer_source must be one of {SCHEMA_SOURCES} or None, got {prefer_source!r}"
-            )
-        for param, value in (("table_name", table_name), ("class_name", class_name)):
-            if value is not None and (not isinstance(value, str) or not value.strip()):
-                raise ValueError(f"{param} must be a non-empty string, got {value!r}")
-
-        if schema_id is not None:
-            if not isinstance(schema_id, str) or not schema_id:
-                raise ValueError(f"schema_id must be a non-empty string, got {schema_id!r}")
-            profile = store.get_profile(schema_id)
-            if profile is None:
-                raise KeyError(f"no stored schema with id {schema_id!r}")
-            latest = store.latest_link_for_schema(schema_id)
-            link, key = latest if latest else (None, None)
-            source = link.source if link else "unknown"
-            obs = ProfileObservation(
-                profile=profile,
-                source=source,
-                n_rows=link.n_rows if link else None,
-                sampled_rows=link.sampled_rows if link else None,
-                stats=link.stats if link else {},
-            )
-            default_table = key or "schema_" + schema_id.split(":")[-1][:12]
-        else:
-            aid = _artifact_uuid(artifact_id)
-            obs, default_table = self._artifact_schema(store, aid, prefer_source or "file")
-        name = table_name or default_table
-        text = render_sqlmodel_stub(
-            obs.profile,
-            table_name=name,
-            class_name=class_name or class_name_for(name),
-            abstract=bool(abstract),
-            include_system_cols=bool(include_system_cols),
-            stats=obs.stats if include_stats_comments else None,
-            n_rows=obs.n_rows,
-            sampled_rows=obs.sampled_rows,
-            source=obs.source,
-            schema_id=obs.profile.id,
-        )
-        if out_path is not None:
-            path = Path(out_path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-        return text
-
-    def _artifact_schema(
-        self, store: SchemaStore, artifact_id: str, prefer: str
-    ) -> tuple[ProfileObservation, str]:
-        """The schema to export for an artifact: user-provided first, then ``prefer``."""
-        summary = store.artifact_summary(artifact_id)
-        key, meta = summary if summary else (None, {})
-        links = {link.source: link for link in store.links_for_artifact(artifact_id)}
-        default_table = key or f"artifact_{artifact_id[:8]}"
-        if "user_provided" not in links:
-            schema_cls = self.registered_schemas.get(str(meta.get("schema_name")))
-            if schema_cls is not None:
-                return profile_sqlmodel(schema_cls), default_table
-        order = ["user_provided", prefer] + [s for s in ("file", "duckdb") if s != prefer]
-        for source in order:
-            link = links.get(source)
-            if link is None:
-                continue
-            profile = store.get_profile(link.schema_id)
-            if profile is None:
-                continue
-            return (
-                ProfileObservation(
-                    profile=profile,
-                    source=source,
-                    n_rows=link.n_rows,
-                    sampled_rows=link.sampled_rows,
-                    stats=link.stats,
-                ),
-                default_table,
-            )
-        meta_id = meta.get("schema_id")
-        if isinstance(meta_id, str):
-            profile = store.get_profile(meta_id)
-            if profile is not None:
-                source = (meta.get("schema_summary") or {}).get("source", "file")
-                return ProfileObservation(profile=profile, source=source), default_table
-        if summary is None:
-            raise KeyError(f"no artifact with id {artifact_id!r} in the store")
-        raise KeyError(
-            f"artifact {artifact_id} ({key!r}) has no stored schema; log it with "
-            "profile_file_schema=True or ingest it"
+        return self._schema_service().export_sqlmodel(
+            schema_id=schema_id,
+            artifact_id=artifact_id,
+            out_path=out_path,
+            table_name=table_name,
+            class_name=class_name,
+            abstract=abstract,
+            include_system_cols=include_system_cols,
+            include_stats_comments=include_stats_comments,
+            prefer_source=prefer_source,
         )
 
     # -- schema profiling hooks -------------------------------------------------------
@@ -571,97 +439,17 @@ class TrackerViews:
         """
         mode = validate_profile_mode(profile_file_schema)
         sample_rows = validate_sample_rows(file_schema_sample_rows)
-        user_schema = schema if _is_sqlmodel_class(schema) and self.store is not None else None
+        user_schema = schema if is_sqlmodel_class(schema) and self.store is not None else None
         if not mode and user_schema is None:
             return self.lifecycle.log_artifacts([request], "log_artifact")[0]
         art = self.lifecycle.log_artifacts([request], "log_artifact", flush=False)[0]
         try:
-            self._profile_logged_artifact(art, mode, sample_rows, schema=user_schema)
+            self._schema_service().profile_logged_artifact(
+                art, mode, sample_rows, schema=user_schema
+            )
         finally:
             self.lifecycle.flush()
         return art
-
-    def _profile_logged_artifact(
-        self,
-        artifact: Artifact,
-        mode: bool | str,
-        sample_rows: int | None = None,
-        *,
-        schema: type | None = None,
-    ) -> str | None:
-        """Profile a just-built artifact's file; record it and a user schema.
-
-        ``mode`` is True (always profile) or ``"if_changed"`` (reuse the
-        ``"file"`` profile of the same content: ``content_id``, else hash,
-        without reading the file). Profiling problems warn and never fail
-        the logging. Returns the file schema id (None when not profiled).
-        """
-        store = self._schema_store()
-        observations: list[tuple[ProfileObservation, Any]] = []
-        if schema is not None and store is not None:
-            observations.append((profile_sqlmodel(schema), artifact.id))
-        schema_id = None
-        if mode:
-            obs = self._observe_file(store, artifact, mode, sample_rows)
-            if obs is not None:
-                observations.append((obs, artifact.id))
-                schema_id = obs.profile.id
-                artifact.meta["schema_id"] = schema_id
-                artifact.meta["schema_summary"] = obs.summary()
-        if store is not None and observations:
-            try:
-                store.record(observations, content_id=artifact.content_id, hash=artifact.hash)
-            except Exception as exc:
-                warnings.warn(
-                    f"could not store the schema profile of {artifact.key!r}: {exc}",
-                    UserWarning,
-                    stacklevel=4,
-                )
-        return schema_id
-
-    def _observe_file(
-        self,
-        store: SchemaStore | None,
-        artifact: Artifact,
-        mode: bool | str,
-        sample_rows: int | None,
-    ) -> ProfileObservation | None:
-        if (
-            artifact.driver not in PROFILE_DRIVERS
-            or artifact.table_path is not None
-            or artifact.array_path is not None
-        ):
-            warnings.warn(
-                f"profile_file_schema: {artifact.key!r} is a {artifact.driver!r} artifact; "
-                f"file schemas are profiled for {', '.join(PROFILE_DRIVERS)} files only",
-                UserWarning,
-                stacklevel=5,
-            )
-            return None
-        if mode == "if_changed" and store is not None:
-            link = store.find_file_link(artifact.content_id, artifact.hash)
-            if link is not None:
-                profile = store.get_profile(link.schema_id)
-                if profile is not None:
-                    return ProfileObservation(
-                        profile=profile,
-                        source="file",
-                        n_rows=link.n_rows,
-                        sampled_rows=link.sampled_rows,
-                        stats=link.stats,
-                    )
-        path = artifact.abs_path or self.artifacts.local_path(artifact)
-        try:
-            if path is None:
-                raise FileNotFoundError(f"{artifact.uri} cannot be resolved to a local file")
-            return profile_file(path, artifact.driver, sample_rows=sample_rows)
-        except Exception as exc:
-            warnings.warn(
-                f"could not profile the schema of {artifact.key!r} ({artifact.uri}): {exc}",
-                UserWarning,
-                stacklevel=5,
-            )
-            return None
 
     def _profile_ingested_table(
         self, artifact: Artifact, table: str, *, schema: type | None = None
@@ -669,110 +457,7 @@ class TrackerViews:
         """Profile the ingested rows of ``artifact`` in ``table`` (``"duckdb"`` source).
 
         Called by ``ingest(..., profile_schema=True)`` after the ingest
-        transaction has committed. ``table`` is a table of ``global_tables``
-        (or ``"schema.table"``). Types come from the catalog, statistics from
-        the artifact's rows; a SQLModel ``schema`` used for the ingest is
-        recorded too (``"user_provided"``).
-
-        Returns
-        -------
-        dict
-            ``{"schema_id": ..., "schema_summary": {...}}`` for the caller to
-            merge into ``artifact.meta`` and persist.
-
-        Raises
-        ------
-        RuntimeError
-            Without a database.
-        KeyError
-            If the table does not exist.
+        transaction has committed; see
+        :meth:`~consist.core.schema_service.SchemaService.profile_ingested_table`.
         """
-        store = self._schema_store()
-        if store is None:
-            raise RuntimeError("profiling an ingested table needs a database")
-        db_schema, _, name = table.rpartition(".")
-        obs = store.profile_table(db_schema or "global_tables", name, artifact_id=str(artifact.id))
-        observations: list[tuple[ProfileObservation, Any]] = [(obs, artifact.id)]
-        if _is_sqlmodel_class(schema):
-            observations.append((profile_sqlmodel(schema), artifact.id))
-        store.record(observations, content_id=artifact.content_id, hash=artifact.hash)
-        return {"schema_id": obs.profile.id, "schema_summary": obs.summary()}
-
-
-# --------------------------------------------------------------------------- #
-# Argument helpers
-# --------------------------------------------------------------------------- #
-def _string_list(value: Any, param: str, *, example: str) -> list[str] | None:
-    if value is None:
-        return None
-    if isinstance(value, str) or not isinstance(value, Iterable):
-        raise ValueError(f"{param} must be a list of strings, e.g. {param}={example}")
-    out = list(value)
-    for item in out:
-        if not isinstance(item, str):
-            raise ValueError(f"{param} must contain strings, got {item!r}")
-    return out
-
-
-def _run_filters(**filters: Any) -> dict[str, Any]:
-    out = {}
-    for name, value in filters.items():
-        if value is None:
-            continue
-        if name in ("year", "iteration"):
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ValueError(f"{name} must be an int, got {value!r}")
-        elif not isinstance(value, str) or not value:
-            raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-        assert name in RUN_FILTER_COLUMNS
-        out[name] = value
-    return out
-
-
-def _data_names(names: Iterable[str]) -> frozenset[str]:
-    return frozenset(n for n in names if not is_system_column(n))
-
-
-def _resolve_schema_ids(
-    store: SchemaStore, schema_id: str | None, schema: type | None, compatible: bool
-) -> list[str]:
-    """Stored schema ids selected by ``schema_id`` or a SQLModel ``schema``.
-
-    Raises
-    ------
-    ValueError
-        If nothing stored matches.
-    """
-    profiles = {sid: _data_names(names) for sid, names in store.profile_field_names().items()}
-    if schema_id is not None:
-        if schema_id not in profiles:
-            raise ValueError(f"schema_id {schema_id!r} matches no stored schema")
-        wanted = profiles[schema_id]
-        exact = [schema_id]
-    else:
-        assert schema is not None
-        wanted = _data_names(name for name, _, _, _ in model_columns(schema))
-        exact = [sid for sid, names in profiles.items() if names == wanted]
-    related = [
-        sid
-        for sid, names in profiles.items()
-        if sid not in exact and names and wanted and (names < wanted or names > wanted)
-    ]
-    if schema_id is not None:
-        selected = exact + related if compatible else exact
-    else:
-        selected = exact + related if compatible or not exact else exact
-    if not selected:
-        name = getattr(schema, "__name__", schema)
-        raise ValueError(
-            f"schema {name} matches no stored schema by field names "
-            f"({', '.join(sorted(wanted))}); profile the files first (profile_file_schema=True)"
-        )
-    return selected
-
-
-def _artifact_uuid(value: Any) -> str:
-    try:
-        return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
-    except (ValueError, AttributeError, TypeError) as exc:
-        raise ValueError(f"artifact_id must be an artifact UUID, got {value!r}") from exc
+        return self._schema_service().profile_ingested_table(artifact, table, schema=schema)

@@ -1,9 +1,9 @@
 """Hybrid views: one SQL view over ingested (hot) rows and files read in place (cold).
 
-Conventions shared with ingestion (:mod:`consist.core.store.hot_store`):
+Conventions shared with ingestion (:mod:`consist.core.store.hot_tables`):
 
 * Ingested rows live in the DuckDB schema ``global_tables``, one table per
-  artifact key (:func:`~consist.core.store.hot_store.table_name_for`), with
+  artifact key (:func:`~consist.core.store.hot_tables.table_name_for`), with
   the provenance columns ``consist_run_id VARCHAR``, ``consist_artifact_id
   VARCHAR``, ``consist_year INTEGER`` and ``consist_iteration INTEGER`` (and
   ``consist_ingested_at``). An artifact is *hot* when rows with its id are in
@@ -29,9 +29,12 @@ re-create it (``if_exists="replace"``, the default) after new runs, after
 ingesting, or after files moved. ``missing_files`` decides what happens to a
 selected cold file that no longer exists when the view is created.
 
-This module builds the DDL and reads DuckDB's catalog through the store's
-connection manager; the metadata queries behind a view (which artifacts,
-which facet values) live in :mod:`consist.core.store.schema_store`.
+This module decides what a view covers (validating arguments, parsing facet
+predicates, splitting the selected artifacts into hot and cold, applying
+``missing_files``) and maps SQLModel classes onto views. All SQL is in the
+store: the view DDL and catalog reads in :mod:`consist.core.store.view_store`,
+the metadata queries behind a view (which artifacts, which facet values) in
+:mod:`consist.core.store.schema_store`.
 """
 
 from __future__ import annotations
@@ -44,34 +47,49 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from consist.core.facets import decode_value
-from consist.core.schema_profile import SYSTEM_COLUMNS, is_system_column, model_columns
-from consist.core.store.hot_store import GLOBAL_SCHEMA, table_name_for
+from consist.core.facets import decode_value, dumps_json
+from consist.core.schema_fields import SYSTEM_COLUMNS
+from consist.core.schema_models import mapped_columns
 from consist.core.store.schema_store import KVPredicate, SchemaStore, ViewSource
+from consist.core.store.sql_text import quote_ident as qi
+from consist.core.store.sql_text import quote_literal as ql
+from consist.core.store.view_store import (
+    COLD_READERS,
+    HOT_SCHEMA,
+    FacetColumn,
+    ViewStore,
+)
+
+__all__ = [
+    "COLD_READERS",
+    "HOT_SCHEMA",
+    "IF_EXISTS_POLICIES",
+    "MISSING_FILES_POLICIES",
+    "VIEW_MODES",
+    "FacetColumn",
+    "ViewFactory",
+    "ViewNamespace",
+    "ViewResult",
+    "facet_column_name",
+    "make_view_class",
+    "parse_predicate",
+    "parse_value",
+    "qi",
+    "ql",
+    "split_namespace",
+    "type_facet_column",
+    "validate_policies",
+    "validate_view_name",
+]
 
 VIEW_MODES = ("hybrid", "hot_only", "cold_only")
 IF_EXISTS_POLICIES = ("replace", "error")
 MISSING_FILES_POLICIES = ("warn", "error", "skip_silent")
-HOT_SCHEMA = GLOBAL_SCHEMA
-COLD_READERS = {"parquet": "read_parquet", "csv": "read_csv", "json": "read_json"}
-
-# Metadata tables a view may never replace (checked in the catalog as well).
-_FILE_COLUMN = "__consist_file"
 
 
 # --------------------------------------------------------------------------- #
-# Quoting and validation
+# Validation and predicates
 # --------------------------------------------------------------------------- #
-def qi(name: str) -> str:
-    """Quote a SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def ql(text: str) -> str:
-    """Quote a SQL string literal."""
-    return "'" + text.replace("'", "''") + "'"
-
-
 def validate_policies(mode: Any, if_exists: Any, missing_files: Any) -> None:
     """Check the three view policies.
 
@@ -110,10 +128,26 @@ _PREDICATE = re.compile(r"^\s*(?P<lhs>[^<>=!]+?)\s*(?P<op>>=|<=|=)\s*(?P<rhs>.*?
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*([eE][+-]?\d+)?|\.\d+([eE][+-]?\d+)?)$")
 
 
-def _split_namespace(
+def split_namespace(
     path: str, default_namespace: str | None, known_namespaces: Iterable[str]
 ) -> tuple[str | None, str]:
-    """``"ns.key"`` -> ``(ns, key)`` when ``ns`` is a known namespace, else default."""
+    """Split a facet path into its namespace and key.
+
+    Parameters
+    ----------
+    path:
+        ``"key"`` or ``"namespace.key"`` (a backslash escapes a dot of the key).
+    default_namespace:
+        Namespace of a path without a known namespace prefix.
+    known_namespaces:
+        Namespaces present in the facet index.
+
+    Returns
+    -------
+    tuple[str | None, str]
+        ``(ns, key)`` when the prefix is a known namespace, else
+        ``(default_namespace, path)``.
+    """
     match = re.match(r"^((?:[^.\\]|\\.)+)\.(.+)$", path)
     if match and match.group(1) in set(known_namespaces):
         return match.group(1), match.group(2)
@@ -163,7 +197,7 @@ def parse_predicate(
             "'key<=number' (optionally 'namespace.key=value')"
         )
     lhs, op, rhs = match.group("lhs").strip(), match.group("op"), match.group("rhs")
-    namespace, key = _split_namespace(lhs, default_namespace, known_namespaces)
+    namespace, key = split_namespace(lhs, default_namespace, known_namespaces)
     value = parse_value(rhs)
     if op != "=" and (isinstance(value, bool) or not isinstance(value, int | float)):
         raise ValueError(f"invalid facet predicate {expression!r}: {op} needs a numeric bound")
@@ -175,17 +209,6 @@ def parse_predicate(
 # --------------------------------------------------------------------------- #
 # Facet columns
 # --------------------------------------------------------------------------- #
-@dataclass
-class FacetColumn:
-    """A typed ``facet_<key>`` column attached to a grouped view."""
-
-    column: str
-    namespace: str | None
-    key: str
-    sql_type: str = "VARCHAR"
-    values: dict[str, Any] = field(default_factory=dict)  # artifact id -> value
-
-
 def facet_column_name(key: str) -> str:
     """``"phys_sim_iteration"`` -> ``"facet_phys_sim_iteration"`` (non-word chars -> ``_``)."""
     return "facet_" + re.sub(r"\W", "_", key.replace("\\.", "."))
@@ -207,30 +230,12 @@ def type_facet_column(column: FacetColumn, typed: Mapping[str, tuple[Any, ...]])
     else:
         column.sql_type = "VARCHAR"
         if kinds - {"str"}:
-            from consist.core.facets import dumps_json
-
             values = {
                 aid: (None if v is None else v if isinstance(v, str) else dumps_json(v))
                 for aid, v in values.items()
             }
     column.values = values
     return column
-
-
-def _literal(value: Any, sql_type: str) -> str:
-    if value is None:
-        return f"CAST(NULL AS {sql_type})"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return f"CAST({value} AS {sql_type})"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "CAST('nan' AS DOUBLE)"
-        if math.isinf(value):
-            return "CAST('inf' AS DOUBLE)" if value > 0 else "CAST('-inf' AS DOUBLE)"
-        return f"CAST({value!r} AS {sql_type})"
-    return f"CAST({ql(str(value))} AS {sql_type})"
 
 
 # --------------------------------------------------------------------------- #
@@ -271,8 +276,8 @@ class ViewFactory:
 
     Parameters
     ----------
-    connections:
-        The store's connection manager (all DuckDB access goes through it).
+    store:
+        The :class:`~consist.core.store.view_store.ViewStore` (all view SQL).
     schemas:
         The :class:`SchemaStore` (artifact selection, facet values).
     local_path:
@@ -285,12 +290,12 @@ class ViewFactory:
 
     def __init__(
         self,
-        connections: Any,
+        store: ViewStore,
         schemas: SchemaStore,
         local_path: Callable[[ViewSource], str | None],
         ledger: Callable[[], Mapping[str, str]] | None = None,
     ) -> None:
-        self.connections = connections
+        self.store = store
         self.schemas = schemas
         self.local_path = local_path
         self.ledger = ledger
@@ -316,9 +321,27 @@ class ViewFactory:
 
         Parameters
         ----------
+        view_name:
+            The view to create.
+        concept_key:
+            The artifact key.
         columns:
             ``(name, DuckDB type)`` to project (a model's columns; absent
             ones are NULL of that type); None keeps every column.
+        include_system_columns, mode, if_exists, missing_files:
+            As in ``Tracker.create_grouped_view``.
+
+        Returns
+        -------
+        ViewResult
+
+        Raises
+        ------
+        ValueError
+            For an invalid name or policy, or a name taken by a table (or
+            by a view, with ``if_exists="error"``).
+        FileNotFoundError
+            With ``missing_files="error"`` when a selected file is missing.
         """
         validate_view_name(view_name)
         validate_policies(mode, if_exists, missing_files)
@@ -346,7 +369,31 @@ class ViewFactory:
         if_exists: str = "replace",
         missing_files: str = "warn",
     ) -> ViewResult:
-        """A view over exactly ``sources`` (hot rows filtered by artifact id)."""
+        """A view over exactly ``sources`` (hot rows filtered by artifact id).
+
+        Parameters
+        ----------
+        view_name:
+            The view to create.
+        sources:
+            The selected artifacts (``SchemaStore.select_sources``).
+        attach:
+            Typed facet columns to join (see :func:`type_facet_column`).
+        include_system_columns, mode, if_exists, missing_files:
+            As in ``Tracker.create_grouped_view``.
+
+        Returns
+        -------
+        ViewResult
+
+        Raises
+        ------
+        ValueError
+            For an invalid name or policy, or a name taken by a table (or
+            by a view, with ``if_exists="error"``).
+        FileNotFoundError
+            With ``missing_files="error"`` when a selected file is missing.
+        """
         validate_view_name(view_name)
         validate_policies(mode, if_exists, missing_files)
         return self._create(
@@ -377,146 +424,32 @@ class ViewFactory:
         missing_files: str,
     ) -> ViewResult:
         result = ViewResult(name=view_name, sql="")
-        with self.connections.connection() as con:
-            self._check_name(con, view_name, if_exists)
-            hot_tables = self._hot_tables(con)
+        with_hot = mode in ("hybrid", "hot_only")
+        with self.store.hold():
+            self.store.check_view_name(view_name, if_exists)
             ids = [s.artifact_id for s in sources]
             ledger = dict(self.ledger()) if self.ledger is not None else {}
-            hot_of = self._hot_index(con, hot_tables, ids, ledger)
-            concept_table = self._concept_table(hot_tables, concept_key)
-            if concept_table is not None:
-                for aid in self._ids_in(con, concept_table, ledger):
-                    hot_of.setdefault(aid, concept_table)
-
-            parts: list[str] = []
-            if mode in ("hybrid", "hot_only"):
-                parts += self._hot_parts(con, hot_tables, hot_of, ids, concept_table)
+            hot = self.store.locate_hot(ids, ledger, concept_key)
+            if with_hot:
                 wanted = set(ids)
                 result.hot_artifacts = sum(
-                    1 for aid, t in hot_of.items() if aid in wanted or t == concept_table
+                    1 for aid, t in hot.hot_of.items() if aid in wanted or t == hot.concept_table
                 )
+            readable: list[tuple[ViewSource, str]] = []
             if mode in ("hybrid", "cold_only"):
-                cold = [s for s in sources if s.artifact_id not in hot_of]
+                cold = [s for s in sources if s.artifact_id not in hot.hot_of]
                 readable = self._readable(cold, result, missing_files)
                 result.cold_artifacts = len({s.artifact_id for s, _ in readable})
-                parts += self._cold_parts(con, readable)
-
-            union = "\nUNION ALL BY NAME\n".join(parts) if parts else _empty_system_select()
-            available = [r[0] for r in con.execute(f"DESCRIBE {union}").fetchall()]
-            select = self._projection(union, available, columns, attach, include_system_columns)
-            result.sql = select
-            con.execute(f"CREATE OR REPLACE VIEW {qi(view_name)} AS {select}")
-            result.columns = [r[0] for r in con.execute(f"DESCRIBE {qi(view_name)}").fetchall()]
+            result.sql, result.columns = self.store.create_view(
+                view_name,
+                hot=hot if with_hot else None,
+                ids=ids,
+                cold=readable,
+                columns=columns,
+                attach=attach,
+                include_system_columns=include_system_columns,
+            )
         return result
-
-    def _check_name(self, con: Any, view_name: str, if_exists: str) -> None:
-        rows = con.execute(
-            "SELECT table_type FROM information_schema.tables "
-            "WHERE table_schema = 'main' AND lower(table_name) = lower(?)",
-            [view_name],
-        ).fetchall()
-        if not rows:
-            return
-        if rows[0][0] != "VIEW":
-            raise ValueError(
-                f"view_name={view_name!r} is the name of a table in the store; choose another name"
-            )
-        if if_exists == "error":
-            raise ValueError(
-                f"view {view_name!r} already exists; pass if_exists='replace' to replace it"
-            )
-
-    @staticmethod
-    def _hot_tables(con: Any) -> dict[str, list[str]]:
-        """``{table: columns}`` of ``global_tables`` tables with ``consist_artifact_id``."""
-        rows = con.execute(
-            "SELECT table_name, column_name FROM information_schema.columns "
-            "WHERE table_schema = ? ORDER BY table_name, ordinal_position",
-            [HOT_SCHEMA],
-        ).fetchall()
-        tables: dict[str, list[str]] = {}
-        for table, column in rows:
-            tables.setdefault(table, []).append(column)
-        return {t: cols for t, cols in tables.items() if "consist_artifact_id" in cols}
-
-    @staticmethod
-    def _ids_in(con: Any, table: str, ledger: Mapping[str, str]) -> list[str]:
-        """Artifact ids with rows in ``table`` (from the ledger when it knows the table)."""
-        known = [aid for aid, t in ledger.items() if t.lower() == table.lower()]
-        if known:
-            return known
-        rows = con.execute(
-            f"SELECT DISTINCT CAST(consist_artifact_id AS VARCHAR) "
-            f"FROM {qi(HOT_SCHEMA)}.{qi(table)} WHERE consist_artifact_id IS NOT NULL"
-        ).fetchall()
-        return [str(r[0]) for r in rows]
-
-    @staticmethod
-    def _hot_index(
-        con: Any, tables: Mapping[str, list[str]], ids: Sequence[str], ledger: Mapping[str, str]
-    ) -> dict[str, str]:
-        """``{artifact id: hot table}`` for the selected artifacts.
-
-        The ingest ledger answers for the tables it knows; tables it does not
-        know (created by other means) are scanned for the ids.
-        """
-        found: dict[str, str] = {}
-        if not ids:
-            return found
-        by_lower = {t.lower(): t for t in tables}
-        ledgered = {t.lower() for t in ledger.values()}
-        for aid in ids:
-            table = ledger.get(aid)
-            if table is not None and table.lower() in by_lower:
-                found[aid] = by_lower[table.lower()]
-        for table in sorted(tables):
-            if table.lower() in ledgered:
-                continue
-            rows = con.execute(
-                f"SELECT DISTINCT CAST(consist_artifact_id AS VARCHAR) "
-                f"FROM {qi(HOT_SCHEMA)}.{qi(table)} "
-                "WHERE CAST(consist_artifact_id AS VARCHAR) IN (SELECT unnest(?::VARCHAR[]))",
-                [list(ids)],
-            ).fetchall()
-            for (aid,) in rows:
-                found.setdefault(aid, table)
-        return found
-
-    @staticmethod
-    def _concept_table(tables: Mapping[str, list[str]], key: str | None) -> str | None:
-        if key is None:
-            return None
-        by_lower = {t.lower(): t for t in tables}
-        for candidate in (key, table_name_for(key)):
-            if candidate.lower() in by_lower:
-                return by_lower[candidate.lower()]
-        return None
-
-    @staticmethod
-    def _hot_parts(
-        con: Any,
-        tables: Mapping[str, list[str]],
-        hot_of: Mapping[str, str],
-        ids: Sequence[str],
-        concept_table: str | None,
-    ) -> list[str]:
-        parts = []
-        wanted = set(ids)
-        by_table: dict[str, list[str]] = {}
-        for aid, table in hot_of.items():
-            if aid in wanted and table != concept_table:
-                by_table.setdefault(table, []).append(aid)
-        if concept_table is not None:
-            by_table[concept_table] = []  # the whole table
-        for table in sorted(by_table):
-            hidden = [c for c in tables[table] if c.startswith("_dlt_")]
-            star = "*" + (f" EXCLUDE ({', '.join(qi(c) for c in hidden)})" if hidden else "")
-            sql = f"SELECT {star} FROM {qi(HOT_SCHEMA)}.{qi(table)}"
-            if table != concept_table:
-                id_list = ", ".join(ql(a) for a in sorted(by_table[table]))
-                sql += f" WHERE CAST(consist_artifact_id AS VARCHAR) IN ({id_list})"
-            parts.append(sql)
-        return parts
 
     def _readable(
         self, cold: Sequence[ViewSource], result: ViewResult, missing_files: str
@@ -562,108 +495,6 @@ class ViewFactory:
                 )
         return readable
 
-    @staticmethod
-    def _cold_parts(con: Any, readable: Sequence[tuple[ViewSource, str]]) -> list[str]:
-        by_driver: dict[str, list[tuple[ViewSource, str]]] = {}
-        for source, path in readable:
-            by_driver.setdefault(source.driver, []).append((source, path))
-        parts = []
-        for driver in sorted(by_driver):
-            entries = by_driver[driver]
-            files = sorted({path for _, path in entries})
-            reader = COLD_READERS[driver]
-            file_list = "[" + ", ".join(ql(f) for f in files) + "]"
-            scan = f"{reader}({file_list}, union_by_name = true, filename = {ql(_FILE_COLUMN)})"
-            present = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()]
-            drop = [_FILE_COLUMN] + [c for c in present if c in SYSTEM_COLUMNS]
-            rows = []
-            for source, path in entries:
-                rows.append(
-                    "("
-                    + ", ".join(
-                        [
-                            _literal(path, "VARCHAR"),
-                            _literal(source.run_id, "VARCHAR"),
-                            _literal(source.artifact_id, "VARCHAR"),
-                            _literal(source.year, "INTEGER"),
-                            _literal(source.iteration, "INTEGER"),
-                        ]
-                    )
-                    + ")"
-                )
-            provenance = (
-                f"(VALUES {', '.join(rows)}) AS p({qi(_FILE_COLUMN)}, "
-                + ", ".join(qi(c) for c in SYSTEM_COLUMNS)
-                + ")"
-            )
-            system = ", ".join(f"p.{qi(c)}" for c in SYSTEM_COLUMNS)
-            parts.append(
-                f"SELECT d.* EXCLUDE ({', '.join(qi(c) for c in drop)}), {system} "
-                f"FROM {scan} AS d JOIN {provenance} "
-                f"ON d.{qi(_FILE_COLUMN)} = p.{qi(_FILE_COLUMN)}"
-            )
-        return parts
-
-    @staticmethod
-    def _projection(
-        union: str,
-        available: Sequence[str],
-        columns: Sequence[tuple[str, str]] | None,
-        attach: Sequence[FacetColumn],
-        include_system_columns: bool,
-    ) -> str:
-        present = set(available)
-        if columns is not None:
-            items = [
-                f"u.{qi(name)}" if name in present else f"CAST(NULL AS {kind}) AS {qi(name)}"
-                for name, kind in columns
-                if name not in SYSTEM_COLUMNS
-            ]
-            if include_system_columns:
-                items += [
-                    f"u.{qi(c)}" if c in present else f"CAST(NULL AS {t}) AS {qi(c)}"
-                    for c, t in SYSTEM_COLUMNS.items()
-                ]
-        else:
-            hidden = [] if include_system_columns else [c for c in available if is_system_column(c)]
-            if hidden and len(hidden) == len(present):
-                items = []  # nothing but system columns
-            else:
-                items = [
-                    "u.*" + (f" EXCLUDE ({', '.join(qi(c) for c in hidden)})" if hidden else "")
-                ]
-        join = ""
-        if attach:
-            items += [f"f.{qi(fc.column)}" for fc in attach]
-            ids = sorted({aid for fc in attach for aid in fc.values})
-            header = [qi("consist_artifact_id")] + [qi(fc.column) for fc in attach]
-            if ids:
-                rows = [
-                    "("
-                    + ", ".join(
-                        [_literal(aid, "VARCHAR")]
-                        + [_literal(fc.values.get(aid), fc.sql_type) for fc in attach]
-                    )
-                    + ")"
-                    for aid in ids
-                ]
-                facets = f"(VALUES {', '.join(rows)}) AS f({', '.join(header)})"
-            else:
-                cols = ", ".join(
-                    ["CAST(NULL AS VARCHAR) AS consist_artifact_id"]
-                    + [f"CAST(NULL AS {fc.sql_type}) AS {qi(fc.column)}" for fc in attach]
-                )
-                facets = f"(SELECT {cols} WHERE false) AS f"
-            join = f" LEFT JOIN {facets} ON u.consist_artifact_id = f.consist_artifact_id"
-        if not items:
-            items = ["CAST(NULL AS VARCHAR) AS consist_empty"]
-        return f"SELECT {', '.join(items)} FROM ({union}) AS u{join}"
-
-
-def _empty_system_select() -> str:
-    cols = ", ".join(f"CAST(NULL AS {t}) AS {qi(c)}" for c, t in SYSTEM_COLUMNS.items())
-    return f"SELECT {cols} WHERE false"
-
 
 # --------------------------------------------------------------------------- #
 # SQLModel classes mapped to views
@@ -683,26 +514,23 @@ def make_view_class(model: type, view_name: str, *, include_system_columns: bool
     base = type(SQLModel)(
         f"_{model.__name__}ViewBase", (SQLModel,), {"__module__": __name__}, registry=registry()
     )
-    columns = model_columns(model)
-    declared_pk = {name for name, _, _, pk in columns if pk}
+    columns = mapped_columns(model)
+    declared_pk = any(c.primary_key for c in columns)
     annotations: dict[str, Any] = {}
     namespace: dict[str, Any] = {"__module__": __name__, "__tablename__": view_name}
     infos = getattr(model, "model_fields", {})
-    attr_by_column = _attr_names(model)
-    for column, annotation, _nullable, pk in columns:
-        if column in SYSTEM_COLUMNS:
+    for c in columns:
+        if c.column in SYSTEM_COLUMNS:
             continue
-        attr = attr_by_column.get(column, column)
-        is_pk = pk if declared_pk else True
+        is_pk = c.primary_key if declared_pk else True
         kwargs: dict[str, Any] = {"default": None, "primary_key": is_pk}
-        info = infos.get(attr)
-        sa_type = _sa_type_of(info)
+        sa_type = _sa_type_of(infos.get(c.attr))
         if sa_type is not None:
             kwargs["sa_type"] = sa_type
-        if attr != column:
-            kwargs["sa_column_kwargs"] = {"name": column}
-        annotations[attr] = annotation
-        namespace[attr] = Field(**kwargs)
+        if c.attr != c.column:
+            kwargs["sa_column_kwargs"] = {"name": c.column}
+        annotations[c.attr] = c.annotation
+        namespace[c.attr] = Field(**kwargs)
     if include_system_columns:
         for column, kind in SYSTEM_COLUMNS.items():
             annotations[column] = (int if kind == "INTEGER" else str) | None
@@ -710,22 +538,6 @@ def make_view_class(model: type, view_name: str, *, include_system_columns: bool
     namespace["__annotations__"] = annotations
     name = f"{model.__name__}View"
     return type(SQLModel)(name, (base,), namespace, table=True)
-
-
-def _attr_names(model: type) -> dict[str, str]:
-    """``{column name: attribute name}`` of a model (they differ with a custom column name)."""
-    out = {}
-    table = getattr(model, "__table__", None)
-    for attr, info in getattr(model, "model_fields", {}).items():
-        column = attr
-        if table is not None and attr in table.c:
-            column = table.c[attr].name
-        else:
-            kwargs = getattr(info, "sa_column_kwargs", None)
-            if isinstance(kwargs, Mapping) and isinstance(kwargs.get("name"), str):
-                column = kwargs["name"]
-        out[column] = attr
-    return out
 
 
 def _sa_type_of(info: Any) -> Any:

@@ -1,210 +1,72 @@
 """All SQL for hot data: the ``global_tables`` schema of ingested rows.
 
-Conventions (relied upon by views and schema profiling):
-
-* Ingested rows live in the DuckDB schema ``global_tables``, one table per
-  artifact key, accumulating rows from many runs. The table name is
-  :func:`table_name_for` the key: every non-word character (regex ``\\W``)
-  replaced by ``_``, ``_`` prefixed when it is empty or starts with a digit,
-  then lower-cased (``"Trips 2020"`` -> ``trips_2020``, ``"2020"`` ->
-  ``_2020``). DuckDB matches identifiers case-insensitively, so tables are
-  looked up case-insensitively too.
-* Every row carries the provenance columns :data:`PROVENANCE_COLUMNS`
-  (``consist_run_id VARCHAR``, ``consist_artifact_id VARCHAR``,
-  ``consist_year INTEGER``, ``consist_iteration INTEGER``); data columns
-  keep the names and types of the source. The ingest time is kept once per
-  artifact in the ledger rather than on every row (each constant column
-  costs ~10% of a million-row ingest).
-* Re-ingesting an artifact replaces its rows (delete + insert, one
-  transaction), so rows are never duplicated.
-* The ``ingested_artifact`` ledger (migration 4) has one row per
-  ``(artifact_id, table_name)`` with the row count, the data columns, the
-  run the rows are tagged with and how they were loaded;
-  :meth:`HotStore.ingested_artifacts` answers "which artifacts of this key
-  are hot". The artifact's ``meta`` (and the run links to it) carries the
-  same facts under :data:`META_KEYS`.
-* A table evolves by adding columns: a source column the table lacks is
-  added (earlier rows read NULL); a column the source lacks is NULL for
-  its rows. Existing column types never change; values that cannot be cast
-  to them are rejected before anything is written.
+:class:`HotStore` writes (create / evolve / replace an artifact's rows, the
+``ingested_artifact`` ledger, the artifact's ingest metadata) and reads
+(tables, columns, ledger rows, an artifact's rows) ingested data. The
+conventions it follows (table names, provenance columns, ledger, schema
+evolution) are documented in :mod:`consist.core.store.hot_tables`; rows are
+checked against a schema or an existing table by
+:mod:`consist.core.store.hot_validation`. The names defined there are
+re-exported here.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import re
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from consist.core.store.connection import DuckDBConnectionManager
+from consist.core.store.hot_tables import (
+    GLOBAL_SCHEMA,
+    META_KEYS,
+    PROVENANCE_COLUMNS,
+    PROVENANCE_NAMES,
+    ColumnSpec,
+    IngestRecord,
+    IngestSchemaError,
+    IngestStats,
+    Provenance,
+    RowSource,
+    ingest_meta,
+    table_name_for,
+)
+from consist.core.store.hot_validation import (
+    check_against_table,
+    plain_item,
+    schema_select,
+    text_columns,
+)
 from consist.core.store.rows import from_db_time, to_db_time
+from consist.core.store.sql_text import describe, quote_ident, sql_literal
 
-GLOBAL_SCHEMA = "global_tables"
-
-PROVENANCE_COLUMNS: tuple[tuple[str, str], ...] = (
-    ("consist_run_id", "VARCHAR"),
-    ("consist_artifact_id", "VARCHAR"),
-    ("consist_year", "INTEGER"),
-    ("consist_iteration", "INTEGER"),
-)
-PROVENANCE_NAMES: frozenset[str] = frozenset(name for name, _ in PROVENANCE_COLUMNS)
-
-# Keys written into artifact.meta (and the run links' meta) by an ingest.
-META_KEYS = ("is_ingested", "ingested_table", "ingested_rows", "ingested_run_id")
-
-_NON_WORD = re.compile(r"\W")
-_INTEGER_TYPES = frozenset(
-    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER"}
-    | {"UBIGINT", "UHUGEINT"}
-)
-_FRACTIONAL = ("FLOAT", "DOUBLE", "REAL", "DECIMAL")
-
-
-def table_name_for(key: str) -> str:
-    """The ``global_tables`` table name for an artifact key (see the module docstring)."""
-    if not isinstance(key, str) or not key:
-        raise ValueError(f"cannot derive a table name from key {key!r}")
-    name = _NON_WORD.sub("_", key)
-    if name[0].isdigit():
-        name = "_" + name
-    return name.lower()
-
-
-def quote_ident(name: str) -> str:
-    """A double-quoted SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
+__all__ = [
+    "GLOBAL_SCHEMA",
+    "META_KEYS",
+    "PROVENANCE_COLUMNS",
+    "PROVENANCE_NAMES",
+    "STAGE_MAX_BYTES",
+    "ColumnSpec",
+    "HotStore",
+    "IngestRecord",
+    "IngestSchemaError",
+    "IngestStats",
+    "Provenance",
+    "RowSource",
+    "ingest_meta",
+    "qualified_table",
+    "quote_ident",
+    "sql_literal",
+    "table_name_for",
+    "validate_source",
+]
 
 
 def qualified_table(table: str) -> str:
     """``global_tables."<table>"`` for use in SQL."""
     return f"{GLOBAL_SCHEMA}.{quote_ident(table)}"
-
-
-def sql_literal(value: Any) -> str:
-    """A SQL literal for a scalar Python value (None, bool, int, float, str, datetime)."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"CAST('{value!r}' AS DOUBLE)"  # also covers nan / inf
-    if isinstance(value, datetime):
-        return f"TIMESTAMP '{to_db_time(value).isoformat(sep=' ')}'"
-    if isinstance(value, str):
-        return "'" + value.replace("'", "''") + "'"
-    raise TypeError(f"no SQL literal for {type(value).__name__}")
-
-
-# --------------------------------------------------------------------------- #
-# Inputs and results
-# --------------------------------------------------------------------------- #
-
-
-@dataclass(frozen=True)
-class RowSource:
-    """Where the rows of one ingest come from.
-
-    Exactly one of ``path`` (a parquet/csv/json file read natively by
-    DuckDB), ``frame`` (a pandas/polars DataFrame or pyarrow Table scanned
-    in place) or ``attach`` + ``table`` (a table in another DuckDB file,
-    e.g. rows staged by dlt) is set. ``exclude`` names source columns to
-    drop (loader bookkeeping such as ``_dlt_id``).
-    """
-
-    kind: str
-    path: str | None = None
-    frame: Any = None
-    attach: str | None = None
-    table: str | None = None
-    exclude: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ColumnSpec:
-    """One column required by a schema (built from a SQLModel field).
-
-    ``sql_type`` None means "any type" (kept as in the source); source types
-    starting with one of ``accepts`` are also kept as they are (e.g. any
-    ``TIMESTAMP`` precision for a datetime field). A column missing from the
-    source is filled with ``default`` when ``has_default``.
-    """
-
-    name: str
-    sql_type: str | None
-    nullable: bool
-    has_default: bool = False
-    default: Any = None
-    accepts: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """Values of the provenance columns for one ingest."""
-
-    run_id: str
-    artifact_id: str
-    year: int | None
-    iteration: int | None
-    ingested_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-
-@dataclass(frozen=True)
-class IngestStats:
-    """What one ingest wrote."""
-
-    table: str
-    rows: int
-    replaced_rows: int
-    columns: tuple[str, ...]
-    created_table: bool
-    added_columns: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class IngestRecord:
-    """One row of the ``ingested_artifact`` ledger."""
-
-    artifact_id: str
-    table_name: str
-    artifact_key: str
-    run_id: str | None
-    row_count: int
-    mode: str
-    source_hash: str | None
-    schema_name: str | None
-    columns: tuple[str, ...]
-    ingested_at: datetime | None
-
-    @property
-    def qualified_name(self) -> str:
-        """``global_tables.<table_name>``."""
-        return f"{GLOBAL_SCHEMA}.{self.table_name}"
-
-
-class IngestSchemaError(ValueError):
-    """Rows do not fit the schema (or the existing table); nothing was written.
-
-    Attributes
-    ----------
-    problems:
-        ``(column, message)`` pairs, one per offending column.
-    """
-
-    def __init__(self, what: str, problems: Sequence[tuple[str, str]]) -> None:
-        self.problems = list(problems)
-        lines = "; ".join(f"column {col!r}: {msg}" for col, msg in self.problems)
-        super().__init__(f"{what}: {lines}. Nothing was written.")
-
-    @property
-    def columns(self) -> list[str]:
-        """The offending column names."""
-        return [col for col, _ in self.problems]
 
 
 # --------------------------------------------------------------------------- #
@@ -291,12 +153,12 @@ class HotStore:
         """
         if self._before_write is not None:
             self._before_write()
-        text = _text_columns(columns)
+        text = text_columns(columns)
         with (
             self.connections.connection() as con,
             _open_source(con, source, text, stage=True) as from_sql,
         ):
-            described = _describe(con, from_sql)
+            described = describe(con, from_sql)
             reserved = [name for name, _ in described if name.lower() in PROVENANCE_NAMES]
             if reserved:
                 raise ValueError(
@@ -304,12 +166,12 @@ class HotStore:
                     f"{GLOBAL_SCHEMA}; rename or drop it before ingesting"
                 )
             if columns is not None:
-                select = _schema_select(con, from_sql, described, columns, schema_label or "schema")
+                select = schema_select(con, from_sql, described, columns, schema_label or "schema")
             else:
-                select = [_plain_item(name, sql_type) for name, sql_type in described]
+                select = [plain_item(name, sql_type) for name, sql_type in described]
             existing = self._table_columns(con, table)
             if existing:
-                _check_against_table(con, from_sql, select, existing, table)
+                check_against_table(con, from_sql, select, existing, table)
             items = [f"{expr} AS {quote_ident(name)}" for expr, name, _ in select]
             items.append(_provenance_select(provenance))
             body = f"SELECT {', '.join(items)} FROM {from_sql}"
@@ -375,16 +237,6 @@ class HotStore:
             self._before_write()
         with self.connections.transaction() as tx:
             _patch_artifact_meta(tx, str(artifact_id), patch)
-
-    def validate(self, source: RowSource, columns: Sequence[ColumnSpec], schema_label: str) -> None:
-        """Check rows against a strict schema without writing anything.
-
-        Raises
-        ------
-        IngestSchemaError
-            Naming every offending column.
-        """
-        validate_source(source, columns, schema_label)
 
     # -- reads ----------------------------------------------------------------
 
@@ -538,16 +390,6 @@ class HotStore:
         return [(r[0], r[1]) for r in rows]
 
 
-def ingest_meta(table: str, rows: int, run_id: str) -> dict[str, Any]:
-    """The metadata an ingest records on the artifact (keys :data:`META_KEYS`)."""
-    return {
-        "is_ingested": True,
-        "ingested_table": f"{GLOBAL_SCHEMA}.{table}",
-        "ingested_rows": rows,
-        "ingested_run_id": run_id,
-    }
-
-
 def _patch_artifact_meta(con: Any, artifact_id: str, patch: dict[str, Any]) -> None:
     text = json.dumps(patch, default=str, sort_keys=True)
     con.execute(
@@ -566,6 +408,15 @@ def validate_source(source: RowSource, columns: Sequence[ColumnSpec], schema_lab
 
     Used to reject bad data before anything (even a file) is written.
 
+    Parameters
+    ----------
+    source:
+        The rows (typically a DataFrame).
+    columns:
+        The strict schema (see :meth:`HotStore.ingest`).
+    schema_label:
+        The schema's name, for messages.
+
     Raises
     ------
     IngestSchemaError
@@ -575,8 +426,8 @@ def validate_source(source: RowSource, columns: Sequence[ColumnSpec], schema_lab
 
     con = duckdb.connect()
     try:
-        with _open_source(con, source, _text_columns(columns)) as from_sql:
-            _schema_select(con, from_sql, _describe(con, from_sql), columns, schema_label)
+        with _open_source(con, source, text_columns(columns)) as from_sql:
+            schema_select(con, from_sql, describe(con, from_sql), columns, schema_label)
     finally:
         con.close()
 
@@ -590,13 +441,13 @@ def validate_source(source: RowSource, columns: Sequence[ColumnSpec], schema_lab
 def _open_source(
     con: Any,
     source: RowSource,
-    text_columns: frozenset[str] = frozenset(),
+    as_text: frozenset[str] = frozenset(),
     *,
     stage: bool = False,
 ) -> Iterator[str]:
     """Make ``source`` readable on ``con``; yield its FROM-clause SQL.
 
-    ``text_columns`` (lower-cased names) are read as VARCHAR from a CSV file
+    ``as_text`` (lower-cased column names) are read as VARCHAR from a CSV file
     instead of sniffed, so that a ``str`` schema field keeps e.g. leading
     zeros. With ``stage``, a small parquet file that DuckDB could only read
     on one thread is first copied into a temporary table (see
@@ -610,8 +461,8 @@ def _open_source(
             if source.kind not in readers:
                 raise ValueError(f"cannot read {source.kind!r} files natively")
             base = f"{readers[source.kind]}({path})"
-            if source.kind == "csv" and text_columns:
-                names = [n for n, _ in _describe(con, base) if n.lower() in text_columns]
+            if source.kind == "csv" and as_text:
+                names = [n for n, _ in describe(con, base) if n.lower() in as_text]
                 if names:
                     types = ", ".join(f"{sql_literal(n)}: 'VARCHAR'" for n in names)
                     base = f"read_csv({path}, types = {{{types}}})"
@@ -666,26 +517,6 @@ def _should_stage(con: Any, path_literal: str) -> bool:
     return 0 < row_groups < threads and size <= STAGE_MAX_BYTES
 
 
-def _plain_item(name: str, sql_type: str) -> tuple[str, str, str]:
-    """``(expr, name, type)`` for a source column without a schema.
-
-    ENUM columns (pandas categoricals) are stored as VARCHAR, so that later
-    ingests with other categories fit the same table.
-    """
-    if sql_type.upper().startswith("ENUM"):
-        return f"CAST({quote_ident(name)} AS VARCHAR)", name, "VARCHAR"
-    return quote_ident(name), name, sql_type
-
-
-def _text_columns(columns: Sequence[ColumnSpec] | None) -> frozenset[str]:
-    return frozenset(c.name.lower() for c in columns or () if c.sql_type == "VARCHAR")
-
-
-def _describe(con: Any, from_sql: str) -> list[tuple[str, str]]:
-    rows = con.execute(f"DESCRIBE SELECT * FROM {from_sql}").fetchall()
-    return [(r[0], r[1]) for r in rows]
-
-
 def _count(cursor: Any) -> int:
     rows = cursor.fetchall()  # exhaust the result (DuckDB 2 refuses other work meanwhile)
     row = rows[0] if rows else None
@@ -703,135 +534,3 @@ def _provenance_select(p: Provenance) -> str:
         f"CAST({value} AS {sql_type}) AS {name}"
         for value, (name, sql_type) in zip(values, PROVENANCE_COLUMNS, strict=True)
     )
-
-
-def _base_type(sql_type: str) -> str:
-    return sql_type.split("(")[0].strip().upper()
-
-
-def _same_type(a: str, b: str) -> bool:
-    return a.replace(" ", "").upper() == b.replace(" ", "").upper()
-
-
-def _lossy(source_type: str, target_type: str) -> bool:
-    """Whether casting source -> target may round (fractional -> integer)."""
-    return _base_type(target_type) in _INTEGER_TYPES and _base_type(source_type).startswith(
-        _FRACTIONAL
-    )
-
-
-def _schema_select(
-    con: Any,
-    from_sql: str,
-    described: Sequence[tuple[str, str]],
-    columns: Sequence[ColumnSpec],
-    schema_label: str,
-) -> list[tuple[str, str, str]]:
-    """Validate the source against ``columns``; return ``(expr, name, type)`` to select.
-
-    One aggregate query checks the casts and NULLs of every column at once.
-    """
-    by_lower = {name.lower(): (name, sql_type) for name, sql_type in described}
-    wanted = {spec.name.lower() for spec in columns}
-    problems: list[tuple[str, str]] = []
-    for name, _ in described:
-        if name.lower() not in wanted:
-            problems.append((name, f"is not a field of {schema_label}"))
-    checks: list[tuple[str, str, str]] = []  # (column, message template, count SQL)
-    select: list[tuple[str, str, str]] = []
-    for spec in columns:
-        found = by_lower.get(spec.name.lower())
-        if found is None:
-            if spec.has_default and _is_literal(spec.default):
-                sql_type = spec.sql_type or "VARCHAR"
-                select.append(
-                    (f"CAST({sql_literal(spec.default)} AS {sql_type})", spec.name, sql_type)
-                )
-            else:
-                problems.append((spec.name, f"is required by {schema_label} but missing"))
-            continue
-        src_name, src_type = found
-        target = spec.sql_type or src_type
-        if any(src_type.upper().startswith(prefix) for prefix in spec.accepts):
-            target = src_type
-        col = quote_ident(src_name)
-        if _same_type(src_type, target):
-            select.append((col, spec.name, target))
-        else:
-            checks.append(
-                (
-                    spec.name,
-                    f"{{n}} value(s) of type {src_type} cannot be converted to {target} "
-                    f"as required by {schema_label}",
-                    _bad_cast_count(col, src_type, target),
-                )
-            )
-            select.append((f"CAST({col} AS {target})", spec.name, target))
-        if not spec.nullable:
-            checks.append(
-                (
-                    spec.name,
-                    f"has {{n}} NULL value(s) but is not Optional in {schema_label}",
-                    f"count(*) FILTER (WHERE {col} IS NULL)",
-                )
-            )
-    problems += _run_checks(con, from_sql, checks)
-    if problems:
-        raise IngestSchemaError(f"data does not match schema {schema_label}", problems)
-    return select
-
-
-def _check_against_table(
-    con: Any,
-    from_sql: str,
-    select: Sequence[tuple[str, str, str]],
-    existing: Sequence[tuple[str, str]],
-    table: str,
-) -> None:
-    """Reject values that cannot be cast to the existing table's column types."""
-    table_types = {name.lower(): sql_type for name, sql_type in existing}
-    checks: list[tuple[str, str, str]] = []
-    for expr, name, sql_type in select:
-        target = table_types.get(name.lower())
-        if target is None or _same_type(sql_type, target):
-            continue
-        checks.append(
-            (
-                name,
-                f"{{n}} value(s) of type {sql_type} cannot be stored in the existing "
-                f"{target} column",
-                _bad_cast_count(f"({expr})", sql_type, target),
-            )
-        )
-    problems = _run_checks(con, from_sql, checks)
-    if problems:
-        raise IngestSchemaError(
-            f"rows do not fit {GLOBAL_SCHEMA}.{table} (column types never change)", problems
-        )
-
-
-def _bad_cast_count(expr: str, source_type: str, target_type: str) -> str:
-    """SQL counting the values of ``expr`` that do not convert faithfully to ``target_type``."""
-    cast = f"TRY_CAST({expr} AS {target_type})"
-    cond = f"{expr} IS NOT NULL AND ({cast} IS NULL"
-    if _lossy(source_type, target_type):
-        cond += f" OR CAST({cast} AS DOUBLE) <> CAST({expr} AS DOUBLE)"
-    return f"count(*) FILTER (WHERE {cond}))"
-
-
-def _run_checks(
-    con: Any, from_sql: str, checks: Sequence[tuple[str, str, str]]
-) -> list[tuple[str, str]]:
-    """Run all count checks in one scan; ``(column, message)`` for each non-zero count."""
-    if not checks:
-        return []
-    counts = con.execute(f"SELECT {', '.join(c[2] for c in checks)} FROM {from_sql}").fetchall()[0]
-    return [
-        (column, template.format(n=n))
-        for (column, template, _), n in zip(checks, counts, strict=True)
-        if n
-    ]
-
-
-def _is_literal(value: Any) -> bool:
-    return value is None or isinstance(value, bool | int | float | str | datetime)

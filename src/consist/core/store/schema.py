@@ -187,7 +187,7 @@ MIGRATIONS += (
         (
             "CREATE SCHEMA IF NOT EXISTS global_tables",
             # One row per (artifact, table) ingested into global_tables; see
-            # consist.core.store.hot_store for the conventions.
+            # consist.core.store.hot_tables for the conventions.
             """
             CREATE TABLE IF NOT EXISTS ingested_artifact (
                 artifact_id UUID NOT NULL,

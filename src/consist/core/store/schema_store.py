@@ -3,7 +3,7 @@
 Tables (migration 5, see :mod:`consist.core.store.schema`):
 
 * ``schema_profile``: one row per distinct layout, keyed by its digest
-  (:func:`consist.core.schema_profile.schema_digest`): the ordered field list
+  (:func:`consist.core.schema_fields.schema_digest`): the ordered field list
   as JSON and the field names (for compatible-schema lookups).
 * ``artifact_schema``: artifact -> schema links, one per ``(artifact, source)``
   with ``source`` in ``"file"`` / ``"duckdb"`` / ``"user_provided"``. Each link
@@ -15,7 +15,7 @@ Tables (migration 5, see :mod:`consist.core.store.schema`):
 Also here: the metadata queries behind hybrid and grouped views (selecting
 artifacts by key, schema, facet predicates, drivers and run filters, and the
 typed facet values attached to a view). The view DDL itself is built by
-:mod:`consist.core.views`.
+:mod:`consist.core.store.view_store`.
 """
 
 from __future__ import annotations
@@ -27,15 +27,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from consist.core.schema_profile import (
+from consist.core.schema_fields import (
     ProfileObservation,
     SchemaProfile,
     is_system_column,
     profile_from_columns,
-    stats_from_row,
-    stats_sql,
 )
+from consist.core.store.profile_scan import column_stats
 from consist.core.store.rows import json_load, to_db_time
+from consist.core.store.sql_text import quote_ident
 
 _LINK_COLUMNS = (
     "l.artifact_id, l.schema_id, l.source, l.content_id, l.hash, l.table_name, "
@@ -304,7 +304,7 @@ class SchemaStore:
             ).fetchall()
             if not described:
                 raise KeyError(f"no table {schema}.{table} in the store")
-            qualified = f"{_ident(schema)}.{_ident(table)}"
+            qualified = f"{quote_ident(schema)}.{quote_ident(table)}"
             source = qualified
             params: list[Any] = []
             names = {r[0] for r in described}
@@ -312,8 +312,7 @@ class SchemaStore:
                 source = f"(SELECT * FROM {qualified} WHERE consist_artifact_id = ?)"
                 params.append(str(artifact_id))
             data_cols = [(r[0], r[1]) for r in described if not is_system_column(r[0])]
-            row = con.execute(stats_sql(data_cols, source), params).fetchone()
-        n_rows, stats = stats_from_row(data_cols, row)
+            n_rows, stats = column_stats(con, data_cols, source, params)
         return profile_from_columns(
             [(r[0], r[1], bool(r[2])) for r in described],
             source="duckdb",
@@ -438,10 +437,6 @@ class SchemaStore:
             "SELECT (SELECT count(*) FROM schema_profile), (SELECT count(*) FROM artifact_schema)"
         )
         return {"schema_profile": int(rows[0][0]), "artifact_schema": int(rows[0][1])}
-
-
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _predicate_sql(pred: KVPredicate) -> tuple[str, list[Any]]:
