@@ -57,3 +57,71 @@ def test_compact_details_caps_long_file_lists() -> None:
     assert compact["dirty_truncated"]["digest"].startswith("blake3:")
     small = _compact_details({"dirty": {"a": "1"}})
     assert small == {"dirty": {"a": "1"}}
+
+
+def _git(cwd: Path, *args: str) -> None:
+    import subprocess
+
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
+        cwd=cwd,
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_step_defined_outside_the_repository_is_part_of_the_identity(tmp_path: Path) -> None:
+    import importlib.util
+    import sys
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "README.md").write_text("project\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "README.md")
+    _git(repo, "commit", "-q", "-m", "init")
+    library = tmp_path / "site" / "outside_lib.py"
+    library.parent.mkdir()
+
+    def load(body: str):
+        library.write_text(f"def step():\n    return {body}\n")
+        spec = importlib.util.spec_from_file_location("outside_lib_for_test", library)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["outside_lib_for_test"] = module
+        spec.loader.exec_module(module)
+        return module.step
+
+    tracker = Tracker(repo / "runs", db_path=tmp_path / "db.duckdb", project_root=repo)
+    first = tracker.run(load("None"), name="lib_step")
+    again = tracker.run(load("None"), name="lib_step")
+    assert not first.cache_hit and again.cache_hit
+    assert first.run.meta["code_identity_mode"] == "repo_git"
+    changed = tracker.run(load("1 if False else None"), name="lib_step")
+    assert not changed.cache_hit, "a changed step outside the repo must not hit"
+    manifest = tracker.store.get_identity_manifest(changed.run_id)
+    outside = manifest["code"]["details"]["outside_repo_callable"]
+    assert outside["mode"] == "callable_module" and outside["file"] == str(library.resolve())
+    tracker.close()
+    sys.modules.pop("outside_lib_for_test", None)
+
+
+def test_step_inside_the_repository_uses_git_state_only(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "steps.py").write_text("def step():\n    return None\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", "steps.py")
+    _git(repo, "commit", "-q", "-m", "init")
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location("inside_repo_steps", repo / "steps.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["inside_repo_steps"] = module
+    spec.loader.exec_module(module)
+    tracker = Tracker(tmp_path / "runs", db_path=tmp_path / "db.duckdb", project_root=repo)
+    result = tracker.run(module.step, name="in_repo")
+    manifest = tracker.store.get_identity_manifest(result.run_id)
+    assert "outside_repo_callable" not in manifest["code"]["details"]
+    tracker.close()
+    sys.modules.pop("inside_repo_steps", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,40 @@ CALLABLE_MODES = ("callable_module", "callable_source")
 if TYPE_CHECKING:  # pragma: no cover
     from consist.core.identity.code_identity import CodeIdentityResolver
     from consist.core.store.metadata_store import MetadataStore
+
+
+def _defining_file(fn: Callable[..., Any]) -> str | None:
+    """The source file of the module that defines ``fn`` (None if unknown)."""
+    import functools
+    import inspect
+    import sys
+
+    from consist.core.identity.callable_identity import _unwrap_callable
+
+    target: Any = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    target = _unwrap_callable(target)
+    try:
+        path = inspect.getsourcefile(target) or inspect.getfile(target)
+    except (TypeError, OSError):
+        module = sys.modules.get(getattr(target, "__module__", "") or "")
+        path = getattr(module, "__file__", None)
+    return os.path.realpath(path) if path else None
+
+
+def _distribution_version(fn: Callable[..., Any]) -> str | None:
+    """``name==version`` of the installed distribution providing ``fn``'s module."""
+    from importlib import metadata
+
+    top = (getattr(fn, "__module__", "") or "").split(".")[0]
+    if not top:
+        return None
+    try:
+        names = metadata.packages_distributions().get(top) or [top]
+        return f"{names[0]}=={metadata.version(names[0])}"
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def callable_name(fn: Callable[..., Any] | None) -> str | None:
@@ -113,6 +148,8 @@ class IdentityService:
             code = self.code.resolve(code_identity, fn, list(code_identity_extra_deps))
             code_digest, code_mode = code.digest, code.mode
             details = _compact_details(code.details)
+            if code_mode == "repo_git" and fn is not None and code_digest is not None:
+                code_digest = self._fold_outside_callable(fn, code_digest, details)
             if code.fallback_reason:
                 details["fallback_reason"] = code.fallback_reason
         return RunIdentity(
@@ -129,6 +166,50 @@ class IdentityService:
             cache_version=cache_version,
             cache_epoch=cache_epoch,
         )
+
+    def _fold_outside_callable(
+        self, fn: Callable[..., Any], repo_digest: str, details: dict[str, Any]
+    ) -> str:
+        """Fold in the code of a step function defined outside the repository.
+
+        ``repo_git`` identity only sees the repository, so a function from an
+        installed package (or any file elsewhere) would keep its cache hits
+        after that code changed. Its module file is hashed too
+        (``callable_module``); when it has no source file (a compiled
+        extension), the installed distribution's version is used instead.
+
+        Raises
+        ------
+        CodeIdentityError
+            If neither can be determined (fail closed).
+        """
+        root = details.get("root")
+        path = _defining_file(fn)
+        if path is not None and root and _is_within(path, os.path.realpath(root)):
+            return repo_digest
+        extra: dict[str, Any]
+        try:
+            outside = self.code.resolve("callable_module", fn, [])
+            extra = {"mode": "callable_module", "digest": outside.digest, "file": path}
+        except ValueError:
+            version = _distribution_version(fn)
+            if version is None:
+                from consist.core.identity.code_identity import CodeIdentityError
+
+                raise CodeIdentityError(
+                    f"code_identity: {callable_name(fn)} is defined outside the repository "
+                    f"({path or 'no source file'}) and has no hashable source or installed "
+                    "version; wrap it in a function defined in your project, or pass "
+                    "code_identity='callable_source' / code_identity_extra_deps"
+                ) from None
+            extra = {"mode": "distribution", "version": version}
+        details["outside_repo_callable"] = extra
+        payload = f"{repo_digest}\0{extra.get('digest') or extra.get('version')}".encode()
+        return hash_bytes(b"consist-code-repo+callable-v1\0" + payload)
+
+
+def _is_within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
 
 
 MAX_LISTED_FILES = 200
