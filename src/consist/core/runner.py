@@ -355,12 +355,9 @@ class StepRunner:
 
     # -- execution ----------------------------------------------------------------------
 
-    def run(self, spec: StepSpec) -> RunResult:
-        """Execute (or reuse) a function-shaped step."""
-        if spec.fn is None:
-            raise ValueError("fn is required for executor='python'")
-        lifecycle = self.lifecycle
-        request = lifecycle.prepare_begin(
+    def _begin_request(self, spec: StepSpec) -> Any:
+        """Validate the run-level arguments of ``spec`` (writes nothing)."""
+        request = self.lifecycle.prepare_begin(
             spec.run_id,
             spec.model,
             inputs=None,
@@ -371,6 +368,14 @@ class StepRunner:
         )
         request.input_requests = spec.inputs
         request.output_paths = spec.output_paths
+        return request
+
+    def run(self, spec: StepSpec) -> RunResult:
+        """Execute (or reuse) a function-shaped step."""
+        if spec.fn is None:
+            raise ValueError("fn is required for executor='python'")
+        lifecycle = self.lifecycle
+        request = self._begin_request(spec)
         token = context.set_current(self.tracker)
         try:
             run = lifecycle.begin(request, defer_writes=True)
@@ -475,16 +480,7 @@ class StepRunner:
     def trace(self, spec: StepSpec) -> Iterator[Any]:
         """Inline run: the block always executes; hits are visible via ``is_cached``."""
         lifecycle = self.lifecycle
-        request = lifecycle.prepare_begin(
-            spec.run_id,
-            spec.model,
-            inputs=None,
-            cache_options=spec.cache,
-            run_id_is_new=spec.run_id_generated,
-            **spec.begin_kwargs,
-        )
-        request.input_requests = spec.inputs
-        request.output_paths = spec.output_paths
+        request = self._begin_request(spec)
         token = context.set_current(self.tracker)
         try:
             lifecycle.begin(request)
