@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from _support import persisted
 from consist import CacheOptions, ExecutionOptions, RunResult, Tracker
 
 # --------------------------------------------------------------------------- #
@@ -58,25 +59,6 @@ def write(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
     return path
-
-
-def persisted(tracker: Tracker) -> tuple[dict[str, bytes], dict[str, int]]:
-    """Journal files (with bytes), the latest pointer, and DB row counts.
-
-    Counts come first (reading the store commits queued writes); the pending
-    ledger under ``consist_runs/.pending`` is bookkeeping and left out.
-    """
-    counts = tracker.store.table_counts()
-    files: dict[str, bytes] = {}
-    runs_dir = tracker.run_dir / "consist_runs"
-    if runs_dir.exists():
-        for p in sorted(runs_dir.rglob("*")):
-            if p.is_file() and ".pending" not in p.parts:
-                files[str(p.relative_to(tracker.run_dir))] = p.read_bytes()
-    latest = tracker.run_dir / "consist.json"
-    if latest.exists():
-        files["consist.json"] = latest.read_bytes()
-    return files, counts
 
 
 class Steps:

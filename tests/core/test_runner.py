@@ -8,7 +8,6 @@ real DuckDB file under ``tmp_path``; nothing is mocked.
 """
 
 import os
-import subprocess
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import pandas as pd
 import pytest
 
 import consist
+from _support import make_git_repo, persisted, write
 from consist import (
     CacheOptions,
     ConsistRunError,
@@ -50,25 +50,6 @@ def tracker(base: Path) -> Iterator[Tracker]:
     t.close()
 
 
-def _git(*args: str) -> None:
-    subprocess.run(
-        [
-            "git",
-            "-c",
-            "user.name=consist-tests",
-            "-c",
-            "user.email=tests@example.invalid",
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "init.defaultBranch=main",
-            *args,
-        ],
-        check=True,
-        capture_output=True,
-    )
-
-
 @pytest.fixture
 def git_tracker(base: Path) -> Iterator[Tracker]:
     """A tracker whose project_root is a clean git repository.
@@ -76,45 +57,15 @@ def git_tracker(base: Path) -> Iterator[Tracker]:
     ``trace`` has no function, so it can only be cached with a repository's
     code identity.
     """
-    repo = base / "project"
-    repo.mkdir()
-    (repo / "model.py").write_text("RATE = 0.5\n")
-    _git("init", "-q", str(repo))
-    _git("-C", str(repo), "add", "-A")
-    _git("-C", str(repo), "commit", "-q", "-m", "initial")
+    repo = make_git_repo(base / "project", {"model.py": "RATE = 0.5\n"})
     t = Tracker(base / "runs", db_path=base / "prov.duckdb", project_root=repo)
     yield t
     t.close()
 
 
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
-
-
 @pytest.fixture
 def data_csv(base: Path) -> Path:
     return write(base / "data" / "input.csv", "a,b\n1,2\n3,4\n")
-
-
-def persisted(tracker: Tracker) -> tuple[dict[str, bytes], dict[str, int]]:
-    """Journal files (with bytes), the latest pointer, and DB row counts.
-
-    Counts come first (reading the store commits queued writes); the pending
-    ledger under ``consist_runs/.pending`` is bookkeeping and left out.
-    """
-    counts = tracker.store.table_counts()
-    files: dict[str, bytes] = {}
-    runs_dir = tracker.run_dir / "consist_runs"
-    if runs_dir.exists():
-        for p in sorted(runs_dir.rglob("*")):
-            if p.is_file() and ".pending" not in p.parts:
-                files[str(p.relative_to(tracker.run_dir))] = p.read_bytes()
-    latest = tracker.run_dir / "consist.json"
-    if latest.exists():
-        files["consist.json"] = latest.read_bytes()
-    return files, counts
 
 
 def seed(tracker: Tracker, data_csv: Path) -> None:

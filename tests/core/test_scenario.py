@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 import consist
+from _support import make_git_repo
 from consist import (
     CacheOptions,
     ConsistRunError,
@@ -528,33 +529,9 @@ class TestRequiredOutputs:
 # --------------------------------------------------------------------------- #
 
 
-def _git(*args: str) -> None:
-    subprocess.run(
-        [
-            "git",
-            "-c",
-            "user.name=consist-tests",
-            "-c",
-            "user.email=tests@example.invalid",
-            "-c",
-            "commit.gpgsign=false",
-            "-c",
-            "init.defaultBranch=main",
-            *args,
-        ],
-        check=True,
-        capture_output=True,
-    )
-
-
 @pytest.fixture
 def git_tracker(base: Path) -> Iterator[Tracker]:
-    repo = base / "project"
-    repo.mkdir()
-    (repo / "model.py").write_text("RATE = 0.5\n")
-    _git("init", "-q", str(repo))
-    _git("-C", str(repo), "add", "-A")
-    _git("-C", str(repo), "commit", "-q", "-m", "initial")
+    repo = make_git_repo(base / "project", {"model.py": "RATE = 0.5\n"})
     t = Tracker(base / "runs", db_path=base / "prov.duckdb", project_root=repo)
     yield t
     t.close()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from _support import make_git_repo
 from consist import Tracker
 from consist.core.identity.canonical import CanonicalizationError
 from consist.core.identity.service import MAX_LISTED_FILES, _compact_details, callable_name
@@ -59,27 +60,11 @@ def test_compact_details_caps_long_file_lists() -> None:
     assert small == {"dirty": {"a": "1"}}
 
 
-def _git(cwd: Path, *args: str) -> None:
-    import subprocess
-
-    subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args],
-        cwd=cwd,
-        check=True,
-        capture_output=True,
-    )
-
-
 def test_step_defined_outside_the_repository_is_part_of_the_identity(tmp_path: Path) -> None:
     import importlib.util
     import sys
 
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "README.md").write_text("project\n")
-    _git(repo, "init", "-q")
-    _git(repo, "add", "README.md")
-    _git(repo, "commit", "-q", "-m", "init")
+    repo = make_git_repo(tmp_path / "repo", {"README.md": "project\n"})
     library = tmp_path / "site" / "outside_lib.py"
     library.parent.mkdir()
 
@@ -106,12 +91,7 @@ def test_step_defined_outside_the_repository_is_part_of_the_identity(tmp_path: P
 
 
 def test_step_inside_the_repository_uses_git_state_only(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    (repo / "steps.py").write_text("def step():\n    return None\n")
-    _git(repo, "init", "-q")
-    _git(repo, "add", "steps.py")
-    _git(repo, "commit", "-q", "-m", "init")
+    repo = make_git_repo(tmp_path / "repo", {"steps.py": "def step():\n    return None\n"})
     import importlib.util
     import sys
 

@@ -6,17 +6,16 @@ process is involved, a real child process (``sys.executable -c``).
 
 from __future__ import annotations
 
-import queue
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from _support import Child
 from consist.core.store.connection import (
     DuckDBConnectionManager,
     StoreLockTimeout,
@@ -69,70 +68,8 @@ print("wrote", value, flush=True)
 """
 
 
-class Child:
-    """A child Python process whose stdout lines are collected by a thread."""
-
-    def __init__(self, source: str, *args: object) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", source, *map(str, args)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.strip())
-
-    def wait_for(self, prefix: str, timeout: float = 30.0) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"child never printed {prefix!r}: {self.stderr()}")
-            try:
-                line = self.lines.get(timeout=min(remaining, 0.5))
-            except queue.Empty:
-                if self.proc.poll() is not None and self.lines.empty():
-                    raise AssertionError(
-                        f"child exited ({self.proc.returncode}) before printing {prefix!r}: "
-                        f"{self.stderr()}"
-                    ) from None
-                continue
-            if line.startswith(prefix):
-                return line
-
-    def finish(self, timeout: float = 30.0) -> int:
-        rc = self.proc.wait(timeout=timeout)
-        self._reader.join(timeout=5)
-        return rc
-
-    def stderr(self) -> str:
-        if self.proc.poll() is None or self.proc.stderr is None:
-            return "<still running>"
-        return self.proc.stderr.read()
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
-
-
-@pytest.fixture
-def children() -> Iterator[list[Child]]:
-    """Children started by a test; any still alive at teardown are killed."""
-    started: list[Child] = []
-    yield started
-    for child in started:
-        child.kill()
-
-
 def spawn(children: list[Child], source: str, *args: object) -> Child:
-    child = Child(source, *args)
+    child = Child(source, *args, timeout=30.0)
     children.append(child)
     return child
 

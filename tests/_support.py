@@ -1,0 +1,142 @@
+"""Helpers shared by the test modules (imported as ``_support``; tests/ is on sys.path)."""
+
+from __future__ import annotations
+
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from consist import Tracker
+
+GIT_IDENTITY = (
+    "-c",
+    "user.name=consist-tests",
+    "-c",
+    "user.email=tests@example.invalid",
+    "-c",
+    "commit.gpgsign=false",
+    "-c",
+    "init.defaultBranch=main",
+)
+
+
+def git(cwd: Path, *args: str) -> str:
+    """Run git in ``cwd`` with a fixed identity; return stdout (fails the test on error)."""
+    proc = subprocess.run(
+        ["git", *GIT_IDENTITY, *args], cwd=cwd, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, f"git {args} failed: {proc.stderr}"
+    return proc.stdout
+
+
+def make_git_repo(path: Path, files: dict[str, str]) -> Path:
+    """A repository at ``path`` with ``files`` committed."""
+    path.mkdir(parents=True)
+    for name, text in files.items():
+        (path / name).write_text(text)
+    git(path, "init", "-q")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "initial")
+    return path
+
+
+def write(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` (creating parents); return the path."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def persisted(tracker: Tracker) -> tuple[dict[str, bytes], dict[str, int]]:
+    """Journal files (with bytes), the latest pointer, and DB row counts.
+
+    Counts come first (reading the store commits queued writes); the pending
+    ledger under ``consist_runs/.pending`` is bookkeeping and left out.
+    """
+    counts = tracker.store.table_counts()
+    files: dict[str, bytes] = {}
+    runs_dir = tracker.run_dir / "consist_runs"
+    if runs_dir.exists():
+        for p in sorted(runs_dir.rglob("*")):
+            if p.is_file() and ".pending" not in p.parts:
+                files[str(p.relative_to(tracker.run_dir))] = p.read_bytes()
+    latest = tracker.run_dir / "consist.json"
+    if latest.exists():
+        files["consist.json"] = latest.read_bytes()
+    return files, counts
+
+
+class Child:
+    """A child Python process whose stdout lines are collected by a thread."""
+
+    def __init__(
+        self, source: str, *args: object, stdin: bool = False, timeout: float = 60.0
+    ) -> None:
+        self.timeout = timeout
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", source, *map(str, args)],
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.strip())
+
+    def wait_for(self, prefix: str, timeout: float | None = None) -> str:
+        """The first stdout line starting with ``prefix`` (AssertionError on exit/timeout)."""
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"child never printed {prefix!r}: {self.stderr()}")
+            try:
+                line = self.lines.get(timeout=min(remaining, 0.5))
+            except queue.Empty:
+                if self.proc.poll() is not None and self.lines.empty():
+                    raise AssertionError(
+                        f"child exited ({self.proc.returncode}) before printing {prefix!r}: "
+                        f"{self.stderr()}"
+                    ) from None
+                continue
+            if line.startswith(prefix):
+                return line
+
+    def send(self, line: str) -> None:
+        """Write one line to the child's stdin (started with ``stdin=True``)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+
+    def sigkill(self) -> None:
+        """Kill the child with SIGKILL and wait for it."""
+        self.proc.send_signal(signal.SIGKILL)
+        assert self.proc.wait(timeout=10) == -signal.SIGKILL
+
+    def finish(self, timeout: float | None = None) -> int:
+        """Wait for the child to exit; its return code."""
+        rc = self.proc.wait(timeout=self.timeout if timeout is None else timeout)
+        self._reader.join(timeout=5)
+        return rc
+
+    def stderr(self) -> str:
+        """The child's stderr once it has exited."""
+        if self.proc.poll() is None or self.proc.stderr is None:
+            return "<still running>"
+        return self.proc.stderr.read()
+
+    def kill(self) -> None:
+        """Kill the child if it is still running."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
