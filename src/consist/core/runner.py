@@ -8,19 +8,19 @@ it returned or wrote as output artifacts.
 
 from __future__ import annotations
 
-import inspect
 import os
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from consist.core import context
 from consist.core.artifacts import ArtifactRequest
+from consist.core.binding import BindingPlan, BindingPlanner, InputBinding
 from consist.core.drivers import tabular
 from consist.core.lifecycle import RunLifecycle
 from consist.models.artifact import Artifact
@@ -28,8 +28,6 @@ from consist.models.results import RunResult
 from consist.options import CacheOptions, ExecutionOptions, OutputPolicyOptions
 
 STEP_ATTR = "__consist_step__"
-# Marks the parameter named ``config``: it receives the run's config dict.
-CONFIG_BINDING = "\0config"
 
 CACHE_FIELDS = frozenset(CacheOptions.model_fields)
 POLICY_FIELDS = frozenset(OutputPolicyOptions.model_fields)
@@ -99,7 +97,7 @@ class StepSpec:
     cache: CacheOptions
     policy: OutputPolicyOptions
     execution: ExecutionOptions
-    binding: dict[str, str] = field(default_factory=dict)  # param -> input key
+    binding: BindingPlan | None = None  # which parameter receives what (fn only)
 
 
 class RunContext:
@@ -194,7 +192,7 @@ class StepRunner:
     def __init__(self, lifecycle: RunLifecycle, tracker: Any) -> None:
         self.lifecycle = lifecycle
         self.tracker = tracker
-        self._signatures: dict[Any, inspect.Signature] = {}
+        self.binding = BindingPlanner()
 
     # -- declaration --------------------------------------------------------------
 
@@ -301,57 +299,20 @@ class StepRunner:
             spec.binding = self._plan_binding(fn, spec)
         return spec
 
-    def _signature(self, fn: Callable[..., Any]) -> inspect.Signature:
-        key = fn
-        try:
-            sig = self._signatures.get(key)
-        except TypeError:  # unhashable callable
-            return inspect.signature(fn)
-        if sig is None:
-            sig = inspect.signature(fn)
-            self._signatures[key] = sig
-        return sig
-
-    def _plan_binding(self, fn: Callable[..., Any], spec: StepSpec) -> dict[str, str]:
-        sig = self._signature(fn)
-        params = sig.parameters
-        named = {
-            n: p for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        }
-        var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
-        binding: dict[str, str] = {}
-        if spec.execution.binding != "none":
-            for req in spec.inputs:
-                if req.bind and req.key in named:
-                    binding[req.key] = req.key
-        runtime = spec.execution.runtime_kwargs
-        clash = sorted(set(runtime) & set(binding))
-        if clash:
-            raise ValueError(
-                f"runtime_kwargs {clash} collide with inputs bound to the same parameters; "
-                "rename one of them"
-            )
-        for key in runtime:
-            if key not in named and not var_kw:
-                raise TypeError(
-                    f"runtime_kwargs passes {key!r} but {getattr(fn, '__name__', fn)}() "
-                    "has no such parameter"
-                )
-        ctx_name = _ctx_name(spec.execution.inject_context)
-        if ctx_name and ctx_name not in named and not var_kw:
-            raise TypeError(
-                f"inject_context asks to pass {ctx_name!r} but the function has no such parameter"
-            )
-        if "config" in named and "config" not in binding and "config" not in runtime:
-            binding["config"] = CONFIG_BINDING
-        supplied = set(binding) | set(runtime) | ({ctx_name} if ctx_name else set())
-        missing = [n for n, p in named.items() if p.default is p.empty and n not in supplied]
-        if missing:
-            raise TypeError(
-                f"{getattr(fn, '__name__', fn)}() needs {missing}, which no input, "
-                "runtime_kwargs entry or injected context supplies"
-            )
-        return binding
+    def _plan_binding(self, fn: Callable[..., Any], spec: StepSpec) -> BindingPlan:
+        """Which parameter receives what (see :mod:`consist.core.binding`); writes nothing."""
+        plan = self.binding.plan(
+            fn,
+            config=spec.begin_kwargs.get("config"),
+            input_keys=[req.key for req in spec.inputs if req.bind],
+            input_binding=spec.execution.binding,
+            runtime_kwargs=spec.execution.runtime_kwargs,
+            inject_context=spec.execution.inject_context,
+        )
+        if plan.runtime_overrides:
+            # The hashed value of these parameters did not reach the function: say so.
+            spec.begin_kwargs["runtime_overrides"] = list(plan.runtime_overrides)
+        return plan
 
     # -- execution ----------------------------------------------------------------------
 
@@ -410,22 +371,19 @@ class StepRunner:
 
     def _call_kwargs(self, spec: StepSpec) -> dict[str, Any]:
         active = self.lifecycle.require_active("run")
+        assert spec.binding is not None
         inputs = active.artifacts("input")
-        kwargs: dict[str, Any] = {}
-        mode = spec.execution.binding
-        params = self._signature(spec.fn).parameters if spec.fn else {}
-        for param, key in spec.binding.items():
-            if key is CONFIG_BINDING:
-                kwargs[param] = dict(active.record.config)
-                continue
-            art = inputs[key]
-            load = mode == "loaded" or (mode == "auto" and _wants_table(params.get(param)))
-            kwargs[param] = self.tracker.load_df(art) if load else _local_path(art)
-        kwargs.update(spec.execution.runtime_kwargs)
-        ctx_name = _ctx_name(spec.execution.inject_context)
-        if ctx_name:
-            kwargs[ctx_name] = RunContext(self.tracker, self.lifecycle)
-        return kwargs
+
+        def input_value(binding: InputBinding) -> Any:
+            art = inputs[binding.key]
+            return self.tracker.load_df(art) if binding.load else _local_path(art)
+
+        return spec.binding.call_kwargs(
+            active.record.config,
+            input_value=input_value,
+            runtime_kwargs=spec.execution.runtime_kwargs,
+            context=lambda: RunContext(self.tracker, self.lifecycle),
+        )
 
     def _log_outputs(self, spec: StepSpec, value: Any, before: dict[str, tuple[int, int]]) -> None:
         active = self.lifecycle.require_active("run")
@@ -560,27 +518,6 @@ def _apply_policy(policy: str, message: str) -> None:
         raise RuntimeError(message + " (output policy 'error')")
     if policy == "warn":
         warnings.warn(message, UserWarning, stacklevel=4)
-
-
-def _ctx_name(inject: bool | str) -> str | None:
-    if inject is True:
-        return "ctx"
-    if isinstance(inject, str) and inject:
-        return inject
-    return None
-
-
-def _wants_table(param: inspect.Parameter | None) -> bool:
-    """Whether a parameter is annotated as a DataFrame (also ``DataFrame | None``)."""
-    if param is None or param.annotation is param.empty:
-        return False
-    annotation = param.annotation
-    if isinstance(annotation, str):
-        return "DataFrame" in annotation
-    import typing
-
-    candidates = [annotation, *typing.get_args(annotation)]
-    return any(getattr(c, "__name__", "") == "DataFrame" for c in candidates)
 
 
 def _local_path(art: Artifact) -> Path:
