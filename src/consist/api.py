@@ -7,7 +7,7 @@ tracker that is executing a step, else the one set with :func:`use_tracker`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -110,6 +110,42 @@ def _artifact_path(artifact: Artifact, tracker: Tracker | None) -> str:
     return path
 
 
+def _column_list(columns: Any) -> list[str] | None:
+    """``columns=`` as a list of column names (None when not given)."""
+    if columns is None:
+        return None
+    if isinstance(columns, str | Mapping):
+        raise TypeError(
+            "columns must be a list of column names, e.g. columns=['a', 'b'] "
+            "(to set CSV column types, pass dtype={'a': 'VARCHAR'})"
+        )
+    try:
+        names = list(columns)
+    except TypeError:
+        raise TypeError("columns must be a list of column names") from None
+    if not names or not all(isinstance(c, str) and c for c in names):
+        raise ValueError(f"columns must be a non-empty list of column names, got {columns!r}")
+    return names
+
+
+def _check_columns(wanted: list[str], available: list[str], artifact: Artifact) -> None:
+    missing = [c for c in wanted if c not in available]
+    if missing:
+        raise KeyError(
+            f"columns {missing} are not in artifact {artifact.key!r} (it has {available})"
+        )
+
+
+def _no_reader_options(options: dict[str, Any], artifact: Artifact) -> None:
+    """Reader options cannot apply to rows read back from the store: refuse them."""
+    if options:
+        raise ValueError(
+            f"artifact {artifact.key!r}: its file is missing, so its ingested rows are read "
+            f"from the database, where the file-reader option(s) {sorted(options)} cannot "
+            "apply; pass only columns= / include_provenance=, or restore the file"
+        )
+
+
 def load(artifact: Artifact, *, tracker: Tracker | None = None, **kwargs: Any) -> Any:
     """Load an artifact by its driver: a DuckDB relation for parquet/csv/json.
 
@@ -118,19 +154,45 @@ def load(artifact: Artifact, *, tracker: Tracker | None = None, **kwargs: Any) -
     ``global_tables``, without the provenance columns unless
     ``include_provenance=True``.
 
+    Parameters
+    ----------
+    artifact : Artifact
+        The artifact to load.
+    tracker : Tracker, optional
+        The tracker resolving the artifact's path (default: the current one).
+    **kwargs : Any
+        ``columns``: a list of column names to keep, in that order.
+        ``include_provenance``: append the provenance columns to ingested
+        rows. Any other keyword is an option of DuckDB's reader for the
+        driver (``read_parquet``, ``read_csv`` such as ``delimiter=``,
+        ``header=``, ``dtype=``; ``read_json``).
+
+    Returns
+    -------
+    duckdb.DuckDBPyRelation
+        A lazy relation over the file (or the ingested rows).
+
     Raises
     ------
     FileNotFoundError
         If the artifact's file is not available locally and its rows were
         not ingested.
+    KeyError
+        If ``columns`` names a column the data does not have.
+    TypeError
+        If ``columns`` is not a list of names, or the reader does not accept
+        an option.
     ValueError
-        If no loader exists for the driver in this version.
+        If no loader exists for the driver in this version, the reader
+        cannot read the file with the given options, or reader options are
+        given while the rows come from the database (the file is gone).
     """
     from consist.core.drivers import tabular
     from consist.core.ingest import read_ingested
 
     tracker = tracker or context.current()
     include_provenance = bool(kwargs.pop("include_provenance", False))
+    columns = _column_list(kwargs.pop("columns", None))
     if not _duck:
         import duckdb
 
@@ -138,49 +200,98 @@ def load(artifact: Artifact, *, tracker: Tracker | None = None, **kwargs: Any) -
     try:
         path = _artifact_path(artifact, tracker)
     except FileNotFoundError:
-        rows = read_ingested(artifact, tracker, include_provenance=include_provenance)
+        rows = read_ingested(
+            artifact, tracker, include_provenance=include_provenance, columns=columns
+        )
         if rows is None:
             raise
+        _no_reader_options(kwargs, artifact)
         return _duck[0].from_arrow(rows)
-    if artifact.driver in tabular.TABULAR_DRIVERS:
-        return tabular.load_relation(path, artifact.driver, _duck[0])
-    raise ValueError(f"no loader for driver {artifact.driver!r} in this version; use artifact.path")
+    if artifact.driver not in tabular.TABULAR_DRIVERS:
+        raise ValueError(
+            f"no loader for driver {artifact.driver!r} in this version; use artifact.path"
+        )
+    import duckdb
+
+    try:
+        relation = tabular.load_relation(path, artifact.driver, _duck[0], **kwargs)
+    except duckdb.Error as exc:
+        if not kwargs:
+            raise
+        raise ValueError(
+            f"could not read artifact {artifact.key!r} ({artifact.driver}) with option(s) "
+            f"{sorted(kwargs)}: {exc}"
+        ) from exc
+    if columns is None:
+        return relation
+    _check_columns(columns, list(relation.columns), artifact)
+    return relation.select(*(duckdb.ColumnExpression(c) for c in columns))
 
 
 def load_df(artifact: Artifact, *, tracker: Tracker | None = None, **kwargs: Any) -> Any:
     """Load a parquet/csv/json artifact as a pandas DataFrame.
 
     When the file is gone but the artifact's rows were ingested, they are
-    read from ``global_tables`` (``columns=`` is honoured, other reader
-    options apply to files only; provenance columns only with
+    read from ``global_tables`` (provenance columns only with
     ``include_provenance=True``).
+
+    Parameters
+    ----------
+    artifact : Artifact
+        The artifact to load.
+    tracker : Tracker, optional
+        The tracker resolving the artifact's path (default: the current one).
+    **kwargs : Any
+        ``columns``: a list of column names to keep, in that order (any
+        driver). ``include_provenance``: append the provenance columns to
+        ingested rows. Any other keyword goes to ``pandas.read_parquet`` /
+        ``read_csv`` / ``read_json``.
+
+    Returns
+    -------
+    pandas.DataFrame
 
     Raises
     ------
     FileNotFoundError
         If the artifact's file is not available locally and its rows were
         not ingested.
+    KeyError
+        If ``columns`` names a column the data does not have.
+    TypeError
+        If ``columns`` is not a list of names (pandas raises its own
+        TypeError for an option its reader does not take).
     ValueError
-        If the driver is not tabular.
+        If the driver is not tabular, or reader options are given while the
+        rows come from the database (the file is gone).
     """
     from consist.core.drivers import tabular
     from consist.core.ingest import read_ingested
 
     tracker = tracker or context.current()
     include_provenance = bool(kwargs.pop("include_provenance", False))
+    columns = _column_list(kwargs.pop("columns", None))
     try:
         path = _artifact_path(artifact, tracker)
     except FileNotFoundError:
         rows = read_ingested(
-            artifact,
-            tracker,
-            include_provenance=include_provenance,
-            columns=kwargs.get("columns"),
+            artifact, tracker, include_provenance=include_provenance, columns=columns
         )
         if rows is None:
             raise
+        _no_reader_options(kwargs, artifact)
         return rows.to_pandas()
-    return tabular.load_dataframe(path, artifact.driver, **kwargs)
+    if columns is not None and artifact.driver == "parquet" and os.path.isfile(path):
+        import pyarrow.parquet as pq
+
+        # Check against the file's schema (metadata only), then read just those columns.
+        _check_columns(columns, list(pq.read_schema(path).names), artifact)
+        return tabular.load_dataframe(path, "parquet", columns=columns, **kwargs)
+    frame = tabular.load_dataframe(path, artifact.driver, **kwargs)
+    if columns is None:
+        return frame
+    _check_columns(columns, [str(c) for c in frame.columns], artifact)
+    return frame[columns]
 
 
 def scenario(name: str, **kwargs: Any) -> ScenarioContext:

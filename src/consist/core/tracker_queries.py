@@ -106,10 +106,7 @@ class TrackerRunQueries:
     ) -> list[Run]:
         if limit is not None and (not isinstance(limit, int) or limit < 0):
             raise ValueError(f"limit must be a non-negative int or None, got {limit!r}")
-        if tags is not None and isinstance(tags, str):
-            raise TypeError(f"tags must be a list of strings: use tags=[{tags!r}]")
-        if metadata is not None and not isinstance(metadata, dict):
-            raise TypeError("metadata must be a dict of exact-match values")
+        _check_tags_metadata(tags, metadata)
         if self.store is None:
             return []
         if not metadata:
@@ -137,7 +134,9 @@ class TrackerRunQueries:
         Raises
         ------
         ValueError
-            If no run, or more than one run, matches.
+            If no run, or more than one run, matches; or ``limit`` /
+            ``index_by`` is given (find_run always checks every match, and
+            returns one run).
         """
         run_id = kwargs.pop("id", None) or kwargs.pop("run_id", None)
         if run_id is not None:
@@ -147,9 +146,12 @@ class TrackerRunQueries:
             if run is None:
                 raise ValueError(f"no run with id {run_id!r}")
             return run
-        kwargs.pop("limit", None)
-        if "index_by" in kwargs:
-            raise ValueError("find_run does not take index_by")
+        for param in ("limit", "index_by"):
+            if param in kwargs:
+                raise ValueError(
+                    f"find_run does not take {param}: it returns the single run matching the "
+                    f"filters; use find_runs(..., {param}=...) to list several"
+                )
         runs = self.find_runs(limit=2, **kwargs)
         assert isinstance(runs, list)
         if not runs:
@@ -176,23 +178,46 @@ class TrackerRunQueries:
     ) -> Run | None:
         """The latest matching run: highest iteration first, then newest.
 
-        Returns None when nothing matches (or without a database).
+        Parameters
+        ----------
+        parent_id, model, status, year, stage, phase:
+            Exact matches on the run's fields.
+        tags:
+            Runs carrying all of these tags.
+        metadata:
+            Exact matches against ``run.meta`` (client-side).
+        limit:
+            How many runs to consider: the ``limit`` newest runs matching
+            every filter (``metadata`` included); the latest is chosen among
+            them.
+
+        Returns
+        -------
+        Run | None
+            None when nothing matches (or without a database).
+
+        Raises
+        ------
+        ValueError
+            If ``limit`` is not a non-negative int.
         """
-        runs = self._select_runs(
-            dict(
-                parent_id=parent_id,
-                model=model,
-                status=status,
-                year=year,
-                stage=stage,
-                phase=phase,
-            ),
-            tags=tags,
-            metadata=metadata,
-            limit=1 if not metadata else limit,
-            order="latest_iteration",
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"limit must be a non-negative int, got {limit!r}")
+        filters = dict(
+            parent_id=parent_id, model=model, status=status, year=year, stage=stage, phase=phase
         )
-        return runs[0] if runs else None
+        if not metadata:
+            _check_tags_metadata(tags, metadata)
+            if self.store is None:
+                return None
+            runs = self.store.query_runs(
+                filters, tags=tags, order="latest_iteration", limit=1, window=limit
+            )
+            return runs[0] if runs else None
+        considered = self._select_runs(filters, tags=tags, metadata=metadata, limit=limit)
+        if not considered:
+            return None
+        return max(considered, key=_latest_rank)
 
     def get_latest_run_id(self, **kwargs: Any) -> str:
         """The id of :meth:`find_latest_run` for the same filters.
@@ -426,13 +451,66 @@ class TrackerQueries(TrackerRunQueries):
 
         The URI is resolved through this tracker's mounts and ``run_dir``; a
         ``./`` URI of a run recorded under another ``run_dir`` resolves
-        relative to this one.
+        relative to this one. When ``run`` was a cache hit that copied its
+        outputs into its own artifact directory
+        (``cache_hydration="outputs-all"``), an output of that run resolves
+        to its copy there.
+
+        Parameters
+        ----------
+        artifact : Artifact
+            The artifact whose historical location should be resolved.
+        run : Run
+            The run that produced or consumed it (as recorded in the store,
+            or in the run's journal snapshot without a database).
+
+        Returns
+        -------
+        Path
+            The artifact's path in that run's workspace.
+
+        Raises
+        ------
+        TypeError
+            If ``artifact`` or ``run`` has the wrong type.
+        ValueError
+            If ``artifact`` is not an input or output of ``run``.
         """
         if not isinstance(artifact, Artifact):
             raise TypeError("artifact must be an Artifact")
         if not isinstance(run, Run):
             raise TypeError("run must be a Run")
+        direction = self._link_direction(artifact, run)
+        if direction is None:
+            raise ValueError(
+                f"artifact {artifact.key!r} ({artifact.id}) is not an input or output of run "
+                f"{run.id!r}; pass the run that produced or consumed it"
+            )
+        recorded_dir = (run.meta or {}).get("artifact_dir")
+        if (
+            direction == "output"
+            and (run.meta or {}).get("cache_hit")
+            and (run.meta or {}).get("cache_hydration") == "outputs-all"
+            and isinstance(recorded_dir, str)
+        ):
+            copy = Path(self.paths.resolve_uri(recorded_dir)) / artifact.uri.rsplit("/", 1)[-1]
+            if copy.exists():
+                return copy
         return Path(self.paths.resolve_uri(artifact.uri))
+
+    def _link_direction(self, artifact: Artifact, run: Run) -> str | None:
+        """``"output"``/``"input"`` if ``run`` logged ``artifact`` (outputs win), else None."""
+        links: list[str] = []
+        if self.store is not None:
+            links = [d for a, d in self.store.get_run_artifacts(run.id) if a.id == artifact.id]
+        if not links:  # journal-only tracker, or a run the store does not hold
+            record = self.journal.read(run.id)
+            if record is not None:
+                links += ["output" for a in record.outputs if a.id == artifact.id]
+                links += ["input" for a in record.inputs if a.id == artifact.id]
+        if "output" in links:
+            return "output"
+        return "input" if links else None
 
     def get_registered_schema(self, schema_name: str, default: type | None = None) -> type | None:
         """A registered SQLModel class by exact class name, else ``default``.
@@ -452,6 +530,18 @@ class TrackerQueries(TrackerRunQueries):
 
     def _localize(self, art: Artifact) -> Artifact:
         return art.with_local_path(self.artifacts.local_path(art))
+
+
+def _check_tags_metadata(tags: Any, metadata: Any) -> None:
+    if tags is not None and isinstance(tags, str):
+        raise TypeError(f"tags must be a list of strings: use tags=[{tags!r}]")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise TypeError("metadata must be a dict of exact-match values")
+
+
+def _latest_rank(run: Run) -> tuple[Any, ...]:
+    """Sort key of "latest": highest iteration (runs without one last), then newest."""
+    return (run.iteration is not None, run.iteration or 0, run.created_at, run.id)
 
 
 def _as_uuid(value: Any) -> uuid.UUID | None:

@@ -33,18 +33,23 @@ def load_dataframe(path: str | os.PathLike[str], driver: str, **kwargs: Any) -> 
     )
 
 
-def load_relation(path: str | os.PathLike[str], driver: str, con: Any = None) -> Any:
-    """A lazy DuckDB relation over a parquet/csv/json file."""
+def load_relation(
+    path: str | os.PathLike[str], driver: str, con: Any = None, **options: Any
+) -> Any:
+    """A lazy DuckDB relation over a parquet/csv/json file.
+
+    ``options`` go to DuckDB's ``read_parquet`` / ``read_csv`` / ``read_json``.
+    """
     import duckdb
 
     con = con or duckdb.connect()
     path = os.fspath(path)
     if driver == "parquet":
-        return con.read_parquet(path)
+        return con.read_parquet(path, **options)
     if driver == "csv":
-        return con.read_csv(path)
+        return con.read_csv(path, **options)
     if driver == "json":
-        return con.read_json(path)
+        return con.read_json(path, **options)
     raise ValueError(
         f"cannot load driver {driver!r} as a relation; tabular drivers are {TABULAR_DRIVERS}"
     )

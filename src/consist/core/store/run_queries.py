@@ -66,6 +66,7 @@ class RunQueryMixin:
         tags_any: Sequence[str] | None = None,
         order: str = "newest",
         limit: int | None = 100,
+        window: int | None = None,
     ) -> list[Run]:
         """Runs matching every filter.
 
@@ -81,14 +82,22 @@ class RunQueryMixin:
             (highest iteration first, then newest).
         limit:
             Maximum rows (None for all).
+        window:
+            Consider only the ``window`` newest matching runs, then apply
+            ``order`` and ``limit`` to them (None: every matching run).
         """
         self._flush_before_read()
         where, params = run_filter_sql(filters, tags, tags_any)
+        newest = " ORDER BY created_at DESC, id DESC"
         if order == "latest_iteration":
             order_sql = " ORDER BY iteration DESC NULLS LAST, created_at DESC, id DESC"
         else:
-            order_sql = " ORDER BY created_at DESC, id DESC"
-        sql = f"SELECT {RUN_COLUMNS} FROM run{where}{order_sql}"
+            order_sql = newest
+        source = "run" + where
+        if window is not None:
+            source = f"(SELECT {RUN_COLUMNS} FROM run{where}{newest} LIMIT ?) AS considered"
+            params.append(int(window))
+        sql = f"SELECT {RUN_COLUMNS} FROM {source}{order_sql}"
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
