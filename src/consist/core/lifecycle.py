@@ -248,10 +248,10 @@ class RunLifecycle:
         request:
             From :meth:`prepare_begin`.
         defer_writes:
-            Write nothing yet: the caller ends the run straight away (a cache
-            hit of ``Tracker.run``) or journals it itself, so the whole run
-            costs one journal write and one database transaction. The journal
-            is still written before the function of a miss executes.
+            ``Tracker.run``: the run is written once, when it ends (one
+            journal snapshot, one database transaction). A miss still notes
+            its start in the pending ledger before the function executes, so
+            a killed run leaves a trace (see ``Journal.note_started``).
         """
         run = request.run
         allow = (
@@ -306,10 +306,13 @@ class RunLifecycle:
             active.add_artifact(art, "input")
         self._decide_cache(active, manifest, request.output_paths)
         self.active = active
-        if not (defer_writes and active.cache_hit):
-            # A deferred miss journals its start (so a killed run leaves a
-            # trace) without refreshing consist.json, which its end will do.
-            self._persist(active, sync_store=not defer_writes, latest=not defer_writes)
+        if not defer_writes:
+            self._persist(active)
+        elif not active.cache_hit and active.persist:
+            if self.store is not None:
+                self.journal.note_started(active.record)
+            else:  # journal-only: the start snapshot is the trace
+                self.journal.write(active.record, pending=False, latest=False)
         self.hooks.fire(self.hooks.on_start, "start", run)
         return run
 
@@ -488,32 +491,21 @@ class RunLifecycle:
             return
         self._persist(active)
 
-    def _persist(
-        self,
-        active: ActiveRun,
-        *,
-        sync_store: bool = True,
-        defer: bool = False,
-        latest: bool = True,
-    ) -> None:
-        """Journal the run, then write it to the store.
+    def _persist(self, active: ActiveRun) -> None:
+        """Journal the run (fsynced), then commit it to the store.
 
-        ``sync_store=False`` stops after the journal (the version stays
-        outstanding in the pending ledger until a later write);
-        ``defer=True`` queues the store write to be committed with others
-        (see ``MetadataStore.sync_record``); ``latest=False`` leaves
-        ``consist.json`` alone.
+        When this returns the run is visible to every tracker and process
+        that opens the store; if the database write fails, the run is safe in
+        the journal and replayed when a store is next opened.
         """
         if not active.persist:
             active.unsynced.clear()
             self.hasher.take_new_entries()
             return
-        self.journal.write(active.record, pending=self.store is not None, latest=latest)
+        self.journal.write(active.record, pending=self.store is not None)
         run_id, version = active.run.id, active.record.updated_ns
         if self.store is None:
             active.unsynced.clear()
-            return
-        if not sync_store:
             return
         pending = list(active.unsynced)
         journal = self.journal
@@ -523,7 +515,6 @@ class RunLifecycle:
                 artifacts=pending,
                 stat_entries=self.hasher.take_new_entries(),
                 first=not active.store_synced,
-                defer=defer,
                 on_synced=lambda: journal.mark_synced(run_id, up_to_ns=version),
             )
         except Exception as exc:
@@ -549,13 +540,11 @@ class RunLifecycle:
         self,
         status: str = "completed",
         error: BaseException | None = None,
-        *,
-        defer: bool = False,
     ) -> Run:
         """Finish the active run (see ``Tracker.end_run``).
 
-        ``defer=True`` (function-shaped runs) queues the final database write
-        to be committed with the next ones; the journal is written at once.
+        The final snapshot is journaled and committed to the store before
+        this returns.
         """
         if status not in END_STATUSES:
             raise ValueError(f"status={status!r} is not supported; use 'completed' or 'failed'")
@@ -587,7 +576,7 @@ class RunLifecycle:
             run.meta["error_traceback"] = "".join(
                 traceback.format_exception(type(error), error, error.__traceback__)
             )[-8000:]
-        self._persist(active, defer=defer)
+        self._persist(active)
         self.active = None
         self.last_record = active.record
         self._last_ended_id = run.id

@@ -344,7 +344,7 @@ class StepRunner:
             assert active is not None
             if active.cache_hit:
                 outputs = dict(active.cached_outputs)
-                lifecycle.end("completed", defer=True)
+                lifecycle.end("completed")
                 return RunResult(outputs=outputs, cache_hit=True, run=run)
             kwargs = self._call_kwargs(spec)
             before = _snapshot(spec.capture_dir, spec.capture_pattern)
@@ -364,7 +364,7 @@ class StepRunner:
             except Exception as exc:
                 lifecycle.end("failed", error=exc)
                 raise
-            lifecycle.end("completed", defer=True)
+            lifecycle.end("completed")
             return RunResult(outputs=active.artifacts("output"), cache_hit=False, run=run)
         finally:
             context.reset(token)

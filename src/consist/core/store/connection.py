@@ -38,6 +38,24 @@ def is_lock_error(exc: BaseException) -> bool:
     return any(marker in text for marker in _LOCK_MARKERS)
 
 
+def _finish_results(con: Any) -> None:
+    """Run the last ``execute()`` result of ``con`` to its end.
+
+    DuckDB 2 refuses ``register()`` and ``sql()`` on a connection whose last
+    result was not read to its end (e.g. after ``fetchone()``), so a use that
+    stopped early would break the next, unrelated use of the shared
+    connection. Completing it is what the next ``execute()`` would do anyway.
+    """
+    complete = getattr(con, "complete", None)  # DuckDB < 2 has no pending results
+    if complete is None:
+        return
+    try:
+        complete()
+    except Exception:  # the rest of an abandoned read failed; nobody reads it
+        with contextlib.suppress(Exception):
+            con.abort()
+
+
 class StoreLockTimeout(RuntimeError):
     """The database file stayed locked by another process for too long."""
 
@@ -81,9 +99,45 @@ class DuckDBConnectionManager:
         self._turn: _ProcessTurn | None = None
         self.open_count = 0
         # Called (holding the manager's lock) before the file is given back:
-        # the store commits its queued writes there.
-        self.before_release: Callable[[], None] | None = None
+        # stores retry writes whose commit failed there.
+        self.before_release: list[Callable[[], None]] = []
+        self._users = 0
+        self._shared_key: str | None = None
         _MANAGERS.add(self)
+
+    @classmethod
+    def shared(
+        cls,
+        path: str,
+        *,
+        lock_timeout_s: float = 120.0,
+        idle_release_s: float = 0.25,
+        max_hold_s: float = 2.0,
+    ) -> DuckDBConnectionManager:
+        """The one manager of this process for the database file at ``path``.
+
+        Every tracker of a process that opens the same file gets the same
+        manager, so their reads and writes go through one connection one at
+        a time: two trackers on one store never race each other's
+        transactions. The first opener's timings apply; the longest lock
+        timeout wins. Pair each call with :meth:`close`.
+        """
+        key = os.path.realpath(path)
+        with _SHARED_GUARD:
+            manager = _SHARED.get(key)
+            if manager is None or manager._closed:
+                manager = cls(
+                    path,
+                    lock_timeout_s=lock_timeout_s,
+                    idle_release_s=idle_release_s,
+                    max_hold_s=max_hold_s,
+                )
+                manager._shared_key = key
+                _SHARED[key] = manager
+            else:
+                manager.lock_timeout_s = max(manager.lock_timeout_s, lock_timeout_s)
+            manager._users += 1
+            return manager
 
     # -- public ---------------------------------------------------------------
 
@@ -106,6 +160,7 @@ class DuckDBConnectionManager:
                 self._depth -= 1
                 self._last_used = time.monotonic()
                 if self._depth == 0:
+                    _finish_results(con)
                     self._schedule_release()
 
     @contextmanager
@@ -128,7 +183,18 @@ class DuckDBConnectionManager:
                 self._close_connection()
 
     def close(self) -> None:
-        """Close for good and stop the idle timer."""
+        """Close for good and stop the idle timer.
+
+        A shared manager (see :meth:`shared`) only closes when its last user
+        closes it.
+        """
+        if self._shared_key is not None:
+            with _SHARED_GUARD:
+                self._users -= 1
+                if self._users > 0:
+                    return
+                if _SHARED.get(self._shared_key) is self:
+                    del _SHARED[self._shared_key]
         with self._lock:
             if self._closed:
                 return
@@ -146,8 +212,9 @@ class DuckDBConnectionManager:
             self._schedule_release()
 
     def _run_before_release(self) -> None:
-        hook = self.before_release
-        if hook is not None and not self._closed:
+        if self._closed:
+            return
+        for hook in list(self.before_release):
             hook()
 
     @property
@@ -308,6 +375,8 @@ class _ProcessTurn:
 
 
 _MANAGERS: weakref.WeakSet[DuckDBConnectionManager] = weakref.WeakSet()
+_SHARED: dict[str, DuckDBConnectionManager] = {}
+_SHARED_GUARD = threading.Lock()
 
 
 def _after_fork_in_child() -> None:
@@ -317,6 +386,8 @@ def _after_fork_in_child() -> None:
             os.close(fd)
     _ProcessTurn._held.clear()
     _ProcessTurn._guard = threading.Lock()
+    global _SHARED_GUARD
+    _SHARED_GUARD = threading.Lock()
     for manager in list(_MANAGERS):
         manager._con = None
         manager._turn = None

@@ -108,6 +108,37 @@ class Journal:
             # The latest pointer is a convenience copy: derivable, so no fsync.
             atomic_write_bytes(self.latest_path, data, fsync=False)
 
+    def note_started(self, record: ConsistRecord) -> None:
+        """Note the start of a run whose snapshot file is written when it ends.
+
+        The start record goes into this process's pending ledger (one
+        append, no file of its own); a catch-up after the process died turns
+        it into the run's snapshot (see :func:`write_dead_start`).
+        """
+        self._ensure_dirs()
+        record.updated_ns = max(time.time_ns(), record.updated_ns + 1)
+        self.ledger.note_started(record.run.id, record.updated_ns, record.model_dump_json().encode())
+
+    def write_if_absent(self, record: ConsistRecord) -> bool:
+        """Write ``record`` as its run's snapshot unless one exists; True if written.
+
+        Used to restore the start snapshot of a run whose process died. The
+        check and the creation are one atomic step (a hard link of a
+        complete temporary file), so a snapshot written meanwhile by its
+        owner is never replaced by the older start record.
+        """
+        self._ensure_dirs()
+        path = self.path_for(record.run.id)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.start.tmp")
+        atomic_write_bytes(tmp, record.model_dump_json(indent=1).encode())
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            tmp.unlink(missing_ok=True)
+
     def mark_synced(self, run_id: str, up_to_ns: int | None = None) -> None:
         """The DB has committed the snapshot of ``run_id`` written at ``up_to_ns``.
 

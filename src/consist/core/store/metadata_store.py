@@ -71,10 +71,9 @@ class MetadataStore(RunQueryMixin):
         lock_timeout_s: float = 120.0,
         idle_release_s: float = 0.25,
         max_hold_s: float = 2.0,
-        max_pending: int = 64,
     ) -> None:
         self.db_path = db_path
-        self.connections = connections or DuckDBConnectionManager(
+        self.connections = connections or DuckDBConnectionManager.shared(
             db_path,
             lock_timeout_s=lock_timeout_s,
             idle_release_s=idle_release_s,
@@ -83,8 +82,7 @@ class MetadataStore(RunQueryMixin):
         self._engine: Any = None
         self._pending: list[PendingWrite] = []
         self._pending_lock = threading.Lock()
-        self.max_pending = max_pending
-        self.connections.before_release = self._flush_quietly
+        self.connections.before_release.append(self._flush_quietly)
         # Facet payloads and their key/value index (all facet SQL lives there).
         self.facets = FacetStore(self.connections, before_read=self._flush_before_read)
         _STORES.add(self)
@@ -141,10 +139,14 @@ class MetadataStore(RunQueryMixin):
         artifacts: Iterable[tuple[Artifact, str]] | None = None,
         stat_entries: Sequence[StatCacheEntry] = (),
         first: bool = False,
-        defer: bool = False,
         on_synced: Callable[[], None] | None = None,
     ) -> None:
-        """Write a run snapshot (now, or queued with other snapshots).
+        """Write a run snapshot and commit it before returning.
+
+        Once this returns, every tracker and process that opens the store
+        sees the snapshot. If the commit fails the write stays queued (the
+        journal holds it anyway), is retried before the next read or write
+        of this store, and the error propagates.
 
         Parameters
         ----------
@@ -159,10 +161,6 @@ class MetadataStore(RunQueryMixin):
         first:
             First write of this run by this process: carries its identity
             manifest (always carried when replaying a full record).
-        defer:
-            Queue the write: it is committed with later ones (when the queue
-            fills, before any read, when the process goes idle, or at exit).
-            Only for snapshots already in the journal.
         on_synced:
             Called once the snapshot is committed.
         """
@@ -180,14 +178,10 @@ class MetadataStore(RunQueryMixin):
         )
         with self._pending_lock:
             self._pending.append(write)
-            queued = len(self._pending)
-        if defer and queued < self.max_pending:
-            self.connections.schedule_maintenance()
-            return
         self.flush()
 
     def flush(self) -> None:
-        """Commit every queued snapshot in one transaction.
+        """Commit every queued snapshot (normally just one) in one transaction.
 
         On failure the writes stay queued (the journal holds them anyway) and
         the error propagates.
@@ -212,7 +206,7 @@ class MetadataStore(RunQueryMixin):
 
     @property
     def pending_writes(self) -> int:
-        """Snapshots queued but not yet committed."""
+        """Snapshots whose commit failed and that wait for a retry."""
         return len(self._pending)
 
     def _flush_before_read(self) -> None:
@@ -598,7 +592,16 @@ class MetadataStore(RunQueryMixin):
         return [r[0] if len(r) == 1 and _is_entity(r[0]) else r for r in rows]
 
     def close(self) -> None:
-        """Commit queued writes, release the database file, dispose of the engine."""
+        """Commit queued writes, release the database file, dispose of the engine.
+
+        hooks = self.connections.before_release
+        if self._flush_quietly in hooks:
+            hooks.remove(self._flush_quietly)
+        Other trackers of this process on the same file keep their (shared)
+        connection manager; the file is released when the last one closes.
+        """
+        if self not in _STORES:
+            return
         self._flush_quietly()
         _STORES.discard(self)
         self.connections.close()

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from consist.core.store.journal import Journal
 from consist.core.store.metadata_store import MetadataStore
+from consist.models.records import ConsistRecord
 
 
 @dataclass
@@ -38,6 +39,7 @@ def catch_up(store: MetadataStore, journal: Journal) -> RecoveryReport:
     """
     report = RecoveryReport()
     scan = journal.pending_scan()
+    _restore_dead_starts(store, journal, scan.dead_starts, report)
     for run_id in sorted(scan.outstanding):
         try:
             record = journal.read(run_id)
@@ -55,6 +57,29 @@ def catch_up(store: MetadataStore, journal: Journal) -> RecoveryReport:
         for path in scan.dead_files:
             path.unlink(missing_ok=True)
     return report
+
+
+def _restore_dead_starts(
+    store: MetadataStore,
+    journal: Journal,
+    starts: dict[str, tuple[int, bytes]],
+    report: RecoveryReport,
+) -> None:
+    """Turn start records of runs whose process died into snapshots and rows.
+
+    A run that already has a snapshot (it ended, or wrote one meanwhile) is
+    left alone: its own snapshot is newer than the start record.
+    """
+    for run_id, (_version, payload) in sorted(starts.items()):
+        try:
+            record = ConsistRecord.model_validate_json(payload)
+        except ValueError as exc:
+            report.errors[run_id] = f"unreadable start record: {exc}"
+            continue
+        if journal.path_for(run_id).exists() or not journal.write_if_absent(record):
+            continue
+        store.sync_record(record)
+        report.replayed.append(run_id)
 
 
 def rebuild_from_journal(
