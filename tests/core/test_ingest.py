@@ -311,7 +311,8 @@ def test_schema_casts_to_field_types(tracker: Tracker, base: Path) -> None:
         art = tracker.log_artifact(write_parquet(base, "t.parquet", df), key="trips")
         result = tracker.ingest(art, schema=Trip)
     assert result.schema_name == "Trip"
-    cols = columns_of(tracker, "trips")
+    assert result.table == "global_tables.trip_schema_test"  # the schema's __tablename__
+    cols = columns_of(tracker, "trip_schema_test")
     assert cols["trip_id"] == "BIGINT" and cols["distance"] == "DOUBLE"
 
 
@@ -320,7 +321,8 @@ def test_schema_default_fills_missing_column(tracker: Tracker, base: Path) -> No
     with tracker.start_run("r1", "model"):
         art = tracker.log_artifact(write_parquet(base, "t.parquet", df), key="trips")
         tracker.ingest(art, schema=TripWithDefault)
-    assert sql(tracker, "SELECT source FROM global_tables.trips") == [("survey",)]
+    # no declared __tablename__: SQLModel's default, the class name in lower case
+    assert sql(tracker, "SELECT source FROM global_tables.tripwithdefault") == [("survey",)]
 
 
 @pytest.mark.parametrize(
@@ -356,7 +358,7 @@ def test_schema_validates_dict_rows_before_writing(tracker: Tracker, base: Path)
             tracker.ingest(art, data=[{"trip_id": 1, "distance": 2.0}], schema=Trip)
         ok = tracker.ingest(art, data=[{"trip_id": 1, "mode": "car"}], schema=Trip)
     assert ok.rows == 1
-    assert sql(tracker, "SELECT trip_id, mode, distance FROM global_tables.trips") == [
+    assert sql(tracker, "SELECT trip_id, mode, distance FROM global_tables.trip_schema_test") == [
         (1, "car", None)
     ]
 
@@ -486,7 +488,7 @@ def test_profile_hook_is_called_and_its_meta_persisted(tracker: Tracker, base: P
         art = tracker.log_artifact(path, key="trips")
         tracker.ingest(art, schema=Trip)
         tracker.ingest(art, profile_schema=False)
-    assert calls == [("trips", "global_tables.trips", Trip)]
+    assert calls == [("trips", "global_tables.trip_schema_test", Trip)]
     assert tracker.get_artifact(art.id).meta["schema_id"] == "test-schema"
 
 
@@ -576,7 +578,7 @@ def test_csv_text_fields_keep_their_text(tracker: Tracker, base: Path) -> None:
     with tracker.start_run("r1", "model"):
         art = tracker.log_artifact(path, key="zones")
         tracker.ingest(art, schema=ZoneCount)
-    assert sql(tracker, "SELECT zip, n FROM global_tables.zones ORDER BY n") == [
+    assert sql(tracker, "SELECT zip, n FROM global_tables.zonecount ORDER BY n") == [
         ("007", 1),
         ("010", 2),
     ]

@@ -106,7 +106,7 @@ def test_schema_logs_and_ingests(tracker: Tracker) -> None:
     rows = tracker.hot_data_store.read_artifact_rows(art.id, include_provenance=True)
     assert rows.num_rows == 3 and set(rows.column("consist_year").to_pylist()) == {2030}
     stored = tracker.get_artifact(art.id)
-    assert stored.meta["ingested_table"] == "global_tables.households"
+    assert stored.meta["ingested_table"] == "global_tables.household"  # Household's table
     # The file can go: the rows are still loadable.
     art.path.unlink()
     pd.testing.assert_frame_equal(tracker.load_df(art), households())

@@ -40,7 +40,7 @@ from consist.core.store.hot_store import (
     IngestSchemaError,
     Provenance,
     RowSource,
-    table_name_for,
+    ingest_table_for,
     validate_source,
 )
 from consist.models.artifact import Artifact
@@ -147,7 +147,7 @@ class IngestService:
         schema_cls = self.resolve_schema(artifact, schema)
         columns = schema_columns(schema_cls) if schema_cls is not None else None
         label = schema_cls.__name__ if schema_cls is not None else None
-        table = table_name_for(artifact.key)
+        table = ingest_table_for(artifact.key, schema_cls)
         provenance = Provenance(
             run_id=run.id, artifact_id=str(artifact.id), year=run.year, iteration=run.iteration
         )

@@ -87,12 +87,16 @@ class TrackerHotData:
         run: Run | None = None,
         profile_schema: bool = True,
     ) -> IngestResult:
-        """Ingest an artifact's rows into the DuckDB table ``global_tables.<key>``.
+        """Ingest an artifact's rows into the DuckDB table ``global_tables.<table>``.
 
         Rows get the provenance columns ``consist_run_id``,
         ``consist_artifact_id``, ``consist_year`` and ``consist_iteration``.
-        One table per artifact key (non-word characters replaced by ``_``,
-        ``_`` before a leading digit, lower-cased) accumulates the rows of
+        The table is the schema's ``__tablename__`` when the rows are
+        validated against a schema (explicit or registered; SQLModel's
+        default is the class name in lower case), so that
+        ``tracker.view(Schema)`` shows them; otherwise the artifact key.
+        The name has non-word characters replaced by ``_``, ``_`` before a
+        leading digit, and is lower-cased. One table accumulates the rows of
         every run; a new column in the data is added to the table.
         Ingesting the same artifact again replaces its rows (never
         duplicates them). The artifact's metadata records ``is_ingested``,
@@ -101,7 +105,8 @@ class TrackerHotData:
         Parameters
         ----------
         artifact : Artifact
-            The artifact whose rows to ingest. Its key names the table.
+            The artifact whose rows to ingest. Its key names the table when
+            no schema applies.
         data : DataFrame | Iterable[dict] | None
             None: read the artifact's parquet/csv/json file natively with
             DuckDB (streamed, types as in the file; the fastest path). A
@@ -118,7 +123,8 @@ class TrackerHotData:
             may not hold NULLs. Columns are stored with the field types.
             Default: the registered schema named by
             ``artifact.meta["schema_name"]`` (set by
-            ``log_artifact(..., schema=...)``), else no validation.
+            ``log_artifact(..., schema=...)``), else no validation. The
+            schema's ``__tablename__`` names the table.
         run : Run | None
             Offline mode: tag the rows with this run. None (online mode):
             the active run.
@@ -221,8 +227,8 @@ class TrackerHotData:
             ``"output"`` (default) or ``"input"``.
         path : str | Path | None
             Where to write; default ``<run artifact dir>/<key>.<ext>``
-            (``<run_dir>/outputs/<run_subdir>/...``). Must lie in
-            ``run_dir`` or a mount unless ``allow_external_paths``.
+            (``<run_dir>/outputs/<run_subdir>/...``). An explicit path is
+            honoured wherever it points (also outside ``run_dir``).
             Missing directories are created.
         driver : str | None
             ``"parquet"`` or ``"csv"``; default from the extension of
@@ -269,7 +275,7 @@ class TrackerHotData:
                 )
             target = active.artifact_dir / f"{key}.{_EXTENSIONS[driver]}"
         else:
-            target = self.paths.guard_write_path(path, param="path")
+            target = self.paths.user_write_path(path, param="path")  # honoured as named
         target.parent.mkdir(parents=True, exist_ok=True)
         _write_frame(df, target, driver, to_file_kwargs)
         log_kwargs: dict[str, Any] = {}

@@ -26,6 +26,7 @@ from consist.core.schema_models import (
 )
 from consist.core.schema_profile import profile_file
 from consist.core.schema_service import SchemaService
+from consist.core.store.hot_tables import schema_table_key
 from consist.core.store.schema_store import SchemaStore, ViewSource
 from consist.core.store.view_store import ViewStore
 from consist.core.view_selection import select_grouped
@@ -106,9 +107,12 @@ class TrackerViews:
         The view is named ``v_<key>`` and selects the model's columns plus the
         system columns (``consist_run_id``, ``consist_artifact_id``,
         ``consist_year``, ``consist_iteration``) from every artifact with
-        that key: ingested rows from ``global_tables`` and the other
-        artifacts' parquet/csv/json files read in place (a column absent from
-        a source is NULL there; missing files are left out with a warning).
+        that key or logged with this schema (``log_artifact(...,
+        schema=Model)``): ingested rows from ``global_tables`` (an ingest
+        validated against ``Model`` writes into the key's table) and the
+        other artifacts' parquet/csv/json files read in place (a column
+        absent from a source is NULL there; missing files are left out with
+        a warning).
         Calling it again re-creates the view over the current artifacts.
 
         Parameters
@@ -139,7 +143,7 @@ class TrackerViews:
         if not is_sqlmodel_class(model):
             raise TypeError(f"view() expects a SQLModel class, got {model!r}")
         if key is None:
-            key = getattr(model, "__tablename__", None)
+            key = schema_table_key(model)
         if not isinstance(key, str) or not key.strip():
             raise ValueError(f"key must be a non-empty string, got {key!r}")
         factory = self._view_factory("view")
@@ -148,7 +152,7 @@ class TrackerViews:
             (name, duckdb_type_for_annotation(annotation))
             for name, annotation, _, _ in model_columns(model)
         ]
-        factory.create_hybrid_view(view_name, key, columns=columns)
+        factory.create_hybrid_view(view_name, key, columns=columns, schema_name=model.__name__)
         cls = make_view_class(model, view_name)
         self.views._register(model.__name__, cls)
         return cls

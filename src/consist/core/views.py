@@ -308,6 +308,7 @@ class ViewFactory:
         concept_key: str,
         *,
         columns: Sequence[tuple[str, str]] | None = None,
+        schema_name: str | None = None,
         include_system_columns: bool = True,
         mode: str = "hybrid",
         if_exists: str = "replace",
@@ -328,6 +329,9 @@ class ViewFactory:
         columns:
             ``(name, DuckDB type)`` to project (a model's columns; absent
             ones are NULL of that type); None keeps every column.
+        schema_name:
+            Also cover artifacts logged with this schema
+            (``meta["schema_name"]``) under another key.
         include_system_columns, mode, if_exists, missing_files:
             As in ``Tracker.create_grouped_view``.
 
@@ -345,7 +349,7 @@ class ViewFactory:
         """
         validate_view_name(view_name)
         validate_policies(mode, if_exists, missing_files)
-        sources = self.schemas.select_sources(key=concept_key)
+        sources = self.schemas.select_sources(key=concept_key, schema_name=schema_name)
         return self._create(
             view_name,
             sources,

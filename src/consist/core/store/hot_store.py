@@ -31,6 +31,8 @@ from consist.core.store.hot_tables import (
     Provenance,
     RowSource,
     ingest_meta,
+    ingest_table_for,
+    schema_table_key,
     table_name_for,
 )
 from consist.core.store.hot_validation import (
@@ -56,8 +58,10 @@ __all__ = [
     "Provenance",
     "RowSource",
     "ingest_meta",
+    "ingest_table_for",
     "qualified_table",
     "quote_ident",
+    "schema_table_key",
     "sql_literal",
     "table_name_for",
     "validate_source",

@@ -3,12 +3,13 @@
 Conventions (relied upon by the hot store, views and schema profiling):
 
 * Ingested rows live in the DuckDB schema ``global_tables``, one table per
-  artifact key, accumulating rows from many runs. The table name is
-  :func:`table_name_for` the key: every non-word character (regex ``\\W``)
-  replaced by ``_``, ``_`` prefixed when it is empty or starts with a digit,
-  then lower-cased (``"Trips 2020"`` -> ``trips_2020``, ``"2020"`` ->
-  ``_2020``). DuckDB matches identifiers case-insensitively, so tables are
-  looked up case-insensitively too.
+  artifact key (or, for rows validated against a schema, per schema:
+  its ``__tablename__``, see :func:`ingest_table_for`), accumulating rows
+  from many runs. The table name is :func:`table_name_for` the key: every
+  non-word character (regex ``\\W``) replaced by ``_``, ``_`` prefixed when
+  it is empty or starts with a digit, then lower-cased (``"Trips 2020"`` ->
+  ``trips_2020``, ``"2020"`` -> ``_2020``). DuckDB matches identifiers
+  case-insensitively, so tables are looked up case-insensitively too.
 * Every row carries the provenance columns :data:`PROVENANCE_COLUMNS`
   (``consist_run_id VARCHAR``, ``consist_artifact_id VARCHAR``,
   ``consist_year INTEGER``, ``consist_iteration INTEGER``); data columns
@@ -77,6 +78,27 @@ def table_name_for(key: str) -> str:
     if name[0].isdigit():
         name = "_" + name
     return name.lower()
+
+
+def schema_table_key(schema: Any) -> str | None:
+    """The table key a schema class names: its ``__tablename__``, or None.
+
+    SQLModel gives every class a ``__tablename__`` (the class name in lower
+    case unless declared), so ``Tracker.view(Model)`` and an ingest validated
+    against ``Model`` meet in one table. A plain pydantic model has none.
+    """
+    name = getattr(schema, "__tablename__", None) if schema is not None else None
+    return name if isinstance(name, str) and name.strip() else None
+
+
+def ingest_table_for(key: str, schema: Any = None) -> str:
+    """The ``global_tables`` table an ingest writes to.
+
+    The schema's table (:func:`schema_table_key`) when the rows are validated
+    against a schema, else the artifact key's; both through
+    :func:`table_name_for`.
+    """
+    return table_name_for(schema_table_key(schema) or key)
 
 
 def ingest_meta(table: str, rows: int, run_id: str) -> dict[str, Any]:

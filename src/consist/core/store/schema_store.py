@@ -331,6 +331,7 @@ class SchemaStore:
         self,
         *,
         key: str | None = None,
+        schema_name: str | None = None,
         schema_ids: Sequence[str] | None = None,
         drivers: Sequence[str] | None = None,
         predicates: Sequence[KVPredicate] = (),
@@ -342,6 +343,9 @@ class SchemaStore:
         ----------
         key:
             The artifact's key.
+        schema_name:
+            With ``key``: also select artifacts whose ``meta["schema_name"]``
+            is this (logged with ``schema=`` under another key).
         schema_ids:
             Linked (any source) to one of these schemas.
         drivers:
@@ -355,7 +359,10 @@ class SchemaStore:
         """
         clauses: list[str] = []
         params: list[Any] = []
-        if key is not None:
+        if key is not None and schema_name is not None:
+            clauses.append("(a.key = ? OR json_extract_string(a.meta, '$.schema_name') = ?)")
+            params.extend([key, schema_name])
+        elif key is not None:
             clauses.append("a.key = ?")
             params.append(key)
         if schema_ids is not None:
