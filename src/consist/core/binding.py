@@ -457,7 +457,7 @@ def _missing_message(
     if ctx is not None:
         sources.append(f"the injected context {ctx!r}")
     return (
-        f"{fn_name}() needs parameter(s) {missing}, which no source supplies (looked in "
+        f"{fn_name}() needs {missing}, which no source supplies (looked in "
         f"{', '.join(sources)}). Add config={{{first!r}: ...}}, inputs={{{first!r}: path}} "
         f"or runtime_kwargs={{{first!r}: ...}}, or give the parameter a default"
     )

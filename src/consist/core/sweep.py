@@ -10,6 +10,12 @@ so each is cached independently and a rerun of the sweep is served from the
 cache. Results come back in input order, one :class:`SweepResult` per config;
 a failing config is reported on its row without losing its siblings.
 
+Config values bind to the step's parameters exactly as in ``Tracker.run``
+(see :mod:`consist.core.binding`): a pydantic config travels to the worker as
+the model itself, so a ``config`` parameter annotated with its class receives
+the model and fields bind by name. The binding is checked in this process for
+every distinct config shape before any worker starts.
+
 Entry points: ``Tracker.sweep(...)`` and ``ScenarioContext.sweep(...)``.
 """
 
@@ -155,13 +161,20 @@ class SweepResults(list[SweepResult]):
 # --------------------------------------------------------------------------- #
 
 
-def prepare_configs(configs: Any) -> list[dict[str, Any]]:
-    """Validate the ``configs`` argument of a sweep into a list of plain dicts.
+def prepare_configs(configs: Any) -> list[Any]:
+    """Validate the ``configs`` argument of a sweep.
+
+    Returns
+    -------
+    list
+        One entry per config: the validated plain dict, or the pydantic model
+        itself (so that the worker binds it as ``Tracker.run`` would).
 
     Raises
     ------
     TypeError, ValueError
-        Naming ``configs[i]`` when an entry is not a valid config.
+        Naming ``configs[i]`` when an entry is not a valid config (or a
+        pydantic config that cannot be sent to the workers).
     """
     if configs is None or isinstance(configs, str | bytes | Mapping):
         raise TypeError(
@@ -175,10 +188,31 @@ def prepare_configs(configs: Any) -> list[dict[str, Any]]:
         if config is None:
             raise TypeError(f"configs[{i}] is None; give a dict (use {{}} for an empty config)")
         try:
-            out.append(validate_config(config))
+            plain = validate_config(config)
         except (TypeError, ValueError) as exc:
             raise type(exc)(f"configs[{i}]: {exc}") from exc
+        if _is_model(config):
+            try:
+                pickle.dumps(config)
+            except Exception as exc:
+                raise TypeError(
+                    f"configs[{i}]: the {type(config).__name__} model cannot be sent to worker "
+                    f"processes ({exc}); define its class at module level of an importable "
+                    "module, or pass config.model_dump()"
+                ) from exc
+            out.append(config)
+        else:
+            out.append(plain)
     return out
+
+
+def recorded_config(config: Any) -> dict[str, Any]:
+    """The plain dict a run records for one prepared config."""
+    return validate_config(config) if _is_model(config) else config
+
+
+def _is_model(config: Any) -> bool:
+    return hasattr(config, "model_dump") and callable(config.model_dump)
 
 
 def check_importable(fn: Any) -> None:
@@ -274,7 +308,7 @@ def worker_options(tracker: Tracker) -> dict[str, Any]:
 def run_sweep(
     tracker: Tracker,
     fn: Callable[..., Any],
-    configs: list[dict[str, Any]],
+    configs: list[Any],
     run_kwargs: dict[str, Any],
     *,
     max_workers: int | None = None,
@@ -318,7 +352,7 @@ def run_sweep(
             except BrokenProcessPool as exc:
                 rows[i] = SweepResult(
                     index=i,
-                    config=configs[i],
+                    config=recorded_config(configs[i]),
                     status="failed",
                     error=f"BrokenProcessPool: a worker process died before this config "
                     f"finished ({exc})",
@@ -326,7 +360,7 @@ def run_sweep(
             except Exception as exc:  # e.g. a result that could not be sent back
                 rows[i] = SweepResult(
                     index=i,
-                    config=configs[i],
+                    config=recorded_config(configs[i]),
                     status="failed",
                     error=f"{type(exc).__name__}: {exc}",
                     error_traceback=_format_traceback(exc),
@@ -340,21 +374,49 @@ def run_sweep(
 
 
 def validate_step_arguments(
-    tracker: Tracker, fn: Callable[..., Any], run_kwargs: Mapping[str, Any]
+    tracker: Tracker,
+    fn: Callable[..., Any],
+    run_kwargs: Mapping[str, Any],
+    configs: Iterable[Any] = (),
 ) -> Any:
-    """Validate a sweep's ``run_kwargs`` exactly as ``tracker.run`` would, writing nothing.
+    """Validate a sweep's arguments exactly as ``tracker.run`` would, writing nothing.
+
+    The step is validated once per distinct config shape (type and keys), so
+    that a parameter supplied by the configs binds, and one that no config
+    supplies is refused before any worker starts.
+
+    Parameters
+    ----------
+    tracker, fn, run_kwargs:
+        As given to ``Tracker.sweep``.
+    configs:
+        The prepared configs (:func:`prepare_configs`).
 
     Returns
     -------
     StepSpec
-        The validated declaration (discarded by the caller).
+        The last validated declaration (discarded by the caller).
 
     Raises
     ------
     TypeError, ValueError
-        Naming the offending parameter.
+        Naming the offending parameter (and the config it was checked with).
     """
-    return tracker.validate_step(fn, **run_kwargs)
+    spec = None
+    shapes: set[tuple[Any, ...]] = set()
+    for i, config in enumerate(configs):
+        keys = recorded_config(config).keys()
+        shape = (type(config), *sorted(keys))
+        if shape in shapes:
+            continue
+        shapes.add(shape)
+        try:
+            spec = tracker.validate_step(fn, config=config, **run_kwargs)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{exc} (checked with configs[{i}])") from exc
+    if spec is None:
+        spec = tracker.validate_step(fn, **run_kwargs)
+    return spec
 
 
 # --------------------------------------------------------------------------- #
@@ -376,9 +438,10 @@ def _init_worker(options: dict[str, Any]) -> None:
 
 
 def _run_config(
-    index: int, fn: Callable[..., Any], config: dict[str, Any], run_kwargs: dict[str, Any]
+    index: int, fn: Callable[..., Any], given: Any, run_kwargs: dict[str, Any]
 ) -> SweepResult:
     started = time.perf_counter()
+    config = recorded_config(given)
     tracker = _WORKER.get("tracker")
     if tracker is None:
         return SweepResult(
@@ -392,7 +455,7 @@ def _run_config(
     from consist.core.runner import ConsistRunError
 
     try:
-        result = tracker.run(fn, config=config, **run_kwargs)
+        result = tracker.run(fn, config=given, **run_kwargs)
     except ConsistRunError as exc:
         cause = exc.__cause__ or exc
         return SweepResult(

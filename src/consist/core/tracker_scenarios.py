@@ -185,5 +185,5 @@ class TrackerScenarios:
         check_importable(fn)
         prepared = prepare_configs(configs)
         kwargs = check_run_kwargs(run_kwargs)
-        validate_step_arguments(self, fn, kwargs)  # type: ignore[arg-type]
+        validate_step_arguments(self, fn, kwargs, prepared)  # type: ignore[arg-type]
         return run_sweep(self, fn, prepared, kwargs, max_workers=max_workers)  # type: ignore[arg-type]
