@@ -384,14 +384,14 @@ def test_ignored_files_do_not_change_digest(repo: Path, git_calls: GitCalls) -> 
 
 def test_gitignore_change_is_noticed(repo: Path) -> None:
     r = resolver(repo)
-    write(repo / "notes.txt", "untracked\n")
+    write(repo / "notes.py", "untracked\n")
     _tick()
     with_notes = check(r)
-    assert "notes.txt" in with_notes.details["dirty"]
-    write(repo / ".git" / "info" / "exclude", "notes.txt\n")
+    assert "notes.py" in with_notes.details["dirty"]
+    write(repo / ".git" / "info" / "exclude", "notes.py\n")
     _tick()
     excluded = check(r)
-    assert "notes.txt" not in excluded.details["dirty"]
+    assert "notes.py" not in excluded.details["dirty"]
 
 
 def test_exclude_paths_hide_run_outputs(repo: Path, git_calls: GitCalls) -> None:
@@ -422,8 +422,9 @@ def test_exclude_paths_hide_run_outputs(repo: Path, git_calls: GitCalls) -> None
         assert r.resolve().digest == clean.digest
     assert len(git_calls) == 0
 
-    # Without the excludes the same tree is dirty: the exclusion is what hid it.
-    unexcluded = fresh(repo)
+    # Without the excludes, and with these suffixes counted as code, the same tree
+    # is dirty: the exclusion is what hid it.
+    unexcluded = fresh(repo, source_suffixes=[".duckdb", ".csv"])
     assert {"consist.duckdb", "runs/step/out.csv"} <= set(unexcluded.details["dirty"])
 
     # A real code change next to the outputs is still seen.

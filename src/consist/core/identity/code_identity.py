@@ -9,12 +9,16 @@ Modes
 -----
 ``"repo_git"`` (default)
     The git state of the repository containing ``project_root``: the ``HEAD``
-    commit plus, by content, every path whose working-tree state differs from
-    it (modified, added, deleted tracked files and untracked, non-ignored
-    files). Staging does not matter: entries describe the working tree, so
-    ``git add`` alone does not change the digest, while any edit does.
-    Submodules are folded in by their own ``repo_git`` digest. Paths under
-    ``exclude_paths`` are ignored (see below).
+    commit plus, by content, every tracked path whose working-tree state
+    differs from it (modified, added, deleted; any extension: committed
+    configs and CSVs are code of the model) and every untracked, non-ignored
+    file whose suffix is a *source suffix* (:mod:`.code_identity_sources`;
+    ``.py``, ``.R``, ``.jl``, ``.f90``, ... by default). Untracked files with
+    other suffixes (data, logs, outputs) are never read and never count;
+    ignored files never count. Staging does not matter: entries describe the
+    working tree, so ``git add`` alone does not change the digest, while any
+    edit does. Submodules are folded in by their own ``repo_git`` digest.
+    Paths under ``exclude_paths`` are ignored (see below).
 ``"callable_module"``
     The content of the source file of the module defining the callable, the
     module name and the callable's qualified name.
@@ -50,32 +54,36 @@ The tracker passes its run directory, database file and journal, so outputs
 written inside an un-ignored folder of the repository never make the code look
 dirty. An excluded path covers itself, everything below it, and the usual
 companions of a database or atomically-written file next to it: ``<name>.wal``,
-``-wal``, ``-shm``, ``-journal``, ``.lock``, ``.tmp`` and ``.<anything>.tmp``.
+``-wal``, ``-shm``, ``-journal``, ``.lock``, ``.consist.lock``, ``.tmp`` and
+``.<anything>.tmp``.
 An exclude that equals or contains the repository root is ignored (it cannot be
 meant to hide the code). Excludes are also passed to git as ``:(exclude)``
 pathspecs, so git does not even walk a large run directory.
 
 What git itself does not see is not part of the identity either: ignored files,
-and the targets of tracked symlinks. Caches such as ``__pycache__`` that are not
-ignored *are* untracked files and make the tree dirty, as ``git status`` shows.
+and the targets of tracked symlinks. Compiled caches (``__pycache__/*.pyc``) do
+not have a source suffix and never count.
 
 Speed
 -----
-Every result is cached behind a stat fingerprint and recomputed only when the
-fingerprint can no longer prove that nothing changed (the racy rule is
-described in :mod:`.code_identity_fingerprint`). ``repo_git`` then runs git
-again; what its fingerprint watches is described in :mod:`.git_state`.
+Every result is cached behind a fingerprint and recomputed only when the
+fingerprint can no longer prove that nothing that counts changed (the racy rule
+is described in :mod:`.code_identity_fingerprint`). ``repo_git`` then runs git
+again. The fingerprint reads the repository metadata (``HEAD`` and its ref, the
+index, config and excludes files) with a few stat calls, and proves the work
+tree unchanged with inotify on Linux local filesystems, else with ``lstat``
+calls (:mod:`.code_identity_tree`). Data files, logs, the tracker's database,
+lock and journal files appearing or changing in the repository never make it
+run git; a new folder of such files is listed once.
 Callable modes cache their result per (callable, code objects, defining file
 stat, extra dependency stats) under the same racy rule; a hit costs
 microseconds.
 
-Measured on the 2-core development VM (Python 3.11, git 2.39), where one
-``lstat`` system call costs ~2 us: a repeated ``resolve()`` on an unchanged
-7-file repository takes ~70-100 us; a recompute (three git processes run in
-parallel) ~5 ms. The fast path costs one stat per watched path, so it scales
-with the repository: ~5.5 ms for 2,000 tracked files in 100 directories
-(recompute ~28 ms). A repeated ``callable_module`` / ``callable_source``
-resolve takes ~7 us.
+Measured on the 2-core development VM (Python 3.11, git 2.39): a repeated
+``resolve()`` on an unchanged repository of 300 tracked files takes ~30 us with
+inotify (~0.6 ms with ``lstat`` calls, one per tracked file); a recompute runs
+three git processes in parallel (~15 ms). A repeated ``callable_module`` /
+``callable_source`` resolve takes ~7 us.
 
 Keep one resolver per tracker: the fingerprints live in the instance.
 Resolvers are thread-safe (one lock per instance).
@@ -86,7 +94,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -103,11 +111,17 @@ from consist.core.identity.code_identity_records import (
     CodeIdentity,
     CodeIdentityError,
 )
+from consist.core.identity.code_identity_sources import (
+    DEFAULT_SOURCE_SUFFIXES,
+    is_source,
+    normalize_suffixes,
+)
 from consist.core.identity.git_state import _compute_git_core, _discover, _GitCore, _Location
 from consist.core.identity.hashing import hash_bytes
 
 __all__ = [
     "CODE_IDENTITY_MODES",
+    "DEFAULT_SOURCE_SUFFIXES",
     "CodeIdentity",
     "CodeIdentityError",
     "CodeIdentityResolver",
@@ -183,12 +197,19 @@ class CodeIdentityResolver:
         A cached fingerprint is trusted only if nothing it watches changed
         later than this long before it was taken (default 2 s); covers coarse
         filesystem timestamps and clock skew on network filesystems.
+    source_suffixes : iterable of str, optional
+        Suffixes of untracked files that count as code under ``repo_git``
+        (case-insensitive); default :data:`DEFAULT_SOURCE_SUFFIXES`.
+    watch : bool
+        Prove an unchanged work tree with inotify where possible (default);
+        False always uses ``lstat`` calls.
 
     Raises
     ------
     ValueError
-        If ``racy_window_ns`` is not a non-negative int, or ``exclude_paths`` is
-        a single path instead of a sequence of paths.
+        If ``racy_window_ns`` is not a non-negative int, ``exclude_paths`` is
+        a single path instead of a sequence of paths, or ``source_suffixes``
+        is not a list of suffixes.
     """
 
     def __init__(
@@ -197,6 +218,8 @@ class CodeIdentityResolver:
         *,
         exclude_paths: Sequence[str | os.PathLike[str]] = (),
         racy_window_ns: int = 2_000_000_000,
+        source_suffixes: Iterable[str] | None = None,
+        watch: bool = True,
     ) -> None:
         if isinstance(racy_window_ns, bool) or not isinstance(racy_window_ns, int):
             raise ValueError(f"racy_window_ns must be an int; got {racy_window_ns!r}")
@@ -213,6 +236,12 @@ class CodeIdentityResolver:
             for p in exclude_paths
         )
         self._window = racy_window_ns
+        self._suffixes = (
+            DEFAULT_SOURCE_SUFFIXES
+            if source_suffixes is None
+            else normalize_suffixes(source_suffixes, "code_identity_source_suffixes")
+        )
+        self._watch = bool(watch)
         self._lock = threading.RLock()
         self._loc: _Location | None = None
         self._core: _GitCore | None = None
@@ -226,6 +255,11 @@ class CodeIdentityResolver:
         """Absolute path of the project root."""
         return self._root
 
+    @property
+    def source_suffixes(self) -> frozenset[str]:
+        """The default source suffixes of this resolver (lower case)."""
+        return self._suffixes
+
     # -- public API ---------------------------------------------------------
 
     def resolve(
@@ -233,6 +267,7 @@ class CodeIdentityResolver:
         mode: str | None = None,
         fn: Callable[..., Any] | None = None,
         extra_deps: Sequence[str | os.PathLike[str]] = (),
+        source_suffixes: Iterable[str] | None = None,
     ) -> CodeIdentity:
         """Return the code identity of a run.
 
@@ -252,6 +287,10 @@ class CodeIdentityResolver:
             The ``code_identity_extra_deps`` option: files or directories folded in
             by content in every mode; relative paths are resolved against
             ``project_root``.
+        source_suffixes : iterable of str, optional
+            The ``code_identity_source_suffixes`` option of this run: suffixes of
+            untracked files that count as code under ``repo_git``; None uses the
+            resolver's set.
 
         Returns
         -------
@@ -263,7 +302,8 @@ class CodeIdentityResolver:
             If ``mode`` is not an allowed value; if an explicit mode cannot be
             computed (``repo_git`` outside a repository or without git; a callable
             mode for a built-in or for code with no source/file on disk); if an
-            extra dependency does not exist; if git fails unexpectedly.
+            extra dependency does not exist; if git fails unexpectedly; if
+            ``source_suffixes`` is not a list of suffixes.
         """
         if mode is not None and mode not in CODE_IDENTITY_MODES:
             allowed = ", ".join(repr(m) for m in CODE_IDENTITY_MODES)
@@ -272,12 +312,19 @@ class CodeIdentityResolver:
                 f"falling back to callable_module outside a repository); got {mode!r}"
             )
         deps = self._deps.normalize(extra_deps)
+        if source_suffixes is None:
+            suffixes = self._suffixes
+        else:
+            try:
+                suffixes = normalize_suffixes(source_suffixes, "code_identity_source_suffixes")
+            except ValueError as exc:
+                raise CodeIdentityError(str(exc)) from None
         with self._lock:
             if mode is not None and mode != "repo_git":
                 return self._resolve_callable(mode, fn, deps)
             loc = self._location()
             if loc.toplevel is not None:
-                return self._resolve_git(loc, deps)
+                return self._resolve_git(loc, deps, suffixes)
             reason = loc.reason  # always set when there is no repository
             if mode == "repo_git":
                 raise CodeIdentityError(
@@ -363,39 +410,62 @@ class CodeIdentityResolver:
             self._loc = loc
         return loc
 
-    def _resolve_git(self, loc: _Location, deps: tuple[tuple[str, str], ...]) -> CodeIdentity:
+    def _resolve_git(
+        self, loc: _Location, deps: tuple[tuple[str, str], ...], suffixes: frozenset[str]
+    ) -> CodeIdentity:
         """``repo_git`` identity: the cached git core plus submodule and dependency digests."""
         core = self._core
-        if core is None or core.location is not loc or not core.fingerprint.valid():
+        if (
+            core is None
+            or core.location is not loc
+            or not suffixes <= core.suffixes
+            or not core.fingerprint.valid()
+        ):
             self._git_last = None
-            core = _compute_git_core(loc, self._excludes, self._window)
+            wanted = suffixes if core is None else core.suffixes | suffixes
+            if core is not None:
+                core.close()
+                self._core = None
+            core = _compute_git_core(loc, self._excludes, self._window, wanted, watch=self._watch)
             self._core = core
         submodules = {
-            rel: (_UNINITIALIZED if path is None else self._submodule_digest(rel, path))
+            rel: (_UNINITIALIZED if path is None else self._submodule_digest(rel, path, suffixes))
             for rel, path in core.submodules.items()
         }
         dep_digests = self._deps.digests(deps)
-        key = (core, tuple(submodules.items()), tuple(dep_digests.items()))
+        key = (core, suffixes, tuple(submodules.items()), tuple(dep_digests.items()))
         last = self._git_last
         if last is not None and last[0] == key:
             return _copy_identity(last[1])
+        if suffixes == core.suffixes:
+            untracked = core.untracked
+        else:
+            untracked = {
+                rel: entry
+                for rel, entry in core.untracked.items()
+                if entry.startswith("dir:") or is_source(rel.rpartition("/")[2], suffixes)
+            }
         payload = {
             "head": core.head,
-            "dirty": core.dirty,
+            "dirty": {**core.tracked_dirty, **untracked},
             "submodules": submodules,
             "extra_deps": dep_digests,
         }
-        details = {"root": loc.toplevel, **payload}
+        details = {"root": loc.toplevel, **payload, "untracked": sorted(untracked)}
         identity = CodeIdentity("repo_git", _digest(_GIT_DOMAIN, payload), _copy_json(details))
         self._git_last = (key, identity)
         return _copy_identity(identity)
 
-    def _submodule_digest(self, rel: str, path: str) -> str:
+    def _submodule_digest(self, rel: str, path: str, suffixes: frozenset[str]) -> str:
         """``repo_git`` digest of the checked-out submodule at ``path`` (its own resolver)."""
         sub = self._submodules.get(path)
         if sub is None:
             sub = CodeIdentityResolver(
-                path, exclude_paths=self._excludes, racy_window_ns=self._window
+                path,
+                exclude_paths=self._excludes,
+                racy_window_ns=self._window,
+                source_suffixes=self._suffixes,
+                watch=self._watch,
             )
             self._submodules[path] = sub
         # Locate first: a broken checkout would otherwise make git describe (and
@@ -408,7 +478,7 @@ class CodeIdentityResolver:
                 "does not treat it as a repository of its own; run `git submodule update "
                 "--init` or remove the broken checkout."
             )
-        digest = sub.resolve("repo_git").digest
+        digest = sub.resolve("repo_git", source_suffixes=suffixes).digest
         if digest is None:  # pragma: no cover - repo_git always yields a digest
             raise CodeIdentityError(f"code_identity='repo_git': submodule {rel!r} has no digest")
         return digest

@@ -16,18 +16,20 @@ recomputes. This is git's and the stat cache's rule (``hashing.ContentHasher``).
 ``ctime`` is always set by the kernel, so an in-place edit whose mtime was
 restored with ``os.utime`` is still caught.
 
-A watched directory whose stat changed still validates when its listing (names
-and entry types, excluded names removed) did not; see :func:`_is_companion` for
-the names that belong to an excluded path.
+The work tree of a repository is proven unchanged by its own object (``tree``,
+see :mod:`.code_identity_tree`), checked after the metadata files.
 """
 
 from __future__ import annotations
 
 import os
 import stat as stat_mod
+from typing import Any
 
 # Names next to an excluded path that belong to it (database journals, temp files).
-_COMPANION_SUFFIXES = frozenset({".wal", "-wal", "-shm", "-journal", ".lock", ".tmp"})
+_COMPANION_SUFFIXES = frozenset(
+    {".wal", "-wal", "-shm", "-journal", ".lock", ".consist.lock", ".tmp"}
+)
 
 # (mtime_ns, ctime_ns, size, inode, device, mode), or None when the path is absent.
 _Key = tuple[int, int, int, int, int, int] | None
@@ -100,36 +102,6 @@ def _name_excluded(name: str, bases: tuple[str, ...]) -> bool:
     return any(name == base or _is_companion(name, base) for base in bases)
 
 
-def _listing(path: str, bases: tuple[str, ...]) -> frozenset[tuple[str, str]]:
-    """Names and entry kinds of a directory, excluded names removed."""
-    with os.scandir(path) as it:
-        return frozenset(
-            (entry.name, _entry_kind(entry))
-            for entry in it
-            if not (bases and _name_excluded(entry.name, bases))
-        )
-
-
-class _DirWatch:
-    """A watched directory: its stat and its (git-verified) listing."""
-
-    __slots__ = ("bases", "key", "listing", "path", "racy")
-
-    def __init__(
-        self,
-        path: str,
-        key: _Key,
-        listing: frozenset[tuple[str, str]],
-        bases: tuple[str, ...],
-        racy: bool,
-    ) -> None:
-        self.path = path
-        self.key = key
-        self.listing = listing
-        self.bases = bases
-        self.racy = racy
-
-
 class _Fingerprint:
     """Evidence, checkable with stat calls only, that nothing relevant changed.
 
@@ -137,7 +109,7 @@ class _Fingerprint:
     such a fingerprint never validates.
     """
 
-    __slots__ = ("contents", "dirs", "idents", "lstats", "stats", "trusted", "window")
+    __slots__ = ("contents", "idents", "lstats", "stats", "tree", "trusted", "window")
 
     def __init__(self, window_ns: int) -> None:
         self.window = window_ns
@@ -146,7 +118,8 @@ class _Fingerprint:
         self.stats: list[tuple[str, _Key]] = []
         self.idents: list[tuple[str, _Ident, bool]] = []
         self.contents: list[tuple[str, bytes | None]] = []
-        self.dirs: list[_DirWatch] = []
+        # The work tree's own proof (see code_identity_tree), checked last.
+        self.tree: Any = None
 
     def is_racy(self, key: _Key, t_ref: int) -> bool:
         """Whether ``key`` changed too close to ``t_ref`` to be trusted later."""
@@ -178,6 +151,17 @@ class _Fingerprint:
         ident = _ident(path, follow=follow)
         self.idents.append((path, ident, follow))
         return ident
+
+    def add_read(self, path: str, t_ref: int) -> bytes | None:
+        """Read a small metadata file and watch its ``stat`` key (racy relative to ``t_ref``).
+
+        Cheaper to check than :meth:`add_content`: git rewrites ``HEAD`` and refs
+        by renaming a new file into place, which changes the inode and ctime.
+        """
+        before = _stat_key(path)
+        content = _read_small(path)
+        self.add_read_stat(path, before, t_ref)
+        return content
 
     def add_content(self, path: str) -> bytes | None:
         """Watch the bytes of a small metadata file; return them (None if absent)."""
@@ -215,12 +199,6 @@ class _Fingerprint:
                         st.st_mode,
                     ):
                         return False
-            for watch in self.dirs:
-                key = _lstat_key(watch.path)
-                if key == watch.key and not watch.racy:
-                    continue
-                if key is None or _listing(watch.path, watch.bases) != watch.listing:
-                    return False
         except OSError:
             return False
-        return True
+        return self.tree is None or self.tree.valid()

@@ -1,8 +1,8 @@
 """Git state of the work tree containing ``project_root`` (the ``repo_git`` mode).
 
 This module locates the repository, asks git (through :mod:`.git_commands`) what
-differs from ``HEAD``, hashes those paths from the work tree and records the
-stat fingerprint that lets the next call skip git. What the digest covers is
+differs from ``HEAD``, hashes the paths that count from the work tree and
+records the fingerprint that lets the next call skip git. What the digest covers is
 described in :mod:`consist.core.identity.code_identity`.
 
 The fingerprint
@@ -10,22 +10,19 @@ The fingerprint
 Spawning git costs milliseconds, so ``repo_git`` runs it only when a stat-only
 *fingerprint* can no longer prove that nothing changed. The fingerprint holds:
 
-* the bytes of ``HEAD`` and of the loose ref files it points to (in the
-  worktree's git dir and the common dir), and the stat of ``packed-refs`` and
+* the stat of ``HEAD`` and of the loose ref files it points to (in the
+  worktree's git dir and the common dir; git replaces them by renaming, so any
+  update changes the inode and ctime), and of ``packed-refs`` and
   ``reftable/tables.list``;
 * the stat of the index, ``info/exclude``, the repository and global git config
   files and the global excludes file (``core.excludesFile``);
-* the ``lstat`` (mtime_ns, ctime_ns, size, inode, device, mode) of every
-  tracked file and every dirty or untracked file, and of every ``.gitignore`` /
-  ``.gitattributes`` in a watched directory (even an ignored one is read by git);
-* the stat *and the listing* (names and entry types) of every non-ignored,
-  non-excluded directory of the work tree, empty ones included. A new file
-  changes its directory's listing. When a directory's stat changed but its
-  listing (excluded names removed) did not, e.g. because a database created and
-  removed its ``.wal`` next to an excluded database file, the fingerprint still
-  holds. Each listing was checked against git's own output when it was taken:
-  every entry had to be tracked, untracked, ignored, a submodule or a walked
-  directory, so equal listings mean git would list the same untracked files;
+* the work tree's proof (:mod:`.code_identity_tree`): every non-ignored,
+  non-excluded directory watched with inotify, or the ``lstat`` (mtime_ns,
+  ctime_ns, size, inode, device, mode) of every tracked file, counted untracked
+  file and ``.gitignore`` / ``.gitattributes``, and the stat and *relevant
+  listing* of every such directory. Each listing was checked against git's own
+  output when it was taken: every entry had to be tracked, untracked, ignored,
+  a submodule or a walked directory;
 * the identity of the ``.git`` entries from ``project_root`` up to the work tree
   root (so a new repository in between, or a re-pointed worktree, is noticed).
 
@@ -34,8 +31,11 @@ the moment ``t0`` just *before* git started, under the racy rule of
 :mod:`.code_identity_fingerprint`: a file or metadata entry changed later than
 ``t0 - racy_window_ns`` makes the next call recompute with git. The fingerprint
 is also distrusted when files disappeared or appeared while git ran, and
-whenever the repository contains an untracked nested repository (hashed as a
-whole directory, always recomputed).
+whenever the repository contains an untracked nested repository (its source
+files are hashed as one ``dir:`` entry, always recomputed).
+
+Untracked files are only hashed when their suffix is a source suffix; git lists
+the others, and they are accounted for, but never read.
 
 Files hidden from ``git status`` by ``assume-unchanged`` or ``skip-worktree``
 are always hashed when present.
@@ -50,7 +50,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from consist.core.identity.code_identity_fingerprint import (
-    _DirWatch,
     _entry_kind,
     _Fingerprint,
     _Key,
@@ -59,6 +58,8 @@ from consist.core.identity.code_identity_fingerprint import (
     _stat_key,
 )
 from consist.core.identity.code_identity_records import CodeIdentityError
+from consist.core.identity.code_identity_sources import is_source
+from consist.core.identity.code_identity_tree import GIT_CONTROL_FILES, _DirInfo, _TreeProof
 from consist.core.identity.git_commands import (
     _finish_git,
     _git_env,
@@ -69,12 +70,9 @@ from consist.core.identity.git_commands import (
     _start_git,
     _Status,
 )
-from consist.core.identity.hashing import hash_bytes, hash_directory, hash_file
+from consist.core.identity.hashing import hash_bytes, hash_file
 
 _DELETED = "deleted"
-
-# Files that change what git ignores or how it compares; watched wherever we walk.
-_GIT_CONTROL_FILES = frozenset({".gitignore", ".gitattributes", ".gitmodules"})
 
 
 def _global_git_files(env: dict[str, str]) -> list[str]:
@@ -203,7 +201,7 @@ class _Excluder:
 
 
 def _worktree_entry(path: str) -> tuple[str, _Key, bool]:
-    """(entry, lstat key, volatile) of one dirty path, read from the work tree."""
+    """(entry, lstat key, volatile) of one file that counts, read from the work tree."""
     key = _lstat_key(path)
     if key is None:
         return _DELETED, None, False
@@ -215,10 +213,40 @@ def _worktree_entry(path: str) -> tuple[str, _Key, bool]:
             digest = hash_file(path)
             return ("exec:" + digest if mode & stat_mod.S_IXUSR else digest), key, False
         if stat_mod.S_ISDIR(mode):
-            return "dir:" + hash_directory(path), key, True
+            return _DELETED, None, True  # became a directory: recompute next time
     except (FileNotFoundError, NotADirectoryError, IsADirectoryError, ValueError):
         return _DELETED, None, True  # replaced while reading: recompute next time
     return "special", key, False
+
+
+def _nested_sources_digest(path: str, suffixes: frozenset[str]) -> str:
+    """Digest of the source-suffix files of an untracked nested repository.
+
+    Only files that count as code are read (never data); symlinks are neither
+    followed nor counted, and the nested ``.git`` directory is skipped.
+    """
+    entries: list[str] = []
+    stack = [""]
+    while stack:
+        rel_dir = stack.pop()
+        abs_dir = os.path.join(path, rel_dir) if rel_dir else path
+        try:
+            with os.scandir(abs_dir) as it:
+                listed = sorted(it, key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in listed:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if entry.name == ".git":
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                stack.append(rel)
+            elif entry.is_file(follow_symlinks=False) and is_source(entry.name, suffixes):
+                try:
+                    entries.append(f"{rel}\0{hash_file(entry.path)}")
+                except (FileNotFoundError, IsADirectoryError):
+                    continue
+    return hash_bytes("\n".join(sorted(entries)).encode("utf-8", "surrogateescape"))
 
 
 def _walk_worktree(
@@ -228,20 +256,32 @@ def _walk_worktree(
     status: _Status,
     gitlinks: set[str],
     excluded: _Excluder,
+    tree: _TreeProof,
     fp: _Fingerprint,
     t0: int,
 ) -> bool:
-    """Watch every non-ignored directory; return whether git accounted for every entry."""
+    """Record every non-ignored directory in ``tree``; return whether git accounted for all."""
     accounted = True
+    tracked_by_dir: dict[str, set[str]] = {}
+    for rel in tracked:
+        parent, _, name = rel.rpartition("/")
+        tracked_by_dir.setdefault(parent, set()).add(name)
+    ignored_by_dir: dict[str, set[str]] = {}
+    for rel in (*status.ignored, *status.ignored_dirs):
+        parent, _, name = rel.rpartition("/")
+        ignored_by_dir.setdefault(parent, set()).add(name)
     stack = [""]
     while stack:
         rel_dir = stack.pop()
         abs_dir = os.path.join(toplevel, rel_dir) if rel_dir else toplevel
+        t_ref = time.time_ns()
         key = _lstat_key(abs_dir)
         if key is None:
             accounted = False
             continue
+        tree.watch_dir(abs_dir, rel_dir, key)  # before listing: later changes leave an event
         bases = excluded.by_parent.get(rel_dir, ())
+        names_tracked = frozenset(tracked_by_dir.get(rel_dir, ()))
         listing: set[tuple[str, str]] = set()
         try:
             with os.scandir(abs_dir) as it:
@@ -254,7 +294,8 @@ def _walk_worktree(
             if bases and _name_excluded(name, bases):
                 continue
             kind = _entry_kind(entry)
-            listing.add((name, kind))
+            if tree.relevant(name, kind, names_tracked):
+                listing.add((name, kind))
             rel = f"{rel_dir}/{name}" if rel_dir else name
             if name == ".git":
                 continue
@@ -267,28 +308,62 @@ def _walk_worktree(
                 ):
                     stack.append(rel)
                 continue
-            if name in _GIT_CONTROL_FILES:
-                fp.add_lstat(entry.path, _lstat_key(entry.path), t0)
+            if name in GIT_CONTROL_FILES:
+                control_key = _lstat_key(entry.path)
+                tree.add_file(entry.path, control_key)
+                if fp.is_racy(control_key, t0):
+                    fp.trusted = False
             if not (
                 kind == "s" or rel in tracked or rel in status.untracked or rel in status.ignored
             ):
                 accounted = False  # appeared after git looked
-        fp.dirs.append(_DirWatch(abs_dir, key, frozenset(listing), bases, racy=fp.is_racy(key, t0)))
+        tree.add_dir(
+            _DirInfo(
+                rel_dir,
+                abs_dir,
+                tracked=names_tracked,
+                ignored=frozenset(ignored_by_dir.get(rel_dir, ())),
+                bases=bases,
+                key=key,
+                listing=frozenset(listing),
+                racy=fp.is_racy(key, t_ref),
+            )
+        )
     return accounted
 
 
 @dataclass(eq=False)
 class _GitCore:
-    """The repository's own state (without submodule digests and extra deps)."""
+    """The repository's own state (without submodule digests and extra deps).
+
+    ``tracked_dirty`` holds tracked paths that differ from ``HEAD`` (any
+    extension); ``untracked`` the untracked files (and nested repositories,
+    ``"dir:"``) whose suffix is in ``suffixes``; untracked files with other
+    suffixes were never read.
+    """
 
     location: _Location
     head: str | None
-    dirty: dict[str, str]
+    tracked_dirty: dict[str, str]
+    untracked: dict[str, str]
     submodules: dict[str, str | None]  # rel -> absolute path, None if not checked out
+    suffixes: frozenset[str]
     fingerprint: _Fingerprint
+    tree: _TreeProof
+
+    def close(self) -> None:
+        """Release the work tree watch."""
+        self.tree.close()
 
 
-def _compute_git_core(loc: _Location, excludes: Sequence[str], window_ns: int) -> _GitCore:
+def _compute_git_core(
+    loc: _Location,
+    excludes: Sequence[str],
+    window_ns: int,
+    suffixes: frozenset[str],
+    *,
+    watch: bool = True,
+) -> _GitCore:
     """Run git and describe the work tree's own state, behind a fingerprint.
 
     Parameters
@@ -299,12 +374,18 @@ def _compute_git_core(loc: _Location, excludes: Sequence[str], window_ns: int) -
         Absolute, normalised ``exclude_paths``.
     window_ns : int
         Racy window of the fingerprint.
+    suffixes : frozenset of str
+        Source suffixes: untracked files with one of them are hashed, others
+        are never read.
+    watch : bool
+        Prove later calls with inotify where possible (else stat calls).
 
     Returns
     -------
     _GitCore
-        ``HEAD``, the dirty entries and the submodule paths, with the
-        fingerprint proving them unchanged.
+        ``HEAD``, the tracked paths that differ from it, the counted untracked
+        files and the submodule paths, with the fingerprint proving them
+        unchanged.
 
     Raises
     ------
@@ -320,7 +401,7 @@ def _compute_git_core(loc: _Location, excludes: Sequence[str], window_ns: int) -
     fp = _Fingerprint(window_ns)
 
     # 1. Repository metadata, read before git runs: a later change is a mismatch.
-    ref = fp.add_content(os.path.join(git_dir, "HEAD"))
+    ref = fp.add_read(os.path.join(git_dir, "HEAD"), t0)
     bases = tuple(dict.fromkeys((git_dir, common)))
     for _ in range(5):
         if ref is None or not ref.startswith(b"ref:"):
@@ -330,7 +411,7 @@ def _compute_git_core(loc: _Location, excludes: Sequence[str], window_ns: int) -
             break
         ref = None
         for base in bases:
-            content = fp.add_content(os.path.join(base, *name.split("/")))
+            content = fp.add_read(os.path.join(base, *name.split("/")), t0)
             if ref is None:
                 ref = content
     meta = [
@@ -393,16 +474,29 @@ def _compute_git_core(loc: _Location, excludes: Sequence[str], window_ns: int) -
     for attr in ("untracked", "untracked_dirs", "ignored", "ignored_dirs"):
         setattr(status, attr, {rel for rel in getattr(status, attr) if not excluded(rel)})
 
-    # 3. Hash what differs from HEAD, by content, from the work tree.
+    # 3. Hash what counts, by content, from the work tree: tracked paths that
+    # differ from HEAD (any extension) and untracked files with a source suffix.
+    tree = _TreeProof(
+        toplevel,
+        suffixes,
+        excluded,
+        lambda rel_dir: excluded.by_parent.get(rel_dir, ()),
+        window_ns,
+        watch,
+    )
     expect: dict[str, bool | None] = {
         rel: must for rel, must in status.changed.items() if not excluded(rel)
     }
-    for rel in status.untracked:
-        expect[rel] = True
+    untracked_rels = {
+        rel for rel in status.untracked if is_source(rel.rpartition("/")[2], suffixes)
+    }
+    for rel in untracked_rels:
+        expect.setdefault(rel, True)
     for rel, tag in tracked.items():
         if tag.islower() or tag == "S":  # hidden from status: always hash if present
             expect.setdefault(rel, None)
-    dirty: dict[str, str] = {}
+    tracked_dirty: dict[str, str] = {}
+    untracked: dict[str, str] = {}
     watched: dict[str, _Key] = {}
     for rel in sorted(expect):
         path = os.path.join(toplevel, rel)
@@ -415,10 +509,10 @@ def _compute_git_core(loc: _Location, excludes: Sequence[str], window_ns: int) -
         watched[path] = key
         if entry == _DELETED and tracked.get(rel) in ("S", "s"):
             continue  # not checked out (sparse checkout): nothing to describe
-        dirty[rel] = entry
+        (untracked if rel in untracked_rels else tracked_dirty)[rel] = entry
     for rel in sorted(status.untracked_dirs):
         path = os.path.join(toplevel, rel)
-        dirty[rel] = "dir:" + hash_directory(path)
+        untracked[rel] = "dir:" + _nested_sources_digest(path, suffixes)
         fp.trusted = False  # an untracked nested repository: always recompute
 
     # 4. Stat every tracked file, after git: racy relative to t0 (before git).
@@ -431,7 +525,9 @@ def _compute_git_core(loc: _Location, excludes: Sequence[str], window_ns: int) -
             fp.trusted = False  # git saw it, now it is gone
         watched[path] = key
     for path, key in watched.items():
-        fp.add_lstat(path, key, t0)
+        tree.add_file(path, key)
+        if fp.is_racy(key, t0):
+            fp.trusted = False
 
     # 5. Watch every directory git looks into; verify git accounted for all entries.
     if not _walk_worktree(
@@ -440,10 +536,12 @@ def _compute_git_core(loc: _Location, excludes: Sequence[str], window_ns: int) -
         status=status,
         gitlinks=gitlinks,
         excluded=excluded,
+        tree=tree,
         fp=fp,
         t0=t0,
     ):
         fp.trusted = False
+    fp.tree = tree
 
     # 6. Submodules: described (by the caller) by their own repo_git identity.
     submodules: dict[str, str | None] = {}
@@ -451,4 +549,4 @@ def _compute_git_core(loc: _Location, excludes: Sequence[str], window_ns: int) -
         path = os.path.join(toplevel, rel)
         initialized = fp.add_ident(os.path.join(path, ".git")) is not None
         submodules[rel] = path if initialized else None
-    return _GitCore(loc, status.head, dirty, submodules, fp)
+    return _GitCore(loc, status.head, tracked_dirty, untracked, submodules, suffixes, fp, tree)
