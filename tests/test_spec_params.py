@@ -70,6 +70,17 @@ def test_find_latest_run_limit_with_metadata_filter(tracker: Tracker) -> None:
     assert one.id == sweet[2]
 
 
+def test_find_latest_run_limit_with_tags_and_columns(tracker: Tracker) -> None:
+    # Tag and column filters are bound before the window: their placeholders come first.
+    for n, (iteration, tag) in enumerate([(5, "a"), (4, "a"), (3, "a"), (2, "b")]):
+        with tracker.start_run(f"t{n}", "tagged", iteration=iteration, tags=[tag], year=2030):
+            pass
+    assert tracker.find_latest_run(model="tagged", tags=["a"], limit=1).id == "t2"
+    assert tracker.find_latest_run(tags=["a"], year=2030, limit=2).id == "t1"
+    assert tracker.find_latest_run(tags=["a"]).id == "t0"
+    assert tracker.find_latest_run(tags=["b"], limit=1).id == "t3"
+
+
 def test_find_latest_run_rejects_invalid_limit_before_querying(tracker: Tracker) -> None:
     _runs_with_iterations(tracker, "sim", [1])
     for bad in (-1, True, 2.5, "3"):
@@ -164,7 +175,7 @@ def test_reader_options_are_refused_when_rows_come_from_the_store(
         art = tracker.log_artifact(csv, key="flows", direction="output")
         tracker.ingest(art)
     missing = write(repo / "data" / "never.csv", "a\n1\n")
-    with tracker.start_run("plain", "prep"):
+    with tracker.start_run("plain", "prep_plain"):
         never = tracker.log_artifact(missing, key="never", direction="output")
     csv.unlink()
     missing.unlink()
