@@ -122,9 +122,9 @@ class ExecutionOptions(_Options):
         loaded table, any other parameter the local ``Path``. ``"paths"``:
         always the ``Path``. ``"loaded"``: always the loaded data
         (``consist.load``). ``"none"``: inputs are recorded and hashed, never
-        passed. Independently of this, a parameter named ``config`` receives
-        the run's config dict (unless an input or runtime kwarg of that name
-        is given).
+        passed. Independently of this, config keys bind to parameters of the
+        same name and a parameter named ``config`` receives the whole config
+        (order and details: :mod:`consist.core.binding`).
     load_inputs:
         Legacy switch: ``True`` means ``input_binding="loaded"``, ``False``
         means ``"paths"``.
@@ -135,7 +135,8 @@ class ExecutionOptions(_Options):
     runtime_kwargs:
         Extra keyword arguments passed to the function but never hashed (for
         things like thread counts or scratch paths that do not change
-        results).
+        results). They win over an input or config key of the same name; the
+        run then lists the parameter in ``run.meta["runtime_overrides"]``.
     inject_context:
         ``True`` passes a :class:`~consist.core.run_context.RunContext` as the
         ``ctx`` keyword argument; a string names the parameter instead.

@@ -92,10 +92,11 @@ class TrackerSteps:
         iteration, cache version/epoch) the function is not called and the
         earlier outputs are handed back; the hit is recorded as a new run
         linked to them (``meta["cache_hit"]``, ``meta["cache_source"]``). On a
-        miss the function runs; named ``inputs`` bind to its parameters
-        (``ExecutionOptions.input_binding``), and what it returns (DataFrame,
-        Series, xarray object, path, Artifact, or a dict/tuple of them for
-        several ``outputs``) is written under the run's artifact directory and
+        miss the function runs; named ``inputs`` and config keys bind to its
+        parameters of the same name (:mod:`consist.core.binding`), and what
+        it returns (DataFrame, Series, xarray object, path, Artifact, or a
+        dict/tuple of them for several ``outputs``) is written under the
+        run's artifact directory and
         logged. ``output_paths`` and files made with ``consist.output_path``
         are logged too; ``capture_dir`` logs new or modified files matching
         ``capture_pattern``. Every miss stores why it missed in
