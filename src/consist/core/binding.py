@@ -233,6 +233,7 @@ class BindingPlanner:
         runtime = tuple(runtime_kwargs)
         inputs = set(input_keys) if input_binding != "none" else set()
         model, config_keys, model_attrs = _config_keys(config)
+        config_set = set(config_keys)
         ctx = _ctx_name(inject_context)
 
         for key in runtime:
@@ -261,16 +262,14 @@ class BindingPlanner:
         shadows: list[str] = []
         missing: list[str] = []
         for name, p in named.items():
-            in_config = name in config_keys and name != CONFIG_PARAM
+            in_config = name in config_set and name != CONFIG_PARAM
             if name in runtime:
                 if name in inputs or in_config:
                     overrides.append(name)
             elif name == ctx:
                 pass
             elif name in inputs:
-                bound_inputs.append(
-                    InputBinding(name, name, _load(input_binding, p)),
-                )
+                bound_inputs.append(InputBinding(name, name, _load(input_binding, p)))
                 if in_config:
                     shadows.append(name)
             elif name == CONFIG_PARAM:
