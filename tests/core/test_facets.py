@@ -283,15 +283,15 @@ class TestArtifactFacets:
         facets = tracker.store.facets
         rows = facets.artifact_kv(indexed.id)
         assert {r.key: r.value for r in rows} == {"zones.count": 4500, "zones.system": "taz"}
-        assert all(r.namespace == "skims" for r in rows)  # namespace: the artifact key
+        assert all(r.namespace == "asim" for r in rows)  # namespace: the producing run's model
         assert facets.artifact_facet(indexed.id).facet["periods"] == ["am", "pm"]
         assert facets.artifact_facet(indexed.id).schema_version == "1"
         assert facets.artifact_kv(plain.id) == []  # facet_index defaults to False
         assert facets.artifact_facet(plain.id).facet == {"x": 1}
         found = facets.find_artifacts_by_kv(key="zones.system", value_str="taz")
         assert [a.id for a in found] == [indexed.id]
-        assert facets.find_artifacts_by_kv(key="zones.count", namespace="skims", value_num=4500)
-        assert facets.find_artifacts_by_kv(key="zones.count", namespace="other") == []
+        assert facets.find_artifacts_by_kv(key="zones.count", namespace="asim", value_num=4500)
+        assert facets.find_artifacts_by_kv(key="zones.count", namespace="skims") == []
 
     def test_log_artifacts_facets_by_key(self, tracker: Tracker, base: Path) -> None:
         paths = {}

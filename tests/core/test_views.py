@@ -382,7 +382,7 @@ def test_if_exists_and_table_names(tracker: Tracker) -> None:
 # create_grouped_view
 # --------------------------------------------------------------------------- #
 def linkstats(tracker: Tracker) -> list[Any]:
-    """Four runs of 'linkstats' with indexed artifact facets (namespace = the key)."""
+    """Four 'beam' runs of 'linkstats' with indexed artifact facets (namespace = the model)."""
     out = []
     for i in range(4):
         facet = {
@@ -420,8 +420,9 @@ def test_grouped_view_facet_predicates(tracker: Tracker) -> None:
     assert runs() == ["beam_0", "beam_1", "beam_2", "beam_3"]
     assert runs("phys_sim_iteration>=2") == ["beam_2", "beam_3"]
     assert runs("phys_sim_iteration<=1", "artifact_family=linkstats") == ["beam_0", "beam_1"]
-    assert runs("linkstats.phys_sim_iteration=2") == ["beam_2"]  # explicit namespace
-    assert runs("phys_sim_iteration=2", namespace="linkstats") == ["beam_2"]
+    assert runs("beam.phys_sim_iteration=2") == ["beam_2"]  # explicit namespace
+    assert runs("phys_sim_iteration=2", namespace="beam") == ["beam_2"]
+    assert runs("phys_sim_iteration=2", namespace="linkstats") == []  # not the key
     assert runs("phys_sim_iteration=2", namespace="other") == []
     assert runs("scale<=0.5") == ["beam_0", "beam_1"]
     assert runs("final=true") == ["beam_3"]
@@ -435,7 +436,7 @@ def test_grouped_view_attaches_typed_facets(tracker: Tracker) -> None:
     result = tracker.create_grouped_view(
         "v_ls",
         schema_id=arts[0].meta["schema_id"],
-        namespace="linkstats",
+        namespace="beam",
         params=["artifact_family=linkstats", "phys_sim_iteration>=1"],
         attach_facets=["artifact_family", "phys_sim_iteration", "scale", "final", "missing"],
         drivers=["parquet"],
@@ -467,7 +468,7 @@ def test_grouped_view_without_system_columns(tracker: Tracker) -> None:
     result = tracker.create_grouped_view(
         "v_plain",
         schema_id=arts[0].meta["schema_id"],
-        attach_facets=["linkstats.phys_sim_iteration"],
+        attach_facets=["beam.phys_sim_iteration"],
         include_system_columns=False,
     )
     assert result.columns == ["link", "volume", "facet_phys_sim_iteration"]

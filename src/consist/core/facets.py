@@ -71,8 +71,8 @@ class ConfigFacet(BaseModel):
         ``blake3:<hex>`` digest of the namespace, schema name, schema version
         and the canonical JSON of ``facet`` (see :func:`facet_id`).
     namespace:
-        The run's model name for run facets, the artifact key for artifact
-        facets.
+        The model name of the run: of the run itself for run facets, of the
+        run that produced (first logged) the artifact for artifact facets.
     schema_name, schema_version:
         Optional schema tags (the version is stored as text).
     facet:

@@ -27,6 +27,7 @@ from consist.core.identity.code_identity import CODE_IDENTITY_MODES
 from consist.core.identity.hashing import ContentHasher
 from consist.core.identity.service import IdentityService
 from consist.core.paths import PathResolver
+from consist.core.run_facet import build_run_facet
 from consist.core.store.journal import Journal
 from consist.core.store.metadata_store import MetadataStore
 from consist.core.validation import (
@@ -177,12 +178,16 @@ class RunLifecycle:
                 f"{', '.join(CODE_IDENTITY_MODES)}"
             )
         extra_deps = _validate_path_list(code_identity_extra_deps, "code_identity_extra_deps")
-        facet_data = _build_facet(facet, facet_from, config_data)
-        facet_schema_name = type(facet).__name__ if hasattr(facet, "model_dump") else None
-        if facet_schema_version is not None and not isinstance(facet_schema_version, str | int):
-            raise TypeError("facet_schema_version must be a str, an int or None")
-        if not isinstance(facet_index, bool):
-            raise TypeError("facet_index must be True or False")
+        run_facet = build_run_facet(
+            facet,
+            facet_from,
+            config_data,
+            config_source=config,
+            facet_schema_version=facet_schema_version,
+            facet_index=facet_index,
+        )
+        facet_data, facet_schema_name = run_facet.data, run_facet.schema_name
+        facet_index = run_facet.indexed
         input_requests = _input_requests(inputs)
         hashed = _named_paths(hash_inputs, "hash_inputs")
         options = cache_options or CacheOptions(cache_mode=cache_mode)
@@ -671,25 +676,3 @@ def _validate_path_list(value: Any, param: str) -> list[str]:
         out.append(os.fspath(entry))
     return out
 
-
-def _build_facet(facet: Any, facet_from: Any, config: Mapping[str, Any]) -> dict[str, Any] | None:
-    data: dict[str, Any] = {}
-    if facet_from is not None:
-        if isinstance(facet_from, str):
-            raise TypeError(f"facet_from must be a list of config keys: use [{facet_from!r}]")
-        for key in facet_from:
-            if key not in config:
-                raise ValueError(
-                    f"facet_from names {key!r}, which is not a key of config "
-                    f"(available: {sorted(config)[:20]})"
-                )
-            data[key] = config[key]
-    if facet is not None:
-        if hasattr(facet, "model_dump") and callable(facet.model_dump):
-            facet = facet.model_dump(mode="json")
-        if not isinstance(facet, Mapping):
-            raise TypeError(f"facet must be a dict or a pydantic model, got {type(facet).__name__}")
-        data.update(facet)
-    if facet is None and facet_from is None:
-        return None
-    return validate_metadata(data, param="facet")

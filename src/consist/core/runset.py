@@ -10,9 +10,14 @@ Build one from a query (``tracker.run_set(model="asim", year=2030)`` or
     frame = base.to_frame(facets=["demand.scale"])
 
 Fields are Run attributes (``year``, ``iteration``, ``stage``, ``model_name``,
-...) or facet keys written ``"facet.<key>"`` / ``"facet:<key>"`` (flattened
-dotted keys of the run's indexed facet, looked up in one query per call).
-pandas is imported only by :meth:`RunSet.to_frame`.
+...) or facet keys (flattened dotted keys of the run's indexed facet, looked
+up in one query per call), written bare (``"scale"``, ``"demand.scale"``) or
+with a prefix (``"facet.scale"`` / ``"facet:scale"``). A bare name that is a
+Run attribute means the attribute: the facet key of the same name needs the
+prefix (``split_by("year")`` groups by ``Run.year``, ``split_by("facet.year")``
+by the facet's ``year``). A bare name that is neither a Run attribute nor a
+facet key of any run in the set raises ``ValueError`` (a typo never silently
+selects nothing). pandas is imported only by :meth:`RunSet.to_frame`.
 """
 
 from __future__ import annotations
@@ -39,6 +44,14 @@ _FRAME_COLUMNS = (
     "created_at",
 )
 _EARLIEST = datetime.min.replace(tzinfo=UTC)
+# Names a bare field resolves to on the Run itself: its fields and public properties.
+_RUN_ATTRIBUTES = frozenset(Run.model_fields) | frozenset(
+    name
+    for name in dir(Run)
+    if not name.startswith("_")
+    and not name.startswith("model_")
+    and isinstance(getattr(Run, name, None), property)
+)
 
 
 class RunSource(Protocol):
@@ -59,10 +72,19 @@ class RunSource(Protocol):
 
 
 def _facet_key(field: str) -> str | None:
+    """The facet key of ``field``: after a ``facet.`` prefix, or a bare non-attribute name."""
     for prefix in _FACET_PREFIXES:
         if field.startswith(prefix) and len(field) > len(prefix):
             return field[len(prefix) :]
-    return None
+    if field in _RUN_ATTRIBUTES:
+        return None
+    return field
+
+
+def _is_bare_facet(field: str) -> bool:
+    return field not in _RUN_ATTRIBUTES and not any(
+        field.startswith(p) and len(field) > len(p) for p in _FACET_PREFIXES
+    )
 
 
 def _hashable(value: Any) -> Hashable:
@@ -85,11 +107,6 @@ def _as_fields(on: str | Sequence[str], param: str) -> list[str]:
     for name in fields:
         if not isinstance(name, str) or not name:
             raise TypeError(f"{param} must name fields as strings, got {name!r}")
-        if _facet_key(name) is None and name not in Run.model_fields and not hasattr(Run, name):
-            raise ValueError(
-                f"{param}: {name!r} is neither a Run attribute nor 'facet.<key>'; "
-                f"use one of {', '.join(sorted(Run.model_fields))}"
-            )
     return fields
 
 
@@ -204,11 +221,25 @@ class RunSet:
 
     def values(self, field: str) -> list[Any]:
         """The value of ``field`` for each run, in order (None when a facet key is missing)."""
-        return [row[0] for row in self._key_rows([field])]
+        (name,) = _as_fields(field, "values")
+        return [row[0] for row in self._key_rows([name], "values")]
 
-    def _key_rows(self, fields: Sequence[str]) -> list[tuple[Any, ...]]:
+    def _key_rows(self, fields: Sequence[str], param: str) -> list[tuple[Any, ...]]:
         facet_keys = [k for k in (_facet_key(f) for f in fields) if k is not None]
+        bare = [f for f in fields if _is_bare_facet(f)]
+        if bare and self._runs and self._source is None:
+            raise ValueError(
+                f"{param}: {bare[0]!r} is not a Run attribute, so it is read as a facet key, "
+                "which needs a tracker: build the set with tracker.run_set(...)"
+            )
         facets = self._facet_values(facet_keys)
+        for name in bare:
+            if self._runs and not any(name in values for values in facets.values()):
+                raise ValueError(
+                    f"{param}: {name!r} is neither a Run attribute nor a facet key of any run "
+                    f"in this set; use a Run attribute ({', '.join(sorted(Run.model_fields))}) "
+                    "or a key of the runs' facets (write 'facet.<key>' to allow a key no run has)"
+                )
         rows = []
         for run in self._runs:
             row = []
@@ -231,10 +262,13 @@ class RunSet:
         predicate : callable, optional
             ``predicate(run) -> bool``.
         **field_equals :
-            ``field=value`` exact matches on Run attributes; facet keys go
-            through a dict: ``filter(**{"facet.demand.scale": 1.5})``. A value
-            may also be a callable, applied to the field value. ``True`` does
-            not match ``1`` (nor ``False`` ``0``).
+            ``field=value`` exact matches on Run attributes or facet keys:
+            ``filter(year=2030, scenario="policy")``; dotted or prefixed
+            keys go through a dict: ``filter(**{"demand.scale": 1.5})``,
+            ``filter(**{"facet.year": 2030})`` (a bare name that is a Run
+            attribute means the attribute). A value may also be a callable,
+            applied to the field value. ``True`` does not match ``1`` (nor
+            ``False`` ``0``).
 
         Returns
         -------
@@ -244,10 +278,11 @@ class RunSet:
         Raises
         ------
         ValueError
-            If a field is neither a Run attribute nor ``"facet.<key>"``.
+            If a bare field is neither a Run attribute nor a facet key of
+            any run in the set.
         """
         fields = _as_fields(list(field_equals), "filter") if field_equals else []
-        rows = self._key_rows(fields) if fields else [()] * len(self._runs)
+        rows = self._key_rows(fields, "filter") if fields else [()] * len(self._runs)
         wanted = [field_equals[name] for name in fields]
         kept = []
         for run, row in zip(self._runs, rows, strict=True):
@@ -266,7 +301,9 @@ class RunSet:
         Parameters
         ----------
         field : str
-            A Run attribute (``"year"``) or ``"facet.<key>"`` / ``"facet:<key>"``.
+            A Run attribute (``"year"``), a facet key (``"scale"``,
+            ``"demand.scale"``) or ``"facet.<key>"`` / ``"facet:<key>"``
+            (needed when the key is also a Run attribute's name).
 
         Returns
         -------
@@ -279,11 +316,12 @@ class RunSet:
         Raises
         ------
         ValueError
-            If ``field`` is neither a Run attribute nor ``"facet.<key>"``.
+            If a bare ``field`` is neither a Run attribute nor a facet key of
+            any run in the set.
         """
         (name,) = _as_fields(field, "split_by")
         groups: dict[Hashable, list[Run]] = {}
-        for run, (value,) in zip(self._runs, self._key_rows([name]), strict=True):
+        for run, (value,) in zip(self._runs, self._key_rows([name], "split_by"), strict=True):
             groups.setdefault(_hashable(value), []).append(run)
         prefix = f"{self.label}/" if self.label is not None else ""
         return {
@@ -315,7 +353,7 @@ class RunSet:
             return self._derive([max(self._runs, key=_recency)])
         fields = _as_fields(by, "latest")
         best: dict[Hashable, Run] = {}
-        for run, row in zip(self._runs, self._key_rows(fields), strict=True):
+        for run, row in zip(self._runs, self._key_rows(fields, "latest"), strict=True):
             group = _hashable(row)
             current = best.get(group)
             if current is None or _recency(run) > _recency(current):
@@ -326,7 +364,7 @@ class RunSet:
 
     def _keyed(self, fields: list[str], side: str) -> dict[Hashable, Run]:
         keyed: dict[Hashable, Run] = {}
-        for run, row in zip(self._runs, self._key_rows(fields), strict=True):
+        for run, row in zip(self._runs, self._key_rows(fields, "align"), strict=True):
             key = _hashable(row[0] if len(fields) == 1 else row)
             if key in keyed:
                 raise ValueError(

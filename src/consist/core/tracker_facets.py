@@ -79,8 +79,8 @@ class TrackerFacets:
         """List persisted config facets, optionally filtered.
 
         Identical facet payloads are stored once, so this lists distinct
-        payloads (run facets are namespaced by model name, artifact facets by
-        artifact key), newest first.
+        payloads (namespaced by model name: the run's for run facets, the
+        producing run's for artifact facets), newest first.
 
         Parameters
         ----------

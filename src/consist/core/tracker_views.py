@@ -241,6 +241,9 @@ class TrackerViews:
         namespace : str, optional
             Default ArtifactKV namespace applied to facet predicates (and
             ``attach_facets`` paths) that do not include an explicit namespace.
+            Artifact facets are indexed under the model name of the run that
+            produced the artifact (``namespace="beam"`` for the outputs of
+            ``beam`` runs). None: any namespace.
         params : list of str, optional
             Facet predicate expressions, each in one of: ``<key>=<value>``,
             ``<key>>=<value>``, ``<key><=<value>``. A leading namespace is
@@ -279,6 +282,9 @@ class TrackerViews:
         ViewResult
             Result of ``ViewFactory.create_grouped_hybrid_view`` (name, SQL,
             hot/cold artifact counts, missing and skipped files, columns).
+            A selection that matches nothing still creates the view, with
+            the schema's columns (the model's fields, or the stored profile
+            of ``schema_id``) plus the system columns, and zero rows.
 
         Raises
         ------
@@ -308,7 +314,7 @@ class TrackerViews:
         validate_policies(mode, if_exists, missing_files)
         if not isinstance(include_system_columns, bool):
             raise ValueError("include_system_columns must be True or False")
-        sources, attach = select_grouped(
+        selection = select_grouped(
             factory.schemas,
             schema_id=schema_id,
             schema=schema,
@@ -328,8 +334,9 @@ class TrackerViews:
         )
         return factory.create_grouped_hybrid_view(
             view_name,
-            sources,
-            attach=attach,
+            selection.sources,
+            attach=selection.attach,
+            empty_columns=selection.schema_columns,
             include_system_columns=include_system_columns,
             mode=mode,
             if_exists=if_exists,

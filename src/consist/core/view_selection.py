@@ -12,10 +12,10 @@ every selector before anything is created, and turns them into the selected
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from consist.core.schema_fields import is_system_column
-from consist.core.schema_models import is_sqlmodel_class, model_columns
+from consist.core.schema_models import duckdb_type_for_annotation, is_sqlmodel_class, model_columns
 from consist.core.store.schema_store import RUN_FILTER_COLUMNS, SchemaStore, ViewSource
 from consist.core.store.view_store import FacetColumn
 from consist.core.views import (
@@ -24,6 +24,26 @@ from consist.core.views import (
     split_namespace,
     type_facet_column,
 )
+
+
+class GroupedSelection(NamedTuple):
+    """What a grouped view covers.
+
+    Attributes
+    ----------
+    sources:
+        The selected artifacts, oldest first.
+    attach:
+        The typed facet columns.
+    schema_columns:
+        ``(name, DuckDB type)`` of the selecting schema (the model's fields,
+        or the stored profile of ``schema_id``): the view's data columns when
+        nothing is selected.
+    """
+
+    sources: list[ViewSource]
+    attach: list[FacetColumn]
+    schema_columns: list[tuple[str, str]]
 
 
 def select_grouped(
@@ -37,7 +57,7 @@ def select_grouped(
     attach_facets: Any = None,
     run_filters: Mapping[str, Any] | None = None,
     schema_compatible: Any = False,
-) -> tuple[list[ViewSource], list[FacetColumn]]:
+) -> GroupedSelection:
     """Validate the selectors of a grouped view; select its artifacts and facet columns.
 
     Parameters
@@ -52,8 +72,9 @@ def select_grouped(
 
     Returns
     -------
-    tuple[list[ViewSource], list[FacetColumn]]
-        The selected artifacts (oldest first) and the typed facet columns.
+    GroupedSelection
+        The selected artifacts (oldest first), the typed facet columns and
+        the schema's columns.
 
     Raises
     ------
@@ -108,7 +129,23 @@ def select_grouped(
         )
         for column in attach:
             type_facet_column(column, typed[(column.namespace, column.key)])
-    return sources, attach
+    return GroupedSelection(sources, attach, _schema_columns(store, schema_id, schema))
+
+
+def _schema_columns(
+    store: SchemaStore, schema_id: str | None, schema: type | None
+) -> list[tuple[str, str]]:
+    """``(name, DuckDB type)`` of the selecting schema, system columns left out."""
+    if schema is not None:
+        return [
+            (name, duckdb_type_for_annotation(annotation))
+            for name, annotation, _, _ in model_columns(schema)
+            if not is_system_column(name)
+        ]
+    profile = store.get_profile(schema_id) if schema_id is not None else None
+    if profile is None:
+        return []
+    return [(f.name, f.type) for f in profile.fields if not is_system_column(f.name)]
 
 
 def resolve_schema_ids(

@@ -368,6 +368,7 @@ class ViewFactory:
         sources: Sequence[ViewSource],
         *,
         attach: Sequence[FacetColumn] = (),
+        empty_columns: Sequence[tuple[str, str]] | None = None,
         include_system_columns: bool = True,
         mode: str = "hybrid",
         if_exists: str = "replace",
@@ -383,6 +384,9 @@ class ViewFactory:
             The selected artifacts (``SchemaStore.select_sources``).
         attach:
             Typed facet columns to join (see :func:`type_facet_column`).
+        empty_columns:
+            ``(name, DuckDB type)`` of the selecting schema: the view's data
+            columns when nothing is selected (zero rows, same columns).
         include_system_columns, mode, if_exists, missing_files:
             As in ``Tracker.create_grouped_view``.
 
@@ -405,6 +409,7 @@ class ViewFactory:
             sources,
             concept_key=None,
             columns=None,
+            empty_columns=empty_columns,
             attach=attach,
             include_system_columns=include_system_columns,
             mode=mode,
@@ -422,6 +427,7 @@ class ViewFactory:
         concept_key: str | None,
         columns: Sequence[tuple[str, str]] | None,
         attach: Sequence[FacetColumn],
+        empty_columns: Sequence[tuple[str, str]] | None = None,
         include_system_columns: bool,
         mode: str,
         if_exists: str,
@@ -452,6 +458,7 @@ class ViewFactory:
                 columns=columns,
                 attach=attach,
                 include_system_columns=include_system_columns,
+                empty_columns=empty_columns,
             )
         return result
 

@@ -105,7 +105,7 @@ def freeze(
         owned = art.run_id == run_id and not art.is_run_view
         write.artifacts.append((artifact_params(art), owned))
         if owned:
-            add_artifact_rows(art, write.facets)
+            add_artifact_rows(art, write.facets, namespace=record.run.model_name)
         write.links.append([run_id, str(art.id), direction, art.key, json_dump(art.meta)])
         if art.content_id is not None and art.hash:
             write.contents.append([str(art.content_id), art.hash, art.size_bytes, now])

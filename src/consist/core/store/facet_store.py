@@ -136,10 +136,12 @@ def rows_for_run(record: ConsistRecord, rows: FacetRows | None = None) -> FacetR
     return rows
 
 
-def add_artifact_rows(art: Artifact, rows: FacetRows) -> FacetRows:
+def add_artifact_rows(art: Artifact, rows: FacetRows, *, namespace: str) -> FacetRows:
     """Append the facet rows of an artifact that carries ``meta["facet"]``.
 
-    The namespace is the artifact's key. Only scalar fields are indexed
+    The namespace is the model name of the run that produced (first logged)
+    the artifact, as for run facets, so ``beam.phys_sim_iteration>=2``
+    selects the artifacts of ``beam`` runs. Only scalar fields are indexed
     (lists and empty dicts stay in the payload), and only when
     ``meta["facet_index"]`` is true.
     """
@@ -147,7 +149,6 @@ def add_artifact_rows(art: Artifact, rows: FacetRows) -> FacetRows:
     facet = meta.get("facet")
     if not isinstance(facet, Mapping):
         return rows
-    namespace = art.key
     schema_name = meta.get("facet_schema_name")
     schema_version = meta.get("facet_schema_version")
     indexed = bool(meta.get("facet_index", False))

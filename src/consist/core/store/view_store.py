@@ -138,6 +138,7 @@ class ViewStore:
         columns: Sequence[tuple[str, str]] | None,
         attach: Sequence[FacetColumn],
         include_system_columns: bool,
+        empty_columns: Sequence[tuple[str, str]] | None = None,
     ) -> tuple[str, list[str]]:
         """Create (or replace) ``view_name`` over hot rows and cold files.
 
@@ -158,6 +159,10 @@ class ViewStore:
             Typed facet columns joined by ``consist_artifact_id``.
         include_system_columns:
             Keep the ``consist_*`` columns.
+        empty_columns:
+            ``(name, DuckDB type)`` of the view when no hot rows and no file
+            are selected (e.g. the schema a grouped view selects by), so an
+            empty view still has its columns; None: only the system columns.
 
         Returns
         -------
@@ -170,6 +175,8 @@ class ViewStore:
                 parts += _hot_parts(hot.tables, hot.hot_of, ids, hot.concept_table)
             parts += _cold_parts(con, cold)
             union = "\nUNION ALL BY NAME\n".join(parts) if parts else _empty_system_select()
+            if not parts and columns is None and empty_columns:
+                columns = empty_columns
             available = [r[0] for r in con.execute(f"DESCRIBE {union}").fetchall()]
             select = _projection(union, available, columns, attach, include_system_columns)
             con.execute(f"CREATE OR REPLACE VIEW {qi(view_name)} AS {select}")
