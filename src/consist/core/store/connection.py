@@ -98,6 +98,10 @@ class DuckDBConnectionManager:
         self._timer_active = False
         self._turn: _ProcessTurn | None = None
         self.open_count = 0
+        # Changes each time the file is (re)opened: state learned while the
+        # file was held continuously (no other process could write) is only
+        # trusted within one epoch.
+        self.epoch = 0
         # Called (holding the manager's lock) before the file is given back:
         # stores retry writes whose commit failed there.
         self.before_release: list[Callable[[], None]] = []
@@ -237,6 +241,7 @@ class DuckDBConnectionManager:
             raise
         self._con = con
         self.open_count += 1
+        self.epoch += 1
         self._opened_at = time.monotonic()
         return con
 

@@ -105,8 +105,29 @@ class Journal:
             self.ledger.note_pending(record.run.id, record.updated_ns)
         atomic_write_bytes(path, data)
         if latest:
-            # The latest pointer is a convenience copy: derivable, so no fsync.
+            self._point_latest_at(path, data)
+
+    def _point_latest_at(self, path: Path, data: bytes) -> None:
+        """Make ``consist.json`` the snapshot just written.
+
+        A hard link to the snapshot's file (which every write replaces with a
+        new file, so the link keeps this version) costs a few microseconds
+        where a copy costs a file creation; filesystems without hard links
+        get a copy. Derivable, so never fsynced.
+        """
+        tmp = self.latest_path.with_name(
+            f".{LATEST_FILENAME}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+        )
+        try:
+            os.link(path, tmp)
+        except OSError:
             atomic_write_bytes(self.latest_path, data, fsync=False)
+            return
+        try:
+            os.replace(tmp, self.latest_path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def note_started(self, record: ConsistRecord) -> None:
         """Note the start of a run whose snapshot file is written when it ends.
@@ -117,7 +138,9 @@ class Journal:
         """
         self._ensure_dirs()
         record.updated_ns = max(time.time_ns(), record.updated_ns + 1)
-        self.ledger.note_started(record.run.id, record.updated_ns, record.model_dump_json().encode())
+        self.ledger.note_started(
+            record.run.id, record.updated_ns, record.model_dump_json().encode()
+        )
 
     def write_if_absent(self, record: ConsistRecord) -> bool:
         """Write ``record`` as its run's snapshot unless one exists; True if written.

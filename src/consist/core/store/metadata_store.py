@@ -18,7 +18,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from consist.core.identity.hashing import StatCacheEntry, StatKey
-from consist.core.store.batch import PendingWrite, freeze, write_batch, write_stat_entries
+from consist.core.store.batch import (
+    PendingWrite,
+    completed_signatures,
+    freeze,
+    write_batch,
+    write_stat_entries,
+)
 from consist.core.store.connection import DuckDBConnectionManager
 from consist.core.store.facet_store import FacetStore
 from consist.core.store.lineage_store import LineageStore
@@ -33,6 +39,7 @@ from consist.core.store.rows import (
 )
 from consist.core.store.run_queries import RunQueryMixin
 from consist.core.store.schema import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_DDL
+from consist.core.store.signature_index import signatures_for
 from consist.models.artifact import Artifact
 from consist.models.records import ConsistRecord
 from consist.models.run import Run
@@ -83,6 +90,7 @@ class MetadataStore(RunQueryMixin):
         self._pending: list[PendingWrite] = []
         self._pending_lock = threading.Lock()
         self.connections.before_release.append(self._flush_quietly)
+        self._signatures = signatures_for(self.connections)
         # Facet payloads and their key/value index (all facet SQL lives there).
         self.facets = FacetStore(self.connections, before_read=self._flush_before_read)
         _STORES.add(self)
@@ -175,6 +183,7 @@ class MetadataStore(RunQueryMixin):
             stat_entries,
             with_identity=first or full,
             on_synced=on_synced,
+            new_run=first and not full,
         )
         with self._pending_lock:
             self._pending.append(write)
@@ -190,13 +199,24 @@ class MetadataStore(RunQueryMixin):
             batch, self._pending = self._pending, []
         if not batch:
             return
+        plain = all(w.new_run for w in batch) and len({w.run_id for w in batch}) == len(batch)
         try:
-            with self.connections.transaction() as con:
-                write_batch(con, batch)
+            try:
+                with self.connections.transaction() as con:
+                    write_batch(con, batch, plain_inserts=plain)
+                    epoch = self.connections.epoch
+            except Exception as exc:
+                if not (plain and _is_duplicate_key(exc)):
+                    raise
+                # The run row existed after all (a re-opened run): upsert instead.
+                with self.connections.transaction() as con:
+                    write_batch(con, batch)
+                    epoch = self.connections.epoch
         except BaseException:
             with self._pending_lock:
                 self._pending[:0] = batch
             raise
+        self._signatures.add(epoch, completed_signatures(batch))
         for write in batch:
             if write.on_synced is not None:
                 try:
@@ -316,10 +336,14 @@ class MetadataStore(RunQueryMixin):
 
         On every run's critical path, so: a point query on the signature
         (nothing more when there is no candidate, the common miss), then one
-        query for the candidates' outputs. Queued writes are not flushed
-        first; the cache service covers this process's own recent runs.
+        query for the candidates' outputs. In a loop of runs the common miss
+        costs no query at all (see :mod:`consist.core.store.signature_index`).
         """
         with self.connections.connection() as con:
+            if not self._signatures.may_exist(
+                self.connections.epoch, signature, lambda: _completed_signatures(con)
+            ):
+                return []
             rows = con.execute(
                 f"SELECT {RUN_COLUMNS} FROM run WHERE signature = ? AND status = 'completed'",
                 [signature],
@@ -610,5 +634,14 @@ class MetadataStore(RunQueryMixin):
             self._engine = None
 
 
-def _is_entity(value: Any) -> bool:
-    return hasattr(value, "__table__") or hasattr(value, "model_fields")
+def _is_duplicate_key(exc: BaseException) -> bool:
+    import duckdb
+
+    return isinstance(exc, duckdb.ConstraintException)
+
+
+def _completed_signatures(con: Any) -> list[str]:
+    rows = con.execute(
+        "SELECT DISTINCT signature FROM run WHERE status = 'completed' AND signature IS NOT NULL"
+    ).fetchall()
+    return [r[0] for r in rows]
