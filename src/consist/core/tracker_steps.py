@@ -263,9 +263,8 @@ class TrackerSteps:
             what="run",
         )
         if self.lifecycle.active is None:
-            # Run-level checks (tags, year, metadata, facets, identity inputs);
-            # prepare_begin writes nothing.
-            begin_kwargs = {k: v for k, v in spec.begin_kwargs.items() if k != "config"}
+            # Run-level checks (config, tags, year, metadata, facets such as
+            # facet_from naming config keys, identity inputs); writes nothing.
             self.lifecycle.prepare_begin(
                 spec.run_id,
                 spec.model,
@@ -273,7 +272,7 @@ class TrackerSteps:
                 cache_options=spec.cache,
                 fn=fn,
                 run_id_is_new=True,
-                **begin_kwargs,
+                **spec.begin_kwargs,
             )
         return spec
 
