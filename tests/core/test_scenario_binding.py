@@ -258,3 +258,27 @@ def test_sweep_configs_reach_the_workers_as_recorded(tracker: Tracker, base: Pat
         )
     assert [row.cache_hit for row in again] == [True, True, True]
     assert sorted(int(x) for x in log.read_text().split()) == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_sweep_facet_from_names_config_keys(tracker: Tracker, base: Path) -> None:
+    # Validation in the parent checks facet_from against each config, as run() does.
+    log = base / "log.txt"
+    rows = tracker.sweep(
+        sweep_step,
+        [{"i": 0, "scale": 2}, {"i": 1, "scale": 3}],
+        max_workers=2,
+        facet_from=["scale"],
+        runtime_kwargs={"log": str(log)},
+    )
+    rows.raise_for_failures()
+    for row in rows:
+        assert tracker.get_config_values(row.run_id) == {"scale": row.config["scale"]}
+    with pytest.raises(ValueError, match="facet_from names 'missing'"):
+        tracker.sweep(
+            sweep_step,
+            [{"i": 2, "scale": 4}],
+            facet_from=["missing"],
+            runtime_kwargs={"log": str(log)},
+        )
+    assert sorted(int(x) for x in log.read_text().split()) == [0, 1]
