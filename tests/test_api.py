@@ -364,15 +364,16 @@ class TestRetrieval:
         assert dest.read_bytes() == art.path.read_bytes()
         assert art.path.exists(), "materialize copies, it does not move"
 
-    def test_materialize_outside_run_dir_is_rejected(
+    def test_materialize_outside_run_dir_is_honoured(
         self, tracker: Tracker, produced: consist.RunResult, base: Path
     ) -> None:
+        # A destination the user names is honoured wherever it points (DESIGN 5).
         art = produced.outputs["trips_all"]
         outside = base / "elsewhere" / "trips.parquet"
-        with pytest.raises(ValueError):
-            tracker.materialize(art, outside)
-        assert not outside.exists()
-        assert not outside.parent.exists()
+        assert tracker.materialize(art, outside) == str(outside)
+        assert outside.read_bytes() == art.path.read_bytes()
+        with pytest.raises(ValueError, match="destination_path"):
+            tracker.materialize(art, "")
 
     def test_materialize_outside_run_dir_with_allow_external_paths(
         self, base: Path, data_csv: Path

@@ -60,11 +60,19 @@ def define_step(**kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., A
     """Attach ``run()`` defaults (outputs, tags, cache_mode, inject_context ...) to a function.
 
     ``Tracker.run`` (and ``ScenarioContext.run``) read them; arguments given
-    to ``run`` win. Unknown keywords raise TypeError at decoration time.
+    to ``run`` win. ``name_template`` (placeholders as for
+    ``tracker.scenario(name_template=...)``) names the step when no ``name``
+    is given: it beats the scenario's template, and outside a scenario
+    ``{scenario}`` renders empty. Unknown keywords raise TypeError at
+    decoration time.
     """
     from consist.core.runner import STEP_ATTR, validate_step_metadata
+    from consist.core.step_names import check_name_template
 
+    template = check_name_template(kwargs.pop("name_template", None))
     metadata = validate_step_metadata(kwargs)
+    if template is not None:
+        metadata["name_template"] = template
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
         setattr(fn, STEP_ATTR, {**(getattr(fn, STEP_ATTR, None) or {}), **metadata})

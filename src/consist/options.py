@@ -17,7 +17,8 @@ CodeIdentityMode = Literal["repo_git", "callable_module", "callable_source"]
 OutputPolicy = Literal["warn", "error", "ignore"]
 InputBinding = Literal["auto", "paths", "loaded", "none"]
 
-_VALIDATION_ALIASES = {"strict": "eager", "none": "lazy"}
+_VALIDATION_ALIASES = {"strict": "eager"}
+ValidateCachedOutputs = Literal["lazy", "eager", "none"]
 
 
 class _Options(BaseModel):
@@ -52,11 +53,12 @@ class CacheOptions(_Options):
         Integers folded into the run identity: bump them to invalidate old
         results on purpose.
     validate_cached_outputs:
-        ``"lazy"`` (default): a hit requires every cached output file to
-        exist. ``"eager"``: also re-hash them against their recorded digests.
-        ``"strict"`` is accepted as an alias of ``"eager"`` and ``"none"`` of
-        ``"lazy"`` (existence is always checked: a hit whose outputs are gone
-        would hand back nothing).
+        ``"lazy"`` (default): a hit requires every cached output to be
+        available: its file exists, or its rows were ingested into the store
+        (``load`` reads them from there). ``"eager"`` (alias ``"strict"``):
+        the files must also still match their recorded digests. ``"none"``:
+        no check at all; the newest identical completed run is a hit even if
+        its files are gone (for outputs you restore yourself, or never read).
     code_identity:
         ``"repo_git"`` (default inside a git repository), ``"callable_module"``
         or ``"callable_source"``.
@@ -68,7 +70,7 @@ class CacheOptions(_Options):
     cache_hydration: CacheHydration | None = None
     cache_version: int | None = None
     cache_epoch: int | None = None
-    validate_cached_outputs: Literal["lazy", "eager"] = "lazy"
+    validate_cached_outputs: ValidateCachedOutputs = "lazy"
     code_identity: CodeIdentityMode | None = None
     code_identity_extra_deps: tuple[str, ...] | None = None
 

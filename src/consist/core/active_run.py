@@ -23,7 +23,7 @@ class ActiveRunCacheOptions:
     cache_hydration:
         How a hit's outputs are materialised (``None`` = metadata only).
     validate_cached_outputs:
-        ``"lazy"`` or ``"eager"``.
+        ``"lazy"``, ``"eager"`` or ``"none"``.
     """
 
     cache_mode: str = "reuse"
@@ -48,7 +48,17 @@ class ActiveRun:
     unsynced:
         ``(artifact, direction)`` pairs not yet written to the store.
     cached_outputs / cached_inputs:
-        Artifacts handed back by a cache hit, by key.
+        Artifacts handed back by a cache hit, by key. The cached outputs are
+        attached to the record when the run ends as a hit; until then
+        :meth:`artifacts` shows them beside the run's own outputs.
+    cached_run:
+        The completed run a cache hit is served from.
+    output_missing:
+        Policy (``warn`` / ``error`` / ``ignore``) for outputs logged before
+        their file existed that are still missing when the run ends.
+    pending_outputs:
+        Those outputs, by key: ``(artifact returned to the caller, request)``;
+        hashed and attached when the run ends.
     """
 
     record: ConsistRecord
@@ -59,6 +69,9 @@ class ActiveRun:
     cached_outputs: dict[str, Artifact] = field(default_factory=dict)
     cached_inputs: dict[str, Artifact] = field(default_factory=dict)
     cache_hit: bool = False
+    cached_run: Run | None = None
+    output_missing: str = "warn"
+    pending_outputs: dict[str, tuple[Artifact, Any]] = field(default_factory=dict)
     persist: bool = True
     store_synced: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
@@ -80,9 +93,15 @@ class ActiveRun:
         self.unsynced.append((artifact, direction))
 
     def artifacts(self, direction: str) -> dict[str, Artifact]:
-        """The run's artifacts of one direction, by key (last logged wins)."""
+        """The run's artifacts of one direction, by key (last logged wins).
+
+        During a cache hit the cached outputs count as outputs.
+        """
         bucket = self.record.inputs if direction == "input" else self.record.outputs
-        return {a.key: a for a in bucket}
+        own = {a.key: a for a in bucket}
+        if direction == "output" and self.cache_hit:
+            return {**self.cached_outputs, **own}
+        return own
 
     def has_artifact(self, artifact_id: uuid.UUID, direction: str) -> bool:
         """Whether an artifact with this id is already attached."""

@@ -56,6 +56,9 @@ class ArtifactRequest:
     validate_content_hash: bool = False
     meta: dict[str, Any] | None = None
     bind: bool = False  # named input of a step: may bind to a parameter
+    # An output whose file may not exist yet: built unhashed, hashed when the
+    # run ends (see RunLifecycle.log_artifacts).
+    allow_pending: bool = False
 
 
 class ArtifactBuilder:
@@ -88,7 +91,8 @@ class ArtifactBuilder:
             If a path-like has no key, or a given content hash does not match
             the file when ``validate_content_hash`` is set.
         FileNotFoundError
-            If a path does not exist and no ``content_hash`` was given.
+            If a path does not exist and no ``content_hash`` was given (an
+            output request with ``allow_pending`` is built unhashed instead).
         """
         # One plan per request: (request, abs path or None, uri or None).
         plans: list[tuple[ArtifactRequest, str | None, str | None]] = []
@@ -117,7 +121,8 @@ class ArtifactBuilder:
                 )
             validate_key(req.key)
             abs_path = os.path.abspath(os.fspath(req.ref))
-            if not os.path.exists(abs_path) and req.content_hash is None:
+            pending = req.allow_pending and req.direction == "output"
+            if not os.path.exists(abs_path) and req.content_hash is None and not pending:
                 raise FileNotFoundError(
                     f"cannot log {req.direction} {req.key!r}: {abs_path} does not exist "
                     "(write the file first, or pass content_hash= for a file kept elsewhere)"
@@ -134,6 +139,7 @@ class ArtifactBuilder:
                     or req.content_hash is None
                     or req.validate_content_hash
                 )
+                and (not req.allow_pending or os.path.exists(path))
             }
         )
         digests = dict(zip(to_hash, self.hasher.digest_many(to_hash), strict=True))

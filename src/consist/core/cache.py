@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from consist.models.artifact import Artifact
 from consist.models.run import Run
 
 MAX_CANDIDATES = 5
+VALIDATION_MODES = ("lazy", "eager", "none")
 RECENT_LIMIT = 50_000
 
 
@@ -57,14 +58,25 @@ class CacheService:
         Resolves artifact URIs to local paths.
     hasher:
         Re-hashes cached outputs for eager validation.
+    is_ingested:
+        Tells whether an artifact's rows were ingested into the store; a
+        lazy lookup accepts such an output when its file is gone.
     """
 
     def __init__(
-        self, store: MetadataStore, artifacts: ArtifactBuilder, hasher: ContentHasher
+        self,
+        store: MetadataStore,
+        artifacts: ArtifactBuilder,
+        hasher: ContentHasher,
+        *,
+        is_ingested: Callable[[Artifact], bool] | None = None,
     ) -> None:
         self.store = store
         self.artifacts = artifacts
         self.hasher = hasher
+        # Whether an artifact's rows are held in the store (``ingest``): such
+        # an output stays loadable after its file is deleted.
+        self.is_ingested = is_ingested
         # Completed runs this process recorded, by signature. A completed run
         # never changes, so serving a lookup from here is as correct as the
         # database; outputs are still validated on disk every time.
@@ -108,10 +120,21 @@ class CacheService:
     def lookup(self, signature: str, *, validate: str = "lazy") -> LookupResult:
         """The newest completed run with ``signature`` whose outputs are intact.
 
-        ``lazy`` requires every output file to exist; ``eager`` also re-hashes
-        it against the recorded digest. Older runs with the same signature
-        are tried when the newest one's outputs are gone.
+        ``lazy`` requires every output to exist as a file or as rows ingested
+        into the store; ``eager`` requires the file and re-hashes it against
+        the recorded digest; ``none`` checks nothing. Older runs with the same
+        signature are tried when the newest one's outputs are gone.
+
+        Raises
+        ------
+        ValueError
+            For an unknown ``validate`` mode.
         """
+        if validate not in VALIDATION_MODES:
+            raise ValueError(
+                f"validate_cached_outputs={validate!r} is not supported; use one of "
+                f"{', '.join(VALIDATION_MODES)} ('strict' is an alias of 'eager')"
+            )
         reasons = []
         recent = self._recent.get(signature)
         if recent is not None:
@@ -137,15 +160,27 @@ class CacheService:
         return LookupResult(None, "; ".join(reasons))
 
     def _validate(self, outputs: Mapping[str, Artifact], mode: str) -> str | None:
+        if mode == "none":
+            return None
         for key, art in outputs.items():
             path = art.abs_path
             if path is None or not os.path.exists(path):
+                if mode == "lazy" and self._ingested(art):
+                    continue
                 return f"cached output {key!r} is missing ({art.uri})"
             if mode == "eager" and art.hash and not art.hash.startswith("stat:"):
                 current = self.hasher.digest(path)
                 if current != art.hash:
                     return f"cached output {key!r} changed on disk since it was recorded"
         return None
+
+    def _ingested(self, art: Artifact) -> bool:
+        if self.is_ingested is None:
+            return bool(art.meta.get("is_ingested"))
+        try:
+            return bool(self.is_ingested(art))
+        except Exception:  # a store that cannot answer makes no promise
+            return False
 
     # -- hydration ----------------------------------------------------------------
 

@@ -15,13 +15,14 @@ import socket
 import traceback
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from consist.core.active_run import ActiveRun, ActiveRunCacheOptions
 from consist.core.artifacts import ArtifactBuilder, ArtifactRequest
 from consist.core.cache import CacheHit, CacheService, explain_difference
+from consist.core.hash_inputs import digest_hash_inputs, fold_into_config_hash
 from consist.core.hooks import HookRegistry
 from consist.core.identity.code_identity import CODE_IDENTITY_MODES
 from consist.core.identity.hashing import ContentHasher
@@ -31,7 +32,9 @@ from consist.core.run_facet import build_run_facet
 from consist.core.store.journal import Journal
 from consist.core.store.metadata_store import MetadataStore
 from consist.core.validation import (
+    BEGIN_CACHE_FIELDS,
     RESERVED_META_KEYS,
+    validate_begin_cache_options,
     validate_cache_mode,
     validate_config,
     validate_metadata,
@@ -49,6 +52,7 @@ from consist.options import CacheOptions
 logger = logging.getLogger("consist")
 
 END_STATUSES = ("completed", "failed")
+OUTPUT_POLICIES = ("warn", "error", "ignore")
 _UNSAFE_DIR_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -77,6 +81,8 @@ class BeginRequest:
     fn: Callable[..., Any] | None = None
     output_paths: dict[str, Path] = field(default_factory=dict)
 
+    output_missing: str = "warn"
+    hash_inputs_in_config: bool = False
 
 class RunLifecycle:
     """Begins, records and ends runs for one tracker.
@@ -172,6 +178,14 @@ class RunLifecycle:
             validate_run_id(parent_run_id, param="parent_run_id") if parent_run_id else None
         )
         meta = validate_metadata(kwargs, param="metadata (**kwargs)")
+        # Cache and output-policy knobs are options, never run metadata.
+        flat_cache = {k: kwargs.pop(k) for k in BEGIN_CACHE_FIELDS if k in kwargs}
+        output_missing = kwargs.pop("output_missing", "warn")
+        if output_missing not in OUTPUT_POLICIES:
+            raise ValueError(
+                f"output_missing={output_missing!r} is not supported; use one of "
+                f"{', '.join(OUTPUT_POLICIES)}"
+            )
         if code_identity is not None and code_identity not in CODE_IDENTITY_MODES:
             raise ValueError(
                 f"code_identity={code_identity!r} is not supported; use one of "
@@ -190,7 +204,7 @@ class RunLifecycle:
         facet_index = run_facet.indexed
         input_requests = _input_requests(inputs)
         hashed = _named_paths(hash_inputs, "hash_inputs")
-        options = cache_options or CacheOptions(cache_mode=cache_mode)
+        options = validate_begin_cache_options(cache_mode, cache_options, flat_cache)
         if cache_options is not None:
             code_identity = code_identity or options.code_identity
             extra_deps = extra_deps or list(options.code_identity_extra_deps or ())
@@ -245,6 +259,7 @@ class RunLifecycle:
             fn=fn,
         )
 
+            output_missing=output_missing,
     def begin(self, request: BeginRequest, *, defer_writes: bool = False) -> Run:
         """Start the validated run: inputs, identity, cache lookup, journal, store, hooks.
 
@@ -272,9 +287,12 @@ class RunLifecycle:
         inputs = self.artifacts.build(request.input_requests, run.id)
         identity = self.identity.compute(
             model=run.model_name,
+        # begin_run's hash_inputs are config kept in files: they join the
+        # config side of identity (run/trace identity_inputs the input side).
+        in_config = request.hash_inputs_in_config and bool(request.hash_inputs)
             config=request.config,
             inputs=inputs,
-            identity_inputs=request.hash_inputs,
+            identity_inputs=() if in_config else request.hash_inputs,
             fn=request.fn,
             code_identity=request.code_identity,
             code_identity_extra_deps=request.code_identity_extra_deps,
@@ -287,11 +305,13 @@ class RunLifecycle:
         run.config_hash = identity.config_hash
         run.input_hash = identity.input_hash
         run.git_hash = identity.code_digest
+        config_side = digest_hash_inputs(self.hasher, request.hash_inputs) if in_config else {}
+        identity.config_hash = fold_into_config_hash(identity.config_hash, config_side)
         run.signature = identity.signature
         run.meta["artifact_dir"] = self.paths.virtualize(artifact_dir)
         run.meta["code_identity_mode"] = identity.code_mode
-        if identity.identity_inputs:
-            run.meta["hash_inputs"] = dict(identity.identity_inputs)
+        if identity.identity_inputs or config_side:
+            run.meta["hash_inputs"] = {**identity.identity_inputs, **config_side}
         if request.cache_version is not None:
             run.meta["cache_version"] = request.cache_version
         if request.cache_epoch is not None:
@@ -300,6 +320,9 @@ class RunLifecycle:
         record = ConsistRecord(
             run=run, config=request.config, facet=request.facet, identity=manifest
         )
+        if config_side:
+            manifest["identity_inputs"] = dict(sorted(config_side.items()))
+            manifest["hash_inputs_in_config"] = True
         active = ActiveRun(
             record=record,
             artifact_dir=artifact_dir,
@@ -309,6 +332,7 @@ class RunLifecycle:
         )
         for art in inputs:
             active.add_artifact(art, "input")
+            output_missing=request.output_missing,
         self._decide_cache(active, manifest, request.output_paths)
         self.active = active
         if not defer_writes:
@@ -373,8 +397,9 @@ class RunLifecycle:
         active.run.meta["cache_hit"] = True
         active.run.meta["cache_source"] = hit.source.id
         active.run.meta["cache_hydration"] = policy
-        for art in outputs.values():
-            active.add_artifact(art, "output")
+        active.cached_run = hit.source
+        # The cached outputs join the record when the run ends as a hit
+        # (_finish_outputs): logging different content first demotes it.
         return True
 
     def _restore_missing_inputs(self, requests: list[ArtifactRequest]) -> None:
@@ -454,15 +479,96 @@ class RunLifecycle:
         """
         active = self.require_active(what)
         built = self.artifacts.build(requests, active.run.id)
-        for art, req in zip(built, requests, strict=True):
-            active.add_artifact(art, req.direction)
-        if flush:
+
+        An output request with ``allow_pending`` whose file does not exist
+        yet is kept aside and hashed when the run ends. During a cache hit,
+        an output with the cached content is the cached artifact, and any
+        other output demotes the run to a miss (with a warning).
+        attached = False
+        for i, (art, req) in enumerate(zip(built, requests, strict=True)):
+            if req.direction == "output":
+                if req.allow_pending and art.hash is None and not _exists(art.abs_path):
+                    active.pending_outputs[art.key] = (art, req)  # nothing to write yet
+                    continue
+                active.pending_outputs.pop(art.key, None)
+            built[i] = self._attach(active, art, req.direction)
+            attached = True
+        if flush and attached:
             self.flush()
         return built
 
     def pending_managed_outputs(self) -> list[tuple[str, Path]]:
         """Files made with ``output_path`` that exist and are not logged yet."""
         active = self.active
+    def _attach(self, active: ActiveRun, art: Artifact, direction: str) -> Artifact:
+        if direction == "output" and active.cache_hit:
+            cached = active.cached_outputs.get(art.key)
+            if cached is not None and cached.hash is not None and cached.hash == art.hash:
+                if not active.has_artifact(cached.id, "output"):
+                    active.add_artifact(cached, "output")
+                return cached
+            self._demote(active, art, cached)
+        active.add_artifact(art, direction)
+        return art
+
+    def _demote(self, active: ActiveRun, art: Artifact, cached: Artifact | None) -> None:
+        """A hit whose block logged other outputs than the cached run's is a new result."""
+        run, source = active.run, active.cached_run
+        source_id = source.id if source is not None else run.meta.get("cache_source")
+        what = "was not among" if cached is None else "differs from"
+        warnings.warn(
+            f"run {run.id!r} was a cache hit of run {source_id!r}, but output {art.key!r} "
+            f"{what} its cached outputs; the run is recorded as a new result, not a cache hit",
+            UserWarning,
+            stacklevel=5,
+        )
+        active.cache_hit = False
+        active.cached_outputs = {}
+        active.cached_run = None
+        for key in ("cache_hit", "cache_source", "cache_hydration"):
+            run.meta.pop(key, None)
+        run.meta["cache_miss_explanation"] = {
+            "nearest_run_id": source_id,
+            "summary": f"cache hit demoted: output {art.key!r} {what} the cached outputs",
+            "outputs": {
+                art.key: {"old": cached.hash if cached is not None else None, "new": art.hash}
+            },
+        }
+
+    def _finish_outputs(self, active: ActiveRun, status: str) -> None:
+        """Hash outputs logged before their files existed; attach a hit's cached outputs."""
+        pending, active.pending_outputs = active.pending_outputs, {}
+        missing: list[str] = []
+        if status == "completed" and pending:
+            present = [(art, req) for art, req in pending.values() if _exists(art.abs_path)]
+            missing = [
+                f"{k} ({art.abs_path})"
+                for k, (art, _) in pending.items()
+                if not _exists(art.abs_path)
+            ]
+            if present:
+                requests = [replace(req, allow_pending=False) for _, req in present]
+                for (art, _), new in zip(
+                    present, self.artifacts.build(requests, active.run.id), strict=True
+                ):
+                    # The caller holds the artifact log_artifact returned: complete it.
+                    for name in ("hash", "content_id", "size_bytes", "driver", "meta"):
+                        setattr(art, name, getattr(new, name))
+                    self._attach(active, art, "output")
+        if active.cache_hit:
+            for art in active.cached_outputs.values():
+                if not active.has_artifact(art.id, "output"):
+                    active.add_artifact(art, "output")
+            active.record.cached_run = active.cached_run
+        if missing and active.output_missing != "ignore":
+            message = (
+                f"run {active.run.id!r}: outputs {missing} were logged before their files "
+                "existed and never appeared"
+            )
+            if active.output_missing == "error":
+                raise RuntimeError(message + " (output_missing='error')")
+            warnings.warn(message, UserWarning, stacklevel=4)
+
         if active is None:
             return []
         logged = active.artifacts("output")
@@ -576,6 +682,11 @@ class RunLifecycle:
         run = active.run
         run.status = status
         run.ended_at = utc_now()
+        try:
+            self._finish_outputs(active, status)
+        except RuntimeError as exc:  # output_missing="error"
+            self.end("failed", error=exc)
+            raise
         if error is not None:
             run.meta["error"] = f"{type(error).__name__}: {error}"
             run.meta["error_traceback"] = "".join(
@@ -615,6 +726,10 @@ class RunLifecycle:
 def _input_requests(inputs: Iterable[Any] | None) -> list[ArtifactRequest]:
     if inputs is None:
         return []
+def _exists(path: str | None) -> bool:
+    return path is not None and os.path.exists(path)
+
+
     if isinstance(inputs, str | bytes | os.PathLike):
         raise TypeError("inputs must be a list of paths or Artifacts, not a single path")
     if isinstance(inputs, Mapping):

@@ -10,9 +10,11 @@ elsewhere:
 - any other path is recorded as its absolute, normalised POSIX path.
 
 It also enforces design invariant 5, *paths stay in their roots*: a URI never
-resolves outside its mount root or ``run_dir``, and nothing is written outside
+resolves outside its mount root or ``run_dir``, and nothing the library
+derives (an artifact directory, a hydrated copy) is written outside
 ``run_dir`` and the mount roots unless ``allow_external_paths`` is set.
-Reading external files is always allowed; only writing needs the opt-in.
+Reading external files is always allowed, and so is writing to a destination
+the user names explicitly (:meth:`PathResolver.user_write_path`).
 
 Path handling decisions
 -----------------------
@@ -516,6 +518,37 @@ class PathResolver:
             "mount root, or pass allow_external_paths=True (to this call or the Tracker) "
             "to write outside them"
         )
+
+    def user_write_path(self, path: str | os.PathLike[str], *, param: str = "path") -> Path:
+        """The destination a user named explicitly (``path=``, ``output_paths``, ...).
+
+        Invariant 5 confines only the paths the library derives from keys,
+        names and stored URIs; a destination the user spells out is honoured
+        wherever it points, inside or outside ``run_dir`` and the mounts,
+        without ``allow_external_paths``. The path is validated, ``~``
+        expanded, made absolute against the current directory and
+        normalised; nothing is created.
+
+        Parameters
+        ----------
+        path : str | os.PathLike
+            The destination.
+        param : str
+            Name of the caller's parameter, used in error messages.
+
+        Returns
+        -------
+        Path
+            The absolute, normalised path.
+
+        Raises
+        ------
+        TypeError
+            If ``path`` is not a text path.
+        ValueError
+            If ``path`` is empty or contains NUL characters.
+        """
+        return Path(_expand_normalize(_fspath_str(path, param)))
 
     def _describe_mounts(self) -> str:
         if not self._mount_roots:

@@ -377,9 +377,9 @@ class ScenarioContext:
         set to the header (passing another one raises). Scenario defaults
         (``step_cache_hydration``, ``cache_epoch``) fill what the step leaves
         unset; without ``name``, ``name_template`` (this call's, else the
-        scenario's) names the step. String inputs resolve through the
-        coupler (see the class docs), and the step's outputs are registered
-        in the coupler under their keys.
+        function's ``define_step`` one, else the scenario's) names the step.
+        String inputs resolve through the coupler (see the class docs), and
+        the step's outputs are registered in the coupler under their keys.
 
         Returns
         -------
@@ -397,7 +397,11 @@ class ScenarioContext:
             When the function raises (the step is recorded as failed).
         """
         self._require_open("run")
-        template = _check_template(name_template, "name_template") or self.name_template
+        template = (
+            _check_template(name_template, "name_template")
+            or step_defaults(fn).get("name_template")  # define_step's, then the scenario's
+            or self.name_template
+        )
         kwargs = self._step_kwargs(kwargs, fn)
         if name is None and template is not None and fn is not None:
             name = self._render(template, fn, kwargs)
@@ -471,7 +475,11 @@ class ScenarioContext:
             One row per config, in input order.
         """
         self._require_open("sweep")
-        template = _check_template(name_template, "name_template") or self.name_template
+        template = (
+            _check_template(name_template, "name_template")
+            or step_defaults(fn).get("name_template")  # define_step's, then the scenario's
+            or self.name_template
+        )
         run_kwargs = self._step_kwargs(run_kwargs, fn)
         if name is None and template is not None:
             name = self._render(template, fn, run_kwargs)

@@ -152,7 +152,7 @@ class Tracker(
         self.code_identity = CodeIdentityResolver(self.project_root, exclude_paths=excluded)
         self.identity = IdentityService(self.hasher, self.code_identity, self.store)
         self.cache = (
-            CacheService(self.store, self.artifacts, self.hasher)
+            CacheService(self.store, self.artifacts, self.hasher, is_ingested=self._is_ingested)
             if self.store is not None
             else None
         )
@@ -177,6 +177,11 @@ class Tracker(
         """Commit queued writes and release the database file.
 
         The tracker stays usable: it re-opens the file on next use.
+    def _is_ingested(self, artifact: Artifact) -> bool:
+        """Whether the store holds ``artifact``'s rows (see ``ingest``)."""
+        hot = self.hot_data_store
+        return hot is not None and bool(hot.ingest_records(artifact_id=artifact.id))
+
         """
         if self.store is not None:
             self.store.connections.release()  # flushes queued snapshots first
@@ -186,7 +191,12 @@ class Tracker(
 
     @property
     def last_run(self) -> ConsistRecord | None:
-        """The most recent completed/failed run record of this tracker, or None."""
+        """The most recent completed/failed run record of this tracker, or None.
+
+        After a cache hit, ``last_run.run`` is the new (hit) run and
+        ``last_run.cached_run`` the completed run its outputs came from
+        (None for a run that executed).
+        """
         return self.lifecycle.last_record
 
     @property
@@ -263,14 +273,22 @@ class Tracker(
             A small queryable summary of the config (dict/pydantic), keys
             copied from ``config``, its version, and whether to index it.
         hash_inputs:
-            Paths or ``(name, path)`` tuples hashed into identity without
-            being logged as inputs.
+            Paths or ``(name, path)`` tuples (config files or directories)
+            folded into the config side of identity (``run.config_hash``)
+            without being logged as inputs. Names starting with ``.`` inside
+            a hashed directory are skipped. Digests are recorded in
+            ``run.meta["hash_inputs"]``.
         code_identity, code_identity_extra_deps:
             ``"repo_git"``, ``"callable_module"`` or ``"callable_source"``,
             and extra files folded into a callable-scoped identity.
         **kwargs:
             ``year``, ``iteration``, ``stage``, ``phase``, ``parent_run_id``;
-            anything else is run metadata (size-limited, see
+            the cache options ``cache_hydration``, ``validate_cached_outputs``,
+            ``cache_version``, ``cache_epoch`` (or ``cache_options=``, see
+            :class:`~consist.options.CacheOptions`) and ``output_missing``
+            (``"warn"``, ``"error"``, ``"ignore"``: for outputs logged before
+            their file existed that never appear); anything else is run
+            metadata (size-limited, see
             ``CONSIST_MAX_METADATA_ITEMS/KEY_LENGTH/VALUE_LENGTH``).
 
         Returns
@@ -283,8 +301,8 @@ class Tracker(
         RuntimeError
             If a run is already active.
         TypeError, ValueError, FileNotFoundError
-            For invalid arguments or missing input files, before anything is
-            written.
+            For invalid arguments (an invalid cache option names its keyword)
+            or missing input files, before anything is written.
         """
         request = self.lifecycle.prepare_begin(
             run_id,
@@ -309,6 +327,7 @@ class Tracker(
 
     def end_run(self, status: str = "completed", error: BaseException | None = None) -> Run:
         """Finish the active run: persist its final state and fire hooks.
+        request.hash_inputs_in_config = True
 
         Parameters
         ----------
@@ -429,6 +448,13 @@ class Tracker(
         -------
         Artifact
             The logged artifact (with ``.path`` resolved locally).
+        An output whose file does not exist yet may be logged: it is expected
+        by the end of the run, hashed then (the returned Artifact is
+        completed in place), and the run's ``output_missing`` policy applies
+        if it never appears. During a cache hit, logging an output with the
+        cached content returns the cached artifact; other content demotes
+        the run to a miss with a warning (it becomes a new result).
+
 
         Raises
         ------
@@ -437,7 +463,8 @@ class Tracker(
         ValueError
             If ``key`` is missing for a path, or another argument is invalid.
         FileNotFoundError
-            If the path does not exist and no ``content_hash`` is given.
+            If an input path does not exist and no ``content_hash`` is given,
+            or an output to be profiled does not exist.
         """
         self.lifecycle.require_active("log_artifact")
         request = self._artifact_request(
@@ -463,6 +490,7 @@ class Tracker(
 
     def log_input(
         self,
+        request.allow_pending = direction == "output" and not profile_file_schema and schema is None
         path: ArtifactRef,
         key: str | None = None,
         content_hash: str | None = None,
@@ -578,6 +606,8 @@ class Tracker(
         return {req.key or art.key: art for req, art in zip(requests, built, strict=True)}
 
     def _artifact_request(
+        for request in requests:
+            request.allow_pending = direction == "output"
         self,
         path: ArtifactRef,
         key: str | None,

@@ -18,7 +18,8 @@ from typing import Any
 from consist.core.artifacts import ArtifactRequest
 from consist.core.lifecycle import RunLifecycle
 from consist.core.paths import PathResolver
-from consist.core.runner import StepRunner
+from consist.core.runner import StepRunner, step_defaults
+from consist.core.step_names import render_step_name
 from consist.core.store.metadata_store import MetadataStore
 from consist.models.artifact import Artifact
 from consist.models.results import RunResult
@@ -146,6 +147,8 @@ class TrackerSteps:
         """
         if fn is None:
             raise ValueError("fn is required: tracker.run(fn=my_step, ...)")
+        if name is None:
+            name = _templated_name(fn, year=year, iteration=iteration, stage=stage, phase=phase)
         spec = self._step_spec(
             fn,
             locals(),
@@ -252,6 +255,8 @@ class TrackerSteps:
                 args[key] = value
             else:
                 legacy[key] = value
+        if args.get("name") is None:
+            args["name"] = _templated_name(fn, **args)
         spec = self._step_spec(
             fn,
             args,
@@ -325,7 +330,7 @@ class TrackerSteps:
         }
         if run_args.get("capture_pattern") == "*":
             run_args["capture_pattern"] = None
-        return self.runner.build_spec(
+        spec = self.runner.build_spec(
             fn,
             run_args,
             cache_options=cache_options,
@@ -334,6 +339,10 @@ class TrackerSteps:
             flat_options=flat,
             what=what,
         )
+        # Outputs logged before their file exists are settled when the run
+        # ends, under the step's output_missing policy.
+        spec.begin_kwargs["output_missing"] = spec.policy.output_missing
+        return spec
 
     def define_step(self, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Attach ``run()`` defaults to a function (same as ``consist.define_step``)."""
@@ -503,14 +512,37 @@ class TrackerSteps:
     ) -> str | None:
         """Copy an artifact's bytes to ``destination_path``.
 
-        The destination must lie in ``run_dir`` or a mount unless
-        ``allow_external_paths`` is set. A missing source warns and returns
-        None (``on_missing="warn"``) or raises FileNotFoundError
-        (``on_missing="raise"``).
+        The destination is the one the caller names, wherever it points
+        (inside or outside ``run_dir``; missing parent directories are
+        created). Bytes are copied from the artifact's file; rows that exist
+        only in the database are not reconstructed.
+
+        Parameters
+        ----------
+        artifact:
+            The artifact to copy.
+        destination_path:
+            Where to write the copy (a directory artifact is copied as a tree).
+        on_missing:
+            ``"warn"`` (default): a missing source warns and returns None;
+            ``"raise"``: FileNotFoundError.
+
+        Returns
+        -------
+        str | None
+            The absolute destination path, or None if the source is missing
+            and ``on_missing="warn"``.
+
+        Raises
+        ------
+        ValueError
+            If ``on_missing`` is invalid or ``destination_path`` is empty.
+        FileNotFoundError
+            If the source is missing and ``on_missing="raise"``.
         """
         if on_missing not in ("warn", "raise"):
             raise ValueError("on_missing must be 'warn' or 'raise'")
-        dest = self.paths.guard_write_path(destination_path, param="destination_path")
+        dest = self.paths.user_write_path(destination_path, param="destination_path")
         src = artifact.abs_path or self.artifacts.local_path(artifact)  # type: ignore[attr-defined]
         if src is None or not os.path.exists(src):
             message = f"cannot materialize {artifact.key!r}: {artifact.uri} is missing"
@@ -524,6 +556,15 @@ class TrackerSteps:
         else:
             shutil.copy2(src, dest)
         return str(dest)
+
+
+def _templated_name(fn: Callable[..., Any], **values: Any) -> str | None:
+    """The step name from ``define_step(name_template=...)``, or None without one."""
+    defaults = step_defaults(fn)
+    template = defaults.get("name_template")
+    if template is None:
+        return None
+    return render_step_name(template, fn, defaults, values)
 
 
 def _stat_files(root: Path, glob: str) -> dict[str, tuple[int, int]]:

@@ -229,3 +229,56 @@ def _check_config_node(node: Any, where: str, max_string: int) -> None:
             f"{where} is a string of {len(node)} characters; the limit is {max_string} "
             "(raise it with CONSIST_MAX_CONFIG_VALUE_LENGTH, or pass a file via inputs)"
         )
+
+
+#: ``CacheOptions`` fields that ``begin_run`` / ``start_run`` take as keywords.
+BEGIN_CACHE_FIELDS = ("cache_hydration", "validate_cached_outputs", "cache_version", "cache_epoch")
+
+_CACHE_FIELD_HINTS = {
+    "cache_hydration": "use None, 'metadata', 'outputs-requested', 'outputs-all' or "
+    "'inputs-missing'",
+    "validate_cached_outputs": "use 'lazy', 'eager' (alias 'strict') or 'none'",
+    "cache_version": "use an int or None",
+    "cache_epoch": "use an int or None",
+}
+
+
+def validate_begin_cache_options(
+    cache_mode: str, cache_options: Any, flat: Mapping[str, Any]
+) -> Any:
+    """The ``CacheOptions`` of a ``begin_run``: ``cache_options`` and flat keywords.
+
+    Parameters
+    ----------
+    cache_mode:
+        The validated ``cache_mode`` argument (used when ``cache_options`` is None).
+    cache_options:
+        A ``CacheOptions`` or None.
+    flat:
+        ``BEGIN_CACHE_FIELDS`` given as keywords; they override ``cache_options``.
+
+    Returns
+    -------
+    CacheOptions
+        The merged options.
+
+    Raises
+    ------
+    TypeError
+        If ``cache_options`` is not a ``CacheOptions``.
+    ValueError
+        Naming the keyword whose value is not valid, and the valid values.
+    """
+    from consist.options import CacheOptions
+
+    if cache_options is not None and not isinstance(cache_options, CacheOptions):
+        raise TypeError(f"cache_options must be a CacheOptions, got {type(cache_options).__name__}")
+    for name, value in flat.items():
+        try:
+            CacheOptions(**{name: value})
+        except ValueError as exc:
+            raise ValueError(
+                f"{name}={value!r} is not a valid cache option: {_CACHE_FIELD_HINTS[name]}"
+            ) from exc
+    base = cache_options if cache_options is not None else CacheOptions(cache_mode=cache_mode)
+    return base.merged(**flat) if flat else base

@@ -29,6 +29,9 @@ class ConsistRecord(BaseModel):
     inputs: list[Artifact] = Field(default_factory=list)
     outputs: list[Artifact] = Field(default_factory=list)
     updated_ns: int = 0
+    # The completed run a cache hit was served from (``tracker.last_run``);
+    # runtime only: the journal keeps it as ``run.meta["cache_source"]``.
+    cached_run: Run | None = Field(default=None, exclude=True)
 
 
 class RunArtifacts(BaseModel):
