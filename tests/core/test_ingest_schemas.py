@@ -138,6 +138,22 @@ def test_without_schema_the_key_names_the_table(tracker: Tracker, base: Path) ->
     assert result.table == "global_tables.link_stats_2030" and result.schema_name is None
 
 
+def test_plain_pydantic_schema_has_no_table_so_the_key_names_it(
+    tracker: Tracker, base: Path
+) -> None:
+    from pydantic import BaseModel
+
+    class Row(BaseModel):
+        link_id: int
+        volume: float
+        mode: str | None = None
+
+    path = write_parquet(base / "data" / "ls.parquet", linkstats())
+    with tracker.start_run("r1", "beam"):
+        result = tracker.ingest(tracker.log_artifact(path, key="linkstats"), schema=Row)
+    assert result.schema_name == "Row" and result.table == "global_tables.linkstats"
+
+
 def test_unregistered_schema_name_warns_and_uses_the_key(base: Path) -> None:
     path = write_parquet(base / "data" / "ls.parquet", linkstats())
     t = Tracker(base / "runs", db_path=base / "prov.duckdb", project_root=base)
