@@ -171,7 +171,7 @@ class DuckDBConnectionManager:
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """Yield a connection inside ``BEGIN`` ... ``COMMIT`` (rollback on error)."""
         with self.connection() as con:
-            con.execute("BEGIN TRANSACTION")
+            con.begin()
             try:
                 yield con
             except BaseException:
