@@ -79,9 +79,7 @@ def test_run_is_committed_when_run_returns(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_another_process_hits_as_soon_as_run_returns(
-    tmp_path: Path, children: list[Child]
-) -> None:
+def test_another_process_hits_as_soon_as_run_returns(tmp_path: Path, children: list[Child]) -> None:
     # The child records a run, says so, and stays alive (nothing flushed at exit).
     child = Child(
         _child_source(

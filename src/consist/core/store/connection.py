@@ -169,15 +169,19 @@ class DuckDBConnectionManager:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Yield a connection inside ``BEGIN`` ... ``COMMIT`` (rollback on error)."""
+        """Yield a connection inside ``BEGIN`` ... ``COMMIT`` (rollback on error).
+
+        The connection's ``begin``/``commit`` methods skip parsing a SQL
+        statement, which is a measurable share of a one-row write.
+        """
         with self.connection() as con:
             con.begin()
             try:
                 yield con
             except BaseException:
-                con.execute("ROLLBACK")
+                con.rollback()
                 raise
-            con.execute("COMMIT")
+            con.commit()
 
     def release(self) -> None:
         """Commit queued work and close the connection now (the next use re-opens it)."""
