@@ -835,3 +835,13 @@ class TestDefineStep:
         assert set(tracker.run(step).outputs) == {"made"}
         with pytest.raises(TypeError):
             tracker.define_step(not_a_run_parameter=1)
+
+
+def test_capture_pattern_without_capture_dir_is_refused(tmp_path: Path) -> None:
+    tracker = Tracker(tmp_path / "runs", db_path=tmp_path / "db.duckdb", project_root=tmp_path)
+    calls = []
+    with pytest.raises(ValueError, match=r"capture_pattern.*capture_dir"):
+        tracker.run(lambda: calls.append(1), name="cap", capture_pattern="*.csv")
+    assert calls == []
+    assert tracker.find_runs(model="cap") == []
+    tracker.close()

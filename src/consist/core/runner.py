@@ -258,6 +258,11 @@ class StepRunner:
         output_paths = _output_paths(merged.get("output_paths"))
         capture_dir = merged.get("capture_dir")
         capture_pattern = merged.get("capture_pattern") or "*"
+        if capture_dir is None and capture_pattern != "*":
+            raise ValueError(
+                f"capture_pattern={capture_pattern!r} has no effect without capture_dir; "
+                "pass capture_dir=... (the directory whose new files are logged as outputs)"
+            )
         if capture_dir is not None:
             capture_dir = Path(os.path.abspath(os.fspath(capture_dir)))
         begin_kwargs = {
