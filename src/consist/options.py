@@ -64,6 +64,14 @@ class CacheOptions(_Options):
         or ``"callable_source"``.
     code_identity_extra_deps:
         Extra files or directories folded into the code identity.
+    code_identity_source_suffixes:
+        Suffixes of *untracked* files that count as code in the git code
+        identity of this run (case-insensitive), e.g. ``[".py", ".R"]``.
+        ``None`` (default) uses the tracker's set
+        (``TrackerConfig.code_identity_source_suffixes``, by default Python,
+        Cython, R, Julia, MATLAB, Java, Scala, Kotlin, C, C++, Fortran, Rust,
+        Go, shell and SQL). Tracked files count whatever their suffix; other
+        untracked files (data, logs, outputs) are never read.
     """
 
     cache_mode: CacheMode = "reuse"
@@ -73,6 +81,7 @@ class CacheOptions(_Options):
     validate_cached_outputs: ValidateCachedOutputs = "lazy"
     code_identity: CodeIdentityMode | None = None
     code_identity_extra_deps: tuple[str, ...] | None = None
+    code_identity_source_suffixes: frozenset[str] | None = None
 
     @field_validator("validate_cached_outputs", mode="before")
     @classmethod
@@ -94,6 +103,15 @@ class CacheOptions(_Options):
         if isinstance(value, str):
             raise ValueError("must be a list of paths, not a single string")
         return tuple(str(v) for v in value)
+
+    @field_validator("code_identity_source_suffixes", mode="before")
+    @classmethod
+    def _source_suffixes(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        from consist.core.identity.code_identity_sources import normalize_suffixes
+
+        return normalize_suffixes(value, "code_identity_source_suffixes")
 
 
 class OutputPolicyOptions(_Options):

@@ -282,7 +282,9 @@ def explain_difference(
         result["other"] = other
     parts = []
     for section in ("config", "inputs", "identity_inputs", "code", "other"):
-        if section in result:
+        if section == "code" and "code" in result:
+            parts.append(_code_summary(result["code"]))
+        elif section in result:
             keys = list(result[section])[:5]
             parts.append(f"{section}: {', '.join(map(str, keys))}")
     if not parts and lookup_reason:
@@ -304,6 +306,14 @@ def _diff_maps(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, dict
 
 
 def _diff_code(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """What differs between two code identities: ``head``, ``files`` and others.
+
+    ``files`` maps each repository-relative path whose state made the git
+    identity differ to ``{"old", "new", "change"}``: ``"added"`` (a new
+    untracked source file), ``"removed"`` (deleted, or an untracked source file
+    gone) or ``"changed"`` (edited, reverted to ``HEAD``, or now committed);
+    extra dependencies are listed the same way.
+    """
     if old.get("digest") == new.get("digest") and old.get("mode") == new.get("mode"):
         return {}
     out: dict[str, Any] = {}
@@ -312,10 +322,28 @@ def _diff_code(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]
     od, nd = old.get("details") or {}, new.get("details") or {}
     if od.get("head") != nd.get("head") and ("head" in od or "head" in nd):
         out["head"] = {"old": od.get("head"), "new": nd.get("head")}
-    for section in ("dirty", "extra_deps"):
-        files = _diff_maps(od.get(section) or {}, nd.get(section) or {})
-        if files:
-            out.setdefault("files", {}).update(files)
+    old_untracked = set(od.get("untracked") or ())
+    new_untracked = set(nd.get("untracked") or ())
+    for path, change in _diff_maps(od.get("dirty") or {}, nd.get("dirty") or {}).items():
+        gone = change["new"] is None and path in old_untracked and "head" not in out
+        if change["new"] == "deleted" or gone:
+            change["change"] = "removed"
+        elif change["old"] is None and path in new_untracked:
+            change["change"] = "added"
+        else:
+            change["change"] = "changed"
+        out.setdefault("files", {})[path] = change
+    extra = _diff_maps(od.get("extra_deps") or {}, nd.get("extra_deps") or {})
+    if extra:
+        out.setdefault("files", {}).update(extra)
+    for key in ("dirty_truncated", "extra_deps_truncated"):
+        if od.get(key) != nd.get(key):
+            out.setdefault("truncated", {})[key] = {"old": od.get(key), "new": nd.get(key)}
+    if od.get("outside_repo_callable") != nd.get("outside_repo_callable"):
+        out["outside_repo_callable"] = {
+            "old": od.get("outside_repo_callable"),
+            "new": nd.get("outside_repo_callable"),
+        }
     for name in ("file_digest", "source_digest", "qualname", "module"):
         if od.get(name) != nd.get(name) and (name in od or name in nd):
             out[name] = {"old": od.get(name), "new": nd.get(name)}
@@ -324,3 +352,19 @@ def _diff_code(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]
     if not out:
         out["digest"] = {"old": old.get("digest"), "new": new.get("digest")}
     return out
+
+
+def _code_summary(code: Mapping[str, Any]) -> str:
+    """One line naming what made the code identity differ (HEAD, files)."""
+    parts = []
+    head = code.get("head")
+    if head:
+        old, new = (str(head.get(k) or "none")[:12] for k in ("old", "new"))
+        parts.append(f"HEAD {old} -> {new}")
+    files = code.get("files") or {}
+    if files:
+        names = [f"{path} ({change.get('change', 'changed')})" for path, change in files.items()]
+        more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+        parts.append("files " + ", ".join(names[:5]) + more)
+    parts += [key for key in code if key not in ("head", "files")]
+    return "code: " + "; ".join(parts)

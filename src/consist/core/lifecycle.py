@@ -76,6 +76,7 @@ class BeginRequest:
     allow_external_paths: bool | None
     code_identity: str | None = None
     code_identity_extra_deps: list[str] = field(default_factory=list)
+    code_identity_source_suffixes: frozenset[str] | None = None
     cache_version: int | None = None
     cache_epoch: int | None = None
     fn: Callable[..., Any] | None = None
@@ -254,6 +255,7 @@ class RunLifecycle:
             allow_external_paths=allow_external_paths,
             code_identity=code_identity,
             code_identity_extra_deps=extra_deps,
+            code_identity_source_suffixes=options.code_identity_source_suffixes,
             cache_version=options.cache_version,
             cache_epoch=options.cache_epoch,
             fn=fn,
@@ -296,6 +298,7 @@ class RunLifecycle:
             fn=request.fn,
             code_identity=request.code_identity,
             code_identity_extra_deps=request.code_identity_extra_deps,
+            code_identity_source_suffixes=request.code_identity_source_suffixes,
             year=run.year,
             iteration=run.iteration,
             cache_version=request.cache_version,

@@ -75,7 +75,7 @@ class Tracker(
     **options:
         Further :class:`~consist.core.tracker_config.TrackerConfig` fields
         (``run_subdir_fn``, ``lock_timeout_s``, ``idle_release_s``,
-        ``max_hold_s``, ``stat_cache_min_bytes``).
+        ``max_hold_s``, ``stat_cache_min_bytes``, ``code_identity_source_suffixes``).
 
     Raises
     ------
@@ -149,7 +149,11 @@ class Tracker(
         excluded = [self.run_dir]
         if self.store is not None:
             excluded += [self.store.db_path, self.store.db_path + ".wal"]
-        self.code_identity = CodeIdentityResolver(self.project_root, exclude_paths=excluded)
+        self.code_identity = CodeIdentityResolver(
+            self.project_root,
+            exclude_paths=excluded,
+            source_suffixes=config.code_identity_source_suffixes,
+        )
         self.identity = IdentityService(self.hasher, self.code_identity, self.store)
         self.cache = (
             CacheService(self.store, self.artifacts, self.hasher, is_ingested=self._is_ingested)

@@ -53,6 +53,15 @@ class TrackerConfig(BaseModel):
     stat_cache_min_bytes:
         Files at least this large are remembered in the stat cache; smaller
         ones are simply re-read.
+    code_identity_source_suffixes:
+        Suffixes of *untracked* files that count as code in the git code
+        identity (case-insensitive), e.g. ``[".py", ".R", ".jl"]``. ``None``
+        (default) uses
+        :data:`~consist.core.identity.code_identity_sources.DEFAULT_SOURCE_SUFFIXES`
+        (Python, Cython, R, Julia, MATLAB, Java, Scala, Kotlin, C, C++,
+        Fortran, Rust, Go, shell, SQL). Tracked files count whatever their
+        suffix; untracked files with other suffixes are never read. Override
+        per run with ``CacheOptions(code_identity_source_suffixes=...)``.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
@@ -69,6 +78,7 @@ class TrackerConfig(BaseModel):
     idle_release_s: float = Field(default=0.25, ge=0)
     max_hold_s: float = Field(default=2.0, gt=0)
     stat_cache_min_bytes: int = Field(default=1 << 20, ge=0)
+    code_identity_source_suffixes: frozenset[str] | None = None
 
     @field_validator("run_dir", "project_root", mode="before")
     @classmethod
@@ -107,6 +117,15 @@ class TrackerConfig(BaseModel):
         if dupes:
             raise ValueError(f"schemas registers the class name(s) {dupes} more than once")
         return value
+
+    @field_validator("code_identity_source_suffixes", mode="before")
+    @classmethod
+    def _source_suffixes(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        from consist.core.identity.code_identity_sources import normalize_suffixes
+
+        return normalize_suffixes(value, "code_identity_source_suffixes")
 
     @field_validator("db_path", mode="before")
     @classmethod

@@ -97,8 +97,20 @@ def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo")
 
 
+_WATCH = {"on": True}
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["inotify", "stat"])
+def proof_mode(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Run every test with both work tree proofs (inotify where available, lstat)."""
+    _WATCH["on"] = request.param
+    yield
+    _WATCH["on"] = True
+
+
 def resolver(root: Path, **kwargs: Any) -> CodeIdentityResolver:
     kwargs.setdefault("racy_window_ns", 0)
+    kwargs.setdefault("watch", _WATCH["on"])
     return CodeIdentityResolver(root, **kwargs)
 
 

@@ -115,6 +115,7 @@ class IdentityService:
         fn: Callable[..., Any] | None = None,
         code_identity: str | None = None,
         code_identity_extra_deps: Sequence[str] = (),
+        code_identity_source_suffixes: Sequence[str] | None = None,
         year: int | None = None,
         iteration: int | None = None,
         cache_version: int | None = None,
@@ -145,7 +146,12 @@ class IdentityService:
                 "begin_run/start_run/trace run none; use 'repo_git' or tracker.run(fn=...)"
             }
         else:
-            code = self.code.resolve(code_identity, fn, list(code_identity_extra_deps))
+            code = self.code.resolve(
+                code_identity,
+                fn,
+                list(code_identity_extra_deps),
+                source_suffixes=code_identity_source_suffixes,
+            )
             code_digest, code_mode = code.digest, code.mode
             details = _compact_details(code.details)
             if code_mode == "repo_git" and fn is not None and code_digest is not None:
