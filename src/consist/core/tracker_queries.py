@@ -362,12 +362,21 @@ class TrackerQueries(TrackerRunQueries):
     def run_query(self, query: Any) -> list[Any]:
         """Execute a SQLAlchemy/SQLModel statement (or SQL text) on the store.
 
+        ``Run`` / ``Artifact`` stand for their tables in statements
+        (``select(Run).where(Run.model_name == "x")``) and come back as
+        records, artifacts with their local ``path`` resolved.
+
         Raises
         ------
         RuntimeError
             If no database is configured.
         """
-        return self._require_store("run_query").run_query(query)
+        rows = self._require_store("run_query").run_query(query)
+        for row in rows:
+            for value in row if isinstance(row, tuple) else (row,):
+                if isinstance(value, Artifact):
+                    self._localize(value)
+        return rows
 
     def get_run(self, run_id: str) -> Run | None:
         """The run with this id, or None (also when no database is configured)."""

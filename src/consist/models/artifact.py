@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from consist.models.queryable import QueryableModelMeta
 from consist.models.run import utc_now
 
 # Fixed namespace so that identical bytes always map to the same content_id,
@@ -27,7 +28,7 @@ def content_id_for(digest: str | None) -> uuid.UUID | None:
     return uuid.uuid5(_CONTENT_NAMESPACE, digest)
 
 
-class Artifact(BaseModel):
+class Artifact(BaseModel, metaclass=QueryableModelMeta):
     """A logged file, directory, or a table/array inside a container file.
 
     Attributes
@@ -50,6 +51,8 @@ class Artifact(BaseModel):
     meta:
         Free-form metadata (``**meta`` on ``log_artifact``).
     """
+
+    __table_model__ = "ArtifactTable"
 
     model_config = ConfigDict(extra="forbid")
 

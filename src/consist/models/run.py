@@ -7,6 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from consist.models.queryable import QueryableModelMeta
+
 RUN_STATUSES = ("running", "completed", "failed")
 
 
@@ -15,7 +17,7 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class Run(BaseModel):
+class Run(BaseModel, metaclass=QueryableModelMeta):
     """One execution of a model step, as recorded in the journal and the store.
 
     Attributes
@@ -36,6 +38,8 @@ class Run(BaseModel):
     created_at, ended_at:
         UTC timestamps of start and end.
     """
+
+    __table_model__ = "RunTable"
 
     model_config = ConfigDict(validate_assignment=False, extra="forbid")
 

@@ -587,33 +587,26 @@ class MetadataStore(RunQueryMixin):
         NullPool closes them as soon as SQLAlchemy releases them.
         """
         if self._engine is None:
-            from sqlalchemy import create_engine, event
-            from sqlalchemy.pool import NullPool
+            from consist.core.store.sql_query import create_store_engine
 
-            engine = create_engine("duckdb:///:memory:", poolclass=NullPool)
-
-            @event.listens_for(engine, "do_connect")
-            def _connect(dialect: Any, record: Any, cargs: Any, cparams: Any) -> Any:
-                from duckdb_engine import ConnectionWrapper
-
-                with self.connections.connection() as con:
-                    return ConnectionWrapper(con.cursor())
-
-            self._engine = engine
+            self._engine = create_store_engine(self._cursor)
         return self._engine
 
-    def run_query(self, query: Any) -> list[Any]:
-        """Execute a SQLAlchemy/SQLModel statement (or SQL text) and return all rows."""
-        self._flush_before_read()
-        from sqlalchemy import text
+    def _cursor(self) -> Any:
+        with self.connections.connection() as con:
+            return con.cursor()
 
-        if isinstance(query, str):
-            query = text(query)
-        with self.connections.connection(), self.engine.connect() as con:
-            result = con.execute(query)
-            rows = list(result.all()) if result.returns_rows else []
-            con.commit()
-        return [r[0] if len(r) == 1 and _is_entity(r[0]) else r for r in rows]
+    def run_query(self, query: Any) -> list[Any]:
+        """Execute a SQLAlchemy/SQLModel statement (or SQL text) and return all rows.
+
+        ``select(Run)`` / ``select(Artifact)`` (and rows of their tables)
+        return :class:`Run` / :class:`Artifact` records; see
+        :func:`consist.core.store.sql_query.execute_query`.
+        """
+        self._flush_before_read()
+        from consist.core.store.sql_query import execute_query
+
+        return execute_query(self.engine, self.connections.connection, query)
 
     def close(self) -> None:
         """Commit queued writes, release the database file, dispose of the engine.
