@@ -40,10 +40,13 @@ class CodeIdentity:
     details : dict
         JSON-serialisable description of what was hashed, used by
         :meth:`CodeIdentityResolver.diff`. ``repo_git``: ``{"root", "head",
-        "dirty": {relpath: digest | "deleted"}, "submodules": {relpath: digest |
-        "uninitialized"}, "extra_deps": {path: digest}}``; dirty digests of
-        executables, symlinks and untracked directories are prefixed ``"exec:"``,
-        ``"symlink:"`` (digest of the link target) and ``"dir:"``.
+        "dirty": {relpath: digest | "deleted"}, "untracked": [relpath, ...],
+        "submodules": {relpath: digest | "uninitialized"}, "extra_deps": {path:
+        digest}}``: ``dirty`` holds the tracked paths that differ from ``HEAD``
+        and the counted untracked files (source suffixes), which ``untracked``
+        lists; dirty digests of executables, symlinks and untracked nested
+        repositories are prefixed ``"exec:"``, ``"symlink:"`` (digest of the
+        link target) and ``"dir:"`` (digest of its source files).
         ``callable_module``: ``{"module", "qualname", "file", "file_digest",
         "code_digest", "extra_deps"}``. ``callable_source``: ``{"module",
         "qualname", "file", "source_digest", "code_digest", "extra_deps"}``.
