@@ -214,12 +214,14 @@ def test_output_that_never_appears_writes_nothing_and_warns(
     # An output may be logged before its file exists (see test_field_fidelity);
     # one that never appears is left out of the record under output_missing="warn".
     missing = tmp_path / "inputs" / "nope.csv"
-    with pytest.warns(UserWarning, match=r"nope"):
-        with tracker.start_run("r1", "model_a", config={"run": "r1"}):
-            before = _state(tracker, "r1")
-            art = getattr(tracker, method)(missing, key="nope")
-            assert art.hash is None
-            assert _state(tracker, "r1") == before
+    with (
+        pytest.warns(UserWarning, match=r"nope"),
+        tracker.start_run("r1", "model_a", config={"run": "r1"}),
+    ):
+        before = _state(tracker, "r1")
+        art = getattr(tracker, method)(missing, key="nope")
+        assert art.hash is None
+        assert _state(tracker, "r1") == before
     snap = _journal(tracker, "r1")
     assert snap["inputs"] == [] and snap["outputs"] == []
     assert tracker.store.table_counts()["artifact"] == 0
