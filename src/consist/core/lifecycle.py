@@ -81,9 +81,9 @@ class BeginRequest:
     cache_epoch: int | None = None
     fn: Callable[..., Any] | None = None
     output_paths: dict[str, Path] = field(default_factory=dict)
-
     output_missing: str = "warn"
     hash_inputs_in_config: bool = False
+
 
 class RunLifecycle:
     """Begins, records and ends runs for one tracker.
@@ -178,7 +178,6 @@ class RunLifecycle:
         parent_run_id = (
             validate_run_id(parent_run_id, param="parent_run_id") if parent_run_id else None
         )
-        meta = validate_metadata(kwargs, param="metadata (**kwargs)")
         # Cache and output-policy knobs are options, never run metadata.
         flat_cache = {k: kwargs.pop(k) for k in BEGIN_CACHE_FIELDS if k in kwargs}
         output_missing = kwargs.pop("output_missing", "warn")
@@ -187,6 +186,7 @@ class RunLifecycle:
                 f"output_missing={output_missing!r} is not supported; use one of "
                 f"{', '.join(OUTPUT_POLICIES)}"
             )
+        meta = validate_metadata(kwargs, param="metadata (**kwargs)")
         if code_identity is not None and code_identity not in CODE_IDENTITY_MODES:
             raise ValueError(
                 f"code_identity={code_identity!r} is not supported; use one of "
@@ -259,9 +259,9 @@ class RunLifecycle:
             cache_version=options.cache_version,
             cache_epoch=options.cache_epoch,
             fn=fn,
+            output_missing=output_missing,
         )
 
-            output_missing=output_missing,
     def begin(self, request: BeginRequest, *, defer_writes: bool = False) -> Run:
         """Start the validated run: inputs, identity, cache lookup, journal, store, hooks.
 
@@ -287,11 +287,11 @@ class RunLifecycle:
         if request.cache.cache_hydration == "inputs-missing":
             self._restore_missing_inputs(request.input_requests)
         inputs = self.artifacts.build(request.input_requests, run.id)
-        identity = self.identity.compute(
-            model=run.model_name,
         # begin_run's hash_inputs are config kept in files: they join the
         # config side of identity (run/trace identity_inputs the input side).
         in_config = request.hash_inputs_in_config and bool(request.hash_inputs)
+        identity = self.identity.compute(
+            model=run.model_name,
             config=request.config,
             inputs=inputs,
             identity_inputs=() if in_config else request.hash_inputs,
@@ -305,11 +305,11 @@ class RunLifecycle:
             cache_epoch=request.cache_epoch,
             run_id=run.id,
         )
+        config_side = digest_hash_inputs(self.hasher, request.hash_inputs) if in_config else {}
+        identity.config_hash = fold_into_config_hash(identity.config_hash, config_side)
         run.config_hash = identity.config_hash
         run.input_hash = identity.input_hash
         run.git_hash = identity.code_digest
-        config_side = digest_hash_inputs(self.hasher, request.hash_inputs) if in_config else {}
-        identity.config_hash = fold_into_config_hash(identity.config_hash, config_side)
         run.signature = identity.signature
         run.meta["artifact_dir"] = self.paths.virtualize(artifact_dir)
         run.meta["code_identity_mode"] = identity.code_mode
@@ -320,22 +320,22 @@ class RunLifecycle:
         if request.cache_epoch is not None:
             run.meta["cache_epoch"] = request.cache_epoch
         manifest = identity.manifest(request.config)
-        record = ConsistRecord(
-            run=run, config=request.config, facet=request.facet, identity=manifest
-        )
         if config_side:
             manifest["identity_inputs"] = dict(sorted(config_side.items()))
             manifest["hash_inputs_in_config"] = True
+        record = ConsistRecord(
+            run=run, config=request.config, facet=request.facet, identity=manifest
+        )
         active = ActiveRun(
             record=record,
             artifact_dir=artifact_dir,
             allow_external_paths=allow,
             cache=request.cache,
             persist=request.cache.cache_mode != "readonly",
+            output_missing=request.output_missing,
         )
         for art in inputs:
             active.add_artifact(art, "input")
-            output_missing=request.output_missing,
         self._decide_cache(active, manifest, request.output_paths)
         self.active = active
         if not defer_writes:
@@ -397,10 +397,10 @@ class RunLifecycle:
             return False
         active.cache_hit = True
         active.cached_outputs = outputs
+        active.cached_run = hit.source
         active.run.meta["cache_hit"] = True
         active.run.meta["cache_source"] = hit.source.id
         active.run.meta["cache_hydration"] = policy
-        active.cached_run = hit.source
         # The cached outputs join the record when the run ends as a hit
         # (_finish_outputs): logging different content first demotes it.
         return True
@@ -479,14 +479,14 @@ class RunLifecycle:
 
         With ``flush=False`` they are persisted with the run's next write
         (``end_run``), which saves a journal write and a transaction.
-        """
-        active = self.require_active(what)
-        built = self.artifacts.build(requests, active.run.id)
 
         An output request with ``allow_pending`` whose file does not exist
         yet is kept aside and hashed when the run ends. During a cache hit,
         an output with the cached content is the cached artifact, and any
         other output demotes the run to a miss (with a warning).
+        """
+        active = self.require_active(what)
+        built = self.artifacts.build(requests, active.run.id)
         attached = False
         for i, (art, req) in enumerate(zip(built, requests, strict=True)):
             if req.direction == "output":
@@ -500,9 +500,6 @@ class RunLifecycle:
             self.flush()
         return built
 
-    def pending_managed_outputs(self) -> list[tuple[str, Path]]:
-        """Files made with ``output_path`` that exist and are not logged yet."""
-        active = self.active
     def _attach(self, active: ActiveRun, art: Artifact, direction: str) -> Artifact:
         if direction == "output" and active.cache_hit:
             cached = active.cached_outputs.get(art.key)
@@ -572,6 +569,9 @@ class RunLifecycle:
                 raise RuntimeError(message + " (output_missing='error')")
             warnings.warn(message, UserWarning, stacklevel=4)
 
+    def pending_managed_outputs(self) -> list[tuple[str, Path]]:
+        """Files made with ``output_path`` that exist and are not logged yet."""
+        active = self.active
         if active is None:
             return []
         logged = active.artifacts("output")
@@ -682,14 +682,14 @@ class RunLifecycle:
                     ArtifactRequest(ref=path, key=key, direction="output") for key, path in managed
                 ]
                 self.log_artifacts(requests, "end_run", flush=False)
-        run = active.run
-        run.status = status
-        run.ended_at = utc_now()
         try:
             self._finish_outputs(active, status)
         except RuntimeError as exc:  # output_missing="error"
             self.end("failed", error=exc)
             raise
+        run = active.run
+        run.status = status
+        run.ended_at = utc_now()
         if error is not None:
             run.meta["error"] = f"{type(error).__name__}: {error}"
             run.meta["error_traceback"] = "".join(
@@ -726,13 +726,13 @@ class RunLifecycle:
         return self.paths.resolve_artifact_dir(None, self._subdir_for(run))
 
 
-def _input_requests(inputs: Iterable[Any] | None) -> list[ArtifactRequest]:
-    if inputs is None:
-        return []
 def _exists(path: str | None) -> bool:
     return path is not None and os.path.exists(path)
 
 
+def _input_requests(inputs: Iterable[Any] | None) -> list[ArtifactRequest]:
+    if inputs is None:
+        return []
     if isinstance(inputs, str | bytes | os.PathLike):
         raise TypeError("inputs must be a list of paths or Artifacts, not a single path")
     if isinstance(inputs, Mapping):

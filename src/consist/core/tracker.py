@@ -177,15 +177,15 @@ class Tracker(
     def __repr__(self) -> str:
         return f"Tracker(run_dir={str(self.run_dir)!r}, db_path={self.db_path!r})"
 
-    def close(self) -> None:
-        """Commit queued writes and release the database file.
-
-        The tracker stays usable: it re-opens the file on next use.
     def _is_ingested(self, artifact: Artifact) -> bool:
         """Whether the store holds ``artifact``'s rows (see ``ingest``)."""
         hot = self.hot_data_store
         return hot is not None and bool(hot.ingest_records(artifact_id=artifact.id))
 
+    def close(self) -> None:
+        """Commit queued writes and release the database file.
+
+        The tracker stays usable: it re-opens the file on next use.
         """
         if self.store is not None:
             self.store.connections.release()  # flushes queued snapshots first
@@ -327,11 +327,11 @@ class Tracker(
             facet_index=facet_index,
             **kwargs,
         )
+        request.hash_inputs_in_config = True
         return self.lifecycle.begin(request)
 
     def end_run(self, status: str = "completed", error: BaseException | None = None) -> Run:
         """Finish the active run: persist its final state and fire hooks.
-        request.hash_inputs_in_config = True
 
         Parameters
         ----------
@@ -448,10 +448,6 @@ class Tracker(
         precomputed digest (verified with ``validate_content_hash``), and
         ``force_hash_override`` replaces the hash of an existing Artifact.
 
-        Returns
-        -------
-        Artifact
-            The logged artifact (with ``.path`` resolved locally).
         An output whose file does not exist yet may be logged: it is expected
         by the end of the run, hashed then (the returned Artifact is
         completed in place), and the run's ``output_missing`` policy applies
@@ -459,6 +455,10 @@ class Tracker(
         cached content returns the cached artifact; other content demotes
         the run to a miss with a warning (it becomes a new result).
 
+        Returns
+        -------
+        Artifact
+            The logged artifact (with ``.path`` resolved locally).
 
         Raises
         ------
@@ -490,11 +490,11 @@ class Tracker(
             facet_index=facet_index,
             meta=meta,
         )
+        request.allow_pending = direction == "output" and not profile_file_schema and schema is None
         return self._log_profiled(request, profile_file_schema, file_schema_sample_rows, schema)
 
     def log_input(
         self,
-        request.allow_pending = direction == "output" and not profile_file_schema and schema is None
         path: ArtifactRef,
         key: str | None = None,
         content_hash: str | None = None,
@@ -606,12 +606,12 @@ class Tracker(
             shared_meta=shared_meta,
             extra_meta_by_key=facet_meta,
         )
+        for request in requests:
+            request.allow_pending = direction == "output"
         built = self.lifecycle.log_artifacts(requests, "log_artifacts")
         return {req.key or art.key: art for req, art in zip(requests, built, strict=True)}
 
     def _artifact_request(
-        for request in requests:
-            request.allow_pending = direction == "output"
         self,
         path: ArtifactRef,
         key: str | None,
