@@ -410,7 +410,8 @@ def test_resolver_proof_in_both_modes(project: Project, git_calls: GitCalls, wat
     resolver = CodeIdentityResolver(root, exclude_paths=excludes, racy_window_ns=0, watch=watch)
     clean = resolver.resolve()
     assert resolver._core is not None
-    assert resolver._core.tree.mode == ("watch" if watch and sys.platform == "linux" else "stat")
+    expected = "watch" if watch and _inotify_available() else "stat"
+    assert resolver._core.tree.mode == expected
     calls = len(git_calls)
 
     # Data, logs, a new data folder, database companions: no git, same digest.
@@ -469,3 +470,36 @@ def test_forked_child_does_not_read_the_parents_event_queue(tmp_path: Path) -> N
     write(root / "settings.yaml", "a: 2\n")
     _tick()
     assert resolver.resolve().digest != clean.digest
+
+
+def test_after_an_edit_git_runs_once_not_for_the_whole_racy_window(
+    project: Project, git_calls: GitCalls
+) -> None:
+    """With inotify, files younger than the racy window are confirmed by one more
+    ``git status`` instead of re-running git on every call until they age."""
+    if not _inotify_available():
+        pytest.skip("inotify is not available here")
+    resolver = CodeIdentityResolver(project.root)  # default 2 s racy window
+    write(project.root / "configs" / "coeffs.csv", "name,value\nalpha,0.8\n")
+    edited = resolver.resolve()
+    assert "configs/coeffs.csv" in edited.details["dirty"]
+    calls = len(git_calls)
+    for _ in range(5):
+        assert resolver.resolve().digest == edited.digest
+    assert len(git_calls) == calls
+    git(project.root, "commit", "-q", "-am", "tuned alpha")
+    committed = resolver.resolve()
+    assert committed.details["dirty"] == {}
+    calls = len(git_calls)
+    assert resolver.resolve().digest == committed.digest
+    assert len(git_calls) == calls
+
+
+def _inotify_available() -> bool:
+    from consist.core.identity.code_identity_watch import TreeWatcher, WatchUnavailable
+
+    try:
+        TreeWatcher().close()
+    except WatchUnavailable:
+        return False
+    return True

@@ -80,9 +80,10 @@ stat, extra dependency stats) under the same racy rule; a hit costs
 microseconds.
 
 Measured on the 2-core development VM (Python 3.11, git 2.39): a repeated
-``resolve()`` on an unchanged repository of 300 tracked files takes ~30 us with
+``resolve()`` on an unchanged repository of 300 tracked files takes ~27 us with
 inotify (~0.6 ms with ``lstat`` calls, one per tracked file); a recompute runs
-three git processes in parallel (~15 ms). A repeated ``callable_module`` /
+three git processes in parallel (~15-20 ms), plus one ``git status`` when a file
+was changed within the racy window. A repeated ``callable_module`` /
 ``callable_source`` resolve takes ~7 us.
 
 Keep one resolver per tracker: the fingerprints live in the instance.

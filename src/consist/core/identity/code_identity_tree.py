@@ -13,7 +13,9 @@ its *relevant listing*: subdirectories, tracked names, git control files
 that nothing relevant changed:
 
 Watch mode (Linux, local filesystem; :mod:`.code_identity_watch`)
-    Every such directory is watched with inotify before it is listed. A run
+    Every such directory is watched with inotify before it is listed, and so
+    are git's own directories (``.git``, the directory of the current branch's
+    ref, ``info``) before ``HEAD``, refs and the index are read. A run
     drains the event queue; an event counts only if it names a tracked file, a
     source-suffix file, a control file, ``.git``, or a subdirectory that was
     removed or renamed. A new subdirectory is watched and listed on the spot:
@@ -65,6 +67,9 @@ GIT_CONTROL_FILES = frozenset({".gitignore", ".gitattributes", ".gitmodules"})
 _EXPLORE_LIMIT = 2000
 
 _Listing = frozenset[tuple[str, str]]
+
+# Prefix of the watcher's label for git's own directories (never a relative path).
+_GIT_DIR_MARK = "\0git:"
 
 
 class _DirInfo:
@@ -152,6 +157,21 @@ class _TreeProof:
         except (WatchUnavailable, FileNotFoundError):
             self._drop_watcher()
 
+    def watch_git_dir(self, abs_dir: str) -> None:
+        """Watch one of git's own directories (``.git``, its refs, ``info``).
+
+        Any event there except a ``*.lock`` file coming or going counts: git
+        updates ``HEAD``, refs, the index and config by renaming a lock file
+        into place. A directory that does not exist is skipped (its parent is
+        watched). No-op in stat mode.
+        """
+        if self.watcher is None or not os.path.isdir(abs_dir):
+            return
+        try:
+            self.watcher.add(abs_dir, _GIT_DIR_MARK + abs_dir, os.stat(abs_dir).st_dev)
+        except (WatchUnavailable, FileNotFoundError):
+            self._drop_watcher()
+
     def relevant(self, name: str, kind: str, tracked: frozenset[str]) -> bool:
         """Whether an entry belongs to the relevant listing of its directory."""
         return (
@@ -197,10 +217,12 @@ class _TreeProof:
         if mask & IN_Q_OVERFLOW:
             return True
         rel_dir = watcher.dirs.get(wd)
-        info = self.dirs.get(rel_dir) if rel_dir is not None else None
-        if info is None:
+        if rel_dir is None or mask & SELF_EVENTS:
             return True
-        if mask & SELF_EVENTS:
+        if rel_dir.startswith(_GIT_DIR_MARK):
+            return not name.endswith(".lock")
+        info = self.dirs.get(rel_dir)
+        if info is None:
             return True
         if not name or (info.bases and _name_excluded(name, info.bases)):
             return False

@@ -28,8 +28,15 @@ Spawning git costs milliseconds, so ``repo_git`` runs it only when a stat-only
 
 Stats of tracked files are taken after git ran, so they are compared against
 the moment ``t0`` just *before* git started, under the racy rule of
-:mod:`.code_identity_fingerprint`: a file or metadata entry changed later than
-``t0 - racy_window_ns`` makes the next call recompute with git. The fingerprint
+:mod:`.code_identity_fingerprint`: with stat calls, a file or metadata entry
+changed later than ``t0 - racy_window_ns`` makes the next call recompute with
+git. With inotify, git's directories are watched before its metadata is read
+and the work tree's before any of its files is read, so only the interval
+between git's first look and the watches is uncertain: when a file is that
+recent, ``git status`` runs once more after the watches are set, and the
+result is trusted if git's answer did not change (one extra git process after
+an edit, instead of git on every call until the file is older than the
+window). The fingerprint
 is also distrusted when files disappeared or appeared while git ran, and
 whenever the repository contains an untracked nested repository (its source
 files are hashed as one ``dir:`` entry, always recomputed).
@@ -259,9 +266,17 @@ def _walk_worktree(
     tree: _TreeProof,
     fp: _Fingerprint,
     t0: int,
-) -> bool:
-    """Record every non-ignored directory in ``tree``; return whether git accounted for all."""
+) -> tuple[bool, bool]:
+    """Record every non-ignored directory in ``tree``.
+
+    Returns
+    -------
+    (racy, accounted)
+        Whether a git control file changed within the racy window of ``t0``,
+        and whether git accounted for every entry.
+    """
     accounted = True
+    racy = False
     tracked_by_dir: dict[str, set[str]] = {}
     for rel in tracked:
         parent, _, name = rel.rpartition("/")
@@ -311,8 +326,7 @@ def _walk_worktree(
             if name in GIT_CONTROL_FILES:
                 control_key = _lstat_key(entry.path)
                 tree.add_file(entry.path, control_key)
-                if fp.is_racy(control_key, t0):
-                    fp.trusted = False
+                racy = racy or fp.is_racy(control_key, t0)
             if not (
                 kind == "s" or rel in tracked or rel in status.untracked or rel in status.ignored
             ):
@@ -329,7 +343,57 @@ def _walk_worktree(
                 racy=fp.is_racy(key, t_ref),
             )
         )
-    return accounted
+    return racy, accounted
+
+
+_STATUS_ARGS = (
+    "status",
+    "--porcelain=v2",
+    "--branch",
+    "-z",
+    "--untracked-files=all",
+    "--ignored=matching",
+    "--no-renames",
+    "--ignore-submodules=all",
+)
+
+
+def _nearest_dir(path: str, stop: str) -> str:
+    """``path`` or its nearest existing ancestor, not above ``stop``."""
+    while path != stop and not os.path.isdir(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return stop
+        path = parent
+    return path
+
+
+def _drop_excluded(status: _Status, excluded: _Excluder) -> None:
+    """Remove excluded paths from git's untracked and ignored lists."""
+    for attr in ("untracked", "untracked_dirs", "ignored", "ignored_dirs"):
+        setattr(status, attr, {rel for rel in getattr(status, attr) if not excluded(rel)})
+
+
+def _status_unchanged(
+    first: _Status, excluded: _Excluder, spec: list[str], toplevel: str, env: dict[str, str]
+) -> bool:
+    """Whether ``git status``, run again now, says what it said the first time."""
+    try:
+        rc, out, _ = _finish_git(_start_git([*_STATUS_ARGS, *spec], toplevel, env))
+    except (_GitMissingError, CodeIdentityError):
+        return False
+    if rc != 0:
+        return False
+    again = _parse_status(out)
+    _drop_excluded(again, excluded)
+    return (
+        again.head == first.head
+        and again.changed == first.changed
+        and again.untracked == first.untracked
+        and again.untracked_dirs == first.untracked_dirs
+        and again.ignored == first.ignored
+        and again.ignored_dirs == first.ignored_dirs
+    )
 
 
 @dataclass(eq=False)
@@ -397,12 +461,30 @@ def _compute_git_core(
     assert loc.common_dir is not None
     toplevel, git_dir, common = loc.toplevel, loc.git_dir, loc.common_dir
     env = _git_env()
+    excluded = _Excluder(toplevel, excludes)
+    tree = _TreeProof(
+        toplevel,
+        suffixes,
+        excluded,
+        lambda rel_dir: excluded.by_parent.get(rel_dir, ()),
+        window_ns,
+        watch,
+    )
     t0 = time.time_ns()
     fp = _Fingerprint(window_ns)
+    # Files git maintains in its own directories: in watch mode those
+    # directories are watched before anything is read, so the racy rule is
+    # needed only if the proof falls back to stat calls.
+    git_meta = _Fingerprint(window_ns)
 
     # 1. Repository metadata, read before git runs: a later change is a mismatch.
-    ref = fp.add_read(os.path.join(git_dir, "HEAD"), t0)
     bases = tuple(dict.fromkeys((git_dir, common)))
+    for directory in (*bases, os.path.join(common, "info")):
+        tree.watch_git_dir(directory)
+    for base in bases:
+        if os.path.isdir(os.path.join(base, "reftable")):
+            tree.watch_git_dir(os.path.join(base, "reftable"))
+    ref = git_meta.add_read(os.path.join(git_dir, "HEAD"), t0)
     for _ in range(5):
         if ref is None or not ref.startswith(b"ref:"):
             break
@@ -411,7 +493,9 @@ def _compute_git_core(
             break
         ref = None
         for base in bases:
-            content = fp.add_read(os.path.join(base, *name.split("/")), t0)
+            path = os.path.join(base, *name.split("/"))
+            tree.watch_git_dir(_nearest_dir(os.path.dirname(path), base))
+            content = git_meta.add_read(path, t0)
             if ref is None:
                 ref = content
     meta = [
@@ -425,31 +509,17 @@ def _compute_git_core(
             for base in bases
             if os.path.isdir(os.path.join(base, "reftable"))
         ),
-        *_global_git_files(env),
     ]
     for path in dict.fromkeys(meta):
+        git_meta.add_stat(path, _stat_key(path), t0)
+    for path in dict.fromkeys(_global_git_files(env)):
         fp.add_stat(path, _stat_key(path), t0)
 
     # 2. Ask git (three processes in parallel).
-    excluded = _Excluder(toplevel, excludes)
     spec = excluded.pathspecs()
     try:
         procs = [
-            _start_git(
-                [
-                    "status",
-                    "--porcelain=v2",
-                    "--branch",
-                    "-z",
-                    "--untracked-files=all",
-                    "--ignored=matching",
-                    "--no-renames",
-                    "--ignore-submodules=all",
-                    *spec,
-                ],
-                toplevel,
-                env,
-            ),
+            _start_git([*_STATUS_ARGS, *spec], toplevel, env),
             _start_git(["ls-files", "-z", "-s", "-v", *spec], toplevel, env),
             _start_git(["config", "-z", "--get", "--path", "core.excludesFile"], toplevel, env),
         ]
@@ -471,19 +541,25 @@ def _compute_git_core(
 
     tracked = {rel: tag for rel, tag in tracked.items() if not excluded(rel)}
     gitlinks = {rel for rel in gitlinks if not excluded(rel)}
-    for attr in ("untracked", "untracked_dirs", "ignored", "ignored_dirs"):
-        setattr(status, attr, {rel for rel in getattr(status, attr) if not excluded(rel)})
+    _drop_excluded(status, excluded)
 
-    # 3. Hash what counts, by content, from the work tree: tracked paths that
-    # differ from HEAD (any extension) and untracked files with a source suffix.
-    tree = _TreeProof(
+    # 3. Watch (inotify) and list every directory git looks into, before any
+    # work tree file is read; verify git accounted for every entry.
+    tree_racy, accounted = _walk_worktree(
         toplevel,
-        suffixes,
-        excluded,
-        lambda rel_dir: excluded.by_parent.get(rel_dir, ()),
-        window_ns,
-        watch,
+        tracked=tracked,
+        status=status,
+        gitlinks=gitlinks,
+        excluded=excluded,
+        tree=tree,
+        fp=fp,
+        t0=t0,
     )
+    if not accounted:
+        fp.trusted = False
+
+    # 4. Hash what counts, by content, from the work tree: tracked paths that
+    # differ from HEAD (any extension) and untracked files with a source suffix.
     expect: dict[str, bool | None] = {
         rel: must for rel, must in status.changed.items() if not excluded(rel)
     }
@@ -515,7 +591,7 @@ def _compute_git_core(
         untracked[rel] = "dir:" + _nested_sources_digest(path, suffixes)
         fp.trusted = False  # an untracked nested repository: always recompute
 
-    # 4. Stat every tracked file, after git: racy relative to t0 (before git).
+    # 5. Stat every tracked file, after git: racy relative to t0 (before git).
     for rel, tag in tracked.items():
         path = os.path.join(toplevel, rel)
         if path in watched:
@@ -526,24 +602,21 @@ def _compute_git_core(
         watched[path] = key
     for path, key in watched.items():
         tree.add_file(path, key)
-        if fp.is_racy(key, t0):
-            fp.trusted = False
+        tree_racy = tree_racy or fp.is_racy(key, t0)
 
-    # 5. Watch every directory git looks into; verify git accounted for all entries.
-    if not _walk_worktree(
-        toplevel,
-        tracked=tracked,
-        status=status,
-        gitlinks=gitlinks,
-        excluded=excluded,
-        tree=tree,
-        fp=fp,
-        t0=t0,
-    ):
+    # 6. Racy entries. With stat calls, a file changed within the racy window of
+    # t0 could change again unseen: recompute next time. With inotify, every
+    # change after the watches were set leaves an event; git, run once more
+    # now, confirms that nothing changed between its first look and the watches.
+    fp.stats += git_meta.stats
+    if tree.mode == "stat":
+        if tree_racy or not git_meta.trusted:
+            fp.trusted = False
+    elif tree_racy and not _status_unchanged(status, excluded, spec, toplevel, env):
         fp.trusted = False
     fp.tree = tree
 
-    # 6. Submodules: described (by the caller) by their own repo_git identity.
+    # 7. Submodules: described (by the caller) by their own repo_git identity.
     submodules: dict[str, str | None] = {}
     for rel in sorted(gitlinks):
         path = os.path.join(toplevel, rel)
