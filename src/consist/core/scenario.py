@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import os
 import socket
-import string
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -60,6 +59,7 @@ from consist.core.active_run import ActiveRun
 from consist.core.artifacts import ArtifactRequest
 from consist.core.coupler import Coupler
 from consist.core.runner import ConsistRunError, step_defaults
+from consist.core.step_names import check_name_template, render_step_name
 from consist.core.validation import validate_config, validate_model, validate_run_id, validate_tags
 from consist.models.artifact import Artifact
 from consist.models.records import ConsistRecord
@@ -72,8 +72,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from consist.core.tracker import Tracker
 
 HEADER_TAG = "scenario_header"
-TEMPLATE_FIELDS = ("scenario", "name", "year", "iteration", "stage", "phase")
-_TEMPLATE_STRIP = "_-. "
 # Header options the scenario sets itself.
 _HEADER_RESERVED = {
     "run_id": "the scenario name is the header's run id",
@@ -735,36 +733,12 @@ class ScenarioContext:
         )
 
     def _render(self, template: str, fn: Callable[..., Any], kwargs: Mapping[str, Any]) -> str:
-        defaults = step_defaults(fn)
-        base = defaults.get("name") or getattr(fn, "__name__", None) or "step"
-        values = {"scenario": self.name, "name": base}
-        for field in ("year", "iteration", "stage", "phase"):
-            value = kwargs.get(field, defaults.get(field))
-            values[field] = "" if value is None else value
-        rendered = template.format(**values).strip(_TEMPLATE_STRIP)
-        if not rendered:
-            raise ValueError(f"name_template {template!r} rendered an empty step name")
-        return rendered
+        return render_step_name(template, fn, step_defaults(fn), kwargs, scenario=self.name)
 
 
 def _check_template(template: Any, param: str) -> str | None:
     """A step name template may use only the documented placeholders."""
-    if template is None:
-        return None
-    if not isinstance(template, str) or not template.strip():
-        raise TypeError(f"{param} must be a non-empty string, e.g. '{{scenario}}_{{name}}'")
-    try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
-    except ValueError as exc:
-        raise ValueError(f"{param}={template!r} is not a valid format string: {exc}") from exc
-    for field in fields:
-        base = field.split(".")[0].split("[")[0]
-        if base not in TEMPLATE_FIELDS:
-            raise ValueError(
-                f"{param}={template!r} uses placeholder {{{field}}}; available placeholders: "
-                + ", ".join("{" + f + "}" for f in TEMPLATE_FIELDS)
-            )
-    return template
+    return check_name_template(template, param)
 
 
 def _alive(pid: int) -> bool:

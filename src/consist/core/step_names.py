@@ -1,11 +1,13 @@
-"""Step name templates: ``define_step(name_template=...)`` outside a scenario.
+"""Step name templates (``scenario(name_template=...)``, ``sc.run(name_template=...)``,
+``define_step(name_template=...)``).
 
-The placeholders and rendering rules are those of
-``tracker.scenario(..., name_template=...)`` (see
-:class:`~consist.core.scenario.ScenarioContext`): ``{scenario}``, ``{name}``,
-``{year}``, ``{iteration}``, ``{stage}``, ``{phase}``; a placeholder whose
-value is None renders empty and separators left at either end are stripped.
-Outside a scenario ``{scenario}`` renders empty.
+Placeholders: ``{scenario}``, ``{name}`` (the ``define_step`` name, else the
+function's ``__name__``), ``{year}``, ``{iteration}``, ``{stage}``,
+``{phase}``. A placeholder whose value is None renders empty, and separators
+(``_ - .`` and spaces) left at either end are stripped. Outside a scenario
+``{scenario}`` renders empty. Precedence: an explicit ``name``, then the
+call's template, then the function's ``define_step`` template, then the
+scenario's.
 """
 
 from __future__ import annotations
