@@ -105,3 +105,12 @@ def test_step_inside_the_repository_uses_git_state_only(tmp_path: Path) -> None:
     assert "outside_repo_callable" not in manifest["code"]["details"]
     tracker.close()
     sys.modules.pop("inside_repo_steps", None)
+
+
+def test_compact_details_caps_the_untracked_list_with_the_dirty_listing() -> None:
+    dirty = {f"src/m{i:04d}.py": f"blake3:{i}" for i in range(MAX_LISTED_FILES + 7)}
+    compact = _compact_details({"dirty": dirty, "untracked": sorted(dirty)})
+    assert len(compact["untracked"]) == MAX_LISTED_FILES
+    assert set(compact["untracked"]) == set(compact["dirty"])
+    small = _compact_details({"dirty": {"a.py": "1"}, "untracked": ["a.py"]})
+    assert small["untracked"] == ["a.py"]

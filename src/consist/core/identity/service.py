@@ -236,4 +236,9 @@ def _compact_details(details: Mapping[str, Any]) -> dict[str, Any]:
             listing = "\n".join(f"{k}\0{v}" for k, v in items).encode()
             out[section] = dict(items[:MAX_LISTED_FILES])
             out[f"{section}_truncated"] = {"count": len(items), "digest": hash_bytes(listing)}
+    untracked = out.get("untracked")
+    if isinstance(untracked, list) and len(untracked) > MAX_LISTED_FILES:
+        # Only the listed dirty paths need their untracked flag.
+        listed = out.get("dirty") or {}
+        out["untracked"] = [rel for rel in untracked if rel in listed]
     return out
