@@ -500,6 +500,20 @@ class TestHitDemotion:
             assert tracker.is_cached
         assert tracker.get_run("c").meta["cache_source"] == "b"
 
+    def test_a_hit_block_that_raises_links_no_cached_outputs(
+        self, tracker: Tracker, repo: Path
+    ) -> None:
+        self._produce(tracker, repo, "a", "x\n1\n")
+        with (
+            pytest.raises(RuntimeError, match="boom"),
+            tracker.start_run("b", "assign", config={"scale": 2}),
+        ):
+            assert tracker.is_cached
+            raise RuntimeError("boom")
+        assert tracker.get_run("b").status == "failed"
+        assert tracker.get_run_outputs("b") == {}
+        assert tracker.last_run.cached_run is None
+
     def test_trace_block_demotion(self, tracker: Tracker, repo: Path) -> None:
         out = repo / "results" / "trace.csv"
         with tracker.trace("traced_step", config={"k": 1}):

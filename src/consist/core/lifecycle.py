@@ -555,7 +555,7 @@ class RunLifecycle:
                     for name in ("hash", "content_id", "size_bytes", "driver", "meta"):
                         setattr(art, name, getattr(new, name))
                     self._attach(active, art, "output")
-        if active.cache_hit:
+        if active.cache_hit and status == "completed":
             for art in active.cached_outputs.values():
                 if not active.has_artifact(art.id, "output"):
                     active.add_artifact(art, "output")
