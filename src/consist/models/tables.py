@@ -31,8 +31,15 @@ to create tables. They live in their own SQLAlchemy registry/metadata, so
 they neither collide with a user's ``SQLModel.metadata`` (a user table called
 ``run`` stays possible) nor get created by ``SQLModel.metadata.create_all``.
 The ``run`` table's bookkeeping columns ``updated_ns`` and ``identity`` are
-not mapped. Foreign keys are declared here only so that SQLAlchemy can infer
-join conditions (``select(Artifact).join(RunArtifactLink)``); the database
+not mapped. ``meta`` columns are JSON (``Run.meta["key"].as_string()``);
+``tags`` and the other DuckDB lists (``VARCHAR[]``) map as ``ARRAY(String)``
+(``Run.tags.contains(["base"])``); timestamps are stored as naive UTC and
+loaded timezone-aware (:class:`UTCTimestamp`). A ``Session`` on
+``tracker.engine`` loads the table models themselves (``RunTable``);
+``tracker.run_query`` hands back ``Run`` / ``Artifact`` records.
+
+Foreign keys are declared here only so that SQLAlchemy can infer join
+conditions (``select(Artifact).join(RunArtifactLink)``); the database
 does not enforce them.
 """
 
