@@ -288,9 +288,12 @@ def test_untracked_data_is_never_opened_by_any_process(project: Project) -> None
         _tick()
         assert project.run(tracker, config={"scale": 3}).cache_hit
         tracker.close()
+        assert detector.opened == 0, "an untracked data file (a FIFO here) was opened"
+        with open(detector.path, "rb") as fh:  # control: a reader is noticed
+            assert fh.read() == b"x"
     finally:
         opened = detector.stop()
-    assert opened == 0, "an untracked data file (a FIFO here) was opened for reading"
+    assert opened == 1
 
 
 def test_large_untracked_file_is_not_read(project: Project) -> None:
@@ -305,6 +308,13 @@ def test_large_untracked_file_is_not_read(project: Project) -> None:
     read = _read_bytes() - before
     assert read < 4 << 20, f"{read} bytes read by the first run next to a 32 MiB data file"
     tracker.close()
+    # Control: the same measurement sees the file once its suffix counts as code.
+    counting = project.new_tracker(code_identity_source_suffixes=[".py", ".bin"])
+    before = _read_bytes()
+    assert not project.run(counting, config={"scale": 4}).cache_hit
+    assert _read_bytes() - before >= 32 << 20
+    assert "data/land_use.bin" in project.explanation(counting)["code"]["files"]
+    counting.close()
 
 
 def test_hits_spawn_no_git_while_data_and_logs_are_written(
