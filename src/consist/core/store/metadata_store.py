@@ -165,7 +165,7 @@ class MetadataStore(RunQueryMixin):
             ``(artifact, direction)`` pairs to upsert and link; defaults to
             every input and output in ``record`` (used by recovery).
         stat_entries:
-            Newly learned stat-cache entries to persist in the same batch.
+            Newly learned stat-cache entries to persist in the same transaction.
         first:
             First write of this run by this process: carries its identity
             manifest (always carried when replaying a full record).
@@ -611,9 +611,6 @@ class MetadataStore(RunQueryMixin):
     def close(self) -> None:
         """Commit queued writes, release the database file, dispose of the engine.
 
-        hooks = self.connections.before_release
-        if self._flush_quietly in hooks:
-            hooks.remove(self._flush_quietly)
         Other trackers of this process on the same file keep their (shared)
         connection manager; the file is released when the last one closes.
         """
@@ -621,6 +618,9 @@ class MetadataStore(RunQueryMixin):
             return
         self._flush_quietly()
         _STORES.discard(self)
+        hooks = self.connections.before_release
+        if self._flush_quietly in hooks:
+            hooks.remove(self._flush_quietly)
         self.connections.close()
         if self._engine is not None:
             self._engine.dispose()
