@@ -22,6 +22,11 @@ The watch is used only where it is exact:
 Watches are set on a directory *before* it is listed, so a change made after a
 listing always leaves an event; changes between git's own reading and the watch
 are caught by the racy rule of the scan (see :mod:`.git_state`).
+
+Known blind spots of inotify (they concern code files, not data): a write
+through a hard link that lives outside the watched directories, and a write
+through a shared memory mapping, raise no event on the watched directory. The
+next change of anything relevant, or a new process, describes the tree again.
 """
 
 from __future__ import annotations
