@@ -141,7 +141,6 @@ class TestBeginRunParameters:
             facet={"rate": 0.75},
             facet_from=["scenario", "rate"],
             hash_inputs=[("bundle", bundle)],
-            code_identity="callable_module",
             code_identity_extra_deps=[str(dep)],
             facet_schema_version=2,
             facet_index=False,

@@ -59,6 +59,9 @@ class ArtifactRequest:
     # An output whose file may not exist yet: built unhashed, hashed when the
     # run ends (see RunLifecycle.log_artifacts).
     allow_pending: bool = False
+    # Inputs only (``reuse_if_unchanged``): link an existing artifact with the
+    # same bytes instead of recording a new one; "same_uri" or "any_uri".
+    reuse_scope: str | None = None
 
 
 class ArtifactBuilder:
@@ -175,10 +178,46 @@ class ArtifactBuilder:
                 )
                 continue
             assert path is not None and uri is not None
+            reused = self._reusable(req, uri, digests.get(path), producers.get(uri))
+            if reused is not None:
+                stand_in = ArtifactRequest(
+                    ref=reused.with_local_path(path),
+                    key=req.key,
+                    direction=req.direction,
+                    meta=req.meta,
+                )
+                results.append(self._from_existing(stand_in, run_id))
+                continue
             results.append(
                 self._from_path(req, path, uri, digests.get(path), producers.get(uri), run_id)
             )
         return results
+
+    def _reusable(
+        self, req: ArtifactRequest, uri: str, digest: str | None, producer: Artifact | None
+    ) -> Artifact | None:
+        """An already recorded artifact with these bytes (``reuse_if_unchanged``).
+
+        ``same_uri`` takes the newest artifact at the same location whose
+        digest matches; ``any_uri`` any artifact with the same content
+        (preferring one at the same location). An earlier run's output at
+        this location is linked by input discovery anyway.
+        """
+        if req.reuse_scope is None or self.store is None or digest is None:
+            return None
+        if producer is not None and producer.hash == digest:
+            return None  # input discovery links the producing run's artifact
+        same = self.store.get_artifact_by_uri(
+            uri, table_path=req.table_path, array_path=req.array_path
+        )
+        if same is not None and same.hash == digest:
+            return same
+        if req.reuse_scope == "any_uri":
+            content_id = content_id_for(digest)
+            for candidate in self.store.artifacts_with_content(content_id, limit=1):
+                if candidate.hash == digest:
+                    return candidate
+        return None
 
     def _from_path(
         self,

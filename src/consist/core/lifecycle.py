@@ -209,6 +209,17 @@ class RunLifecycle:
         if cache_options is not None:
             code_identity = code_identity or options.code_identity
             extra_deps = extra_deps or list(options.code_identity_extra_deps or ())
+        if fn is None and code_identity in ("callable_module", "callable_source"):
+            raise ValueError(
+                f"code_identity={code_identity!r} hashes a step function, and begin_run/"
+                "start_run/trace execute none; use the default 'repo_git' (run inside a git "
+                "repository) or tracker.run(fn=...)"
+            )
+        if facet_schema_version is not None and facet_data is None:
+            raise ValueError(
+                "facet_schema_version is set but the run has no facet; pass facet=... or "
+                "facet_from=[...] (or drop facet_schema_version)"
+            )
         if not run_id_is_new:
             self._check_new_run_id(run_id)
 
@@ -793,4 +804,3 @@ def _validate_path_list(value: Any, param: str) -> list[str]:
             raise TypeError(f"{param} must contain paths, got {entry!r}")
         out.append(os.fspath(entry))
     return out
-

@@ -594,6 +594,8 @@ class Tracker(
             If mapping keys are not strings.
         """
         self.lifecycle.require_active("log_artifacts")
+        if reuse_scope not in ("same_uri", "any_uri"):
+            raise ValueError("reuse_scope must be 'same_uri' or 'any_uri'")
         _warn_output_reuse(direction, reuse_if_unchanged, reuse_scope)
         facet_meta = _facet_meta_by_key(
             outputs, facets_by_key, facet_schema_versions_by_key, facet_index
@@ -608,6 +610,8 @@ class Tracker(
         )
         for request in requests:
             request.allow_pending = direction == "output"
+            if reuse_if_unchanged and direction == "input":
+                request.reuse_scope = reuse_scope
         built = self.lifecycle.log_artifacts(requests, "log_artifacts")
         return {req.key or art.key: art for req, art in zip(requests, built, strict=True)}
 
@@ -646,6 +650,11 @@ class Tracker(
         meta = dict(meta)
         if schema is not None:
             meta["schema_name"] = getattr(schema, "__name__", str(schema))
+        if facet is None and facet_schema_version is not None:
+            raise ValueError(
+                "facet_schema_version is set but no facet is given; pass facet=... "
+                "(or drop facet_schema_version)"
+            )
         if facet is not None:
             facet_meta = _facet_meta_by_key(
                 {"_": path}, {"_": facet}, {"_": facet_schema_version}, facet_index
@@ -662,6 +671,7 @@ class Tracker(
             force_hash_override=force_hash_override,
             validate_content_hash=validate_content_hash,
             meta=meta,
+            reuse_scope=reuse_scope if reuse_if_unchanged and direction == "input" else None,
         )
 
     def resolve_uri(self, uri: str) -> str:
@@ -707,6 +717,13 @@ def _facet_meta_by_key(
     versions_by_key: Mapping[str, Any] | None,
     facet_index: bool,
 ) -> dict[str, dict[str, Any]]:
+    if versions_by_key:
+        stray = sorted(set(versions_by_key) - set(facets_by_key or {}))
+        if stray:
+            raise ValueError(
+                f"facet_schema_versions_by_key names {stray}, which have no entry in "
+                "facets_by_key; give them a facet or drop their version"
+            )
     if not facets_by_key:
         return {}
     unknown = sorted(set(facets_by_key) - set(outputs))

@@ -406,14 +406,20 @@ class TrackerSteps:
             capture.artifacts = self.lifecycle.log_artifacts(requests, "capture_outputs")
 
     def cached_artifacts(self, direction: str = "output") -> dict[str, Artifact]:
-        """Artifacts a cache hit handed to the active run (empty if not a hit)."""
+        """Artifacts a cache hit handed to the active run (empty if not a hit).
+
+        Raises
+        ------
+        ValueError
+            If ``direction`` is not ``"output"`` or ``"input"`` (hit or not).
+        """
+        if direction not in ("output", "input"):
+            raise ValueError(f"direction={direction!r}: use 'output' or 'input'")
         active = self.lifecycle.active
         if active is None or not active.cache_hit:
             return {}
         if direction == "input":
             return active.artifacts("input")
-        if direction != "output":
-            raise ValueError("direction must be 'output' or 'input'")
         return dict(active.cached_outputs)
 
     def cached_output(self, key: str | None = None) -> Artifact | None:
