@@ -173,6 +173,16 @@ class IdentityService:
             cache_epoch=cache_epoch,
         )
 
+    def _cell_source(self, fn: Callable[..., Any], path: str | None) -> dict[str, Any] | None:
+        """Identity of a function defined where no module file exists (a cell)."""
+        if path is not None and os.path.exists(path):
+            return None  # a real file that callable_module refused: not a cell
+        try:
+            own = self.code.resolve("callable_source", fn, [])
+        except (ValueError, OSError, TypeError):
+            return None
+        return {"mode": "callable_source", "digest": own.digest, "file": path}
+
     def _fold_outside_callable(
         self, fn: Callable[..., Any], repo_digest: str, details: dict[str, Any]
     ) -> str:
@@ -181,8 +191,11 @@ class IdentityService:
         ``repo_git`` identity only sees the repository, so a function from an
         installed package (or any file elsewhere) would keep its cache hits
         after that code changed. Its module file is hashed too
-        (``callable_module``); when it has no source file (a compiled
-        extension), the installed distribution's version is used instead.
+        (``callable_module``). A function whose module has no file but whose
+        source Python still holds (a notebook cell, ``exec``'d code) folds in
+        its own source (``callable_source``), so editing and re-running the
+        cell is a miss and re-running it unchanged a hit. A compiled
+        extension contributes its installed distribution's version.
 
         Raises
         ------
@@ -193,11 +206,13 @@ class IdentityService:
         path = _defining_file(fn)
         if path is not None and root and _is_within(path, os.path.realpath(root)):
             return repo_digest
-        extra: dict[str, Any]
+        extra: dict[str, Any] | None
         try:
             outside = self.code.resolve("callable_module", fn, [])
             extra = {"mode": "callable_module", "digest": outside.digest, "file": path}
         except ValueError:
+            extra = self._cell_source(fn, path)
+        if extra is None:
             version = _distribution_version(fn)
             if version is None:
                 from consist.core.identity.code_identity import CodeIdentityError
