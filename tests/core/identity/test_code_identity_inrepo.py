@@ -148,6 +148,8 @@ class FifoReadDetector:
             self.opened += 1
             try:
                 os.write(fd, b"x")
+            except BrokenPipeError:
+                pass  # the reader closed first: it was still noticed
             finally:
                 os.close(fd)
 
