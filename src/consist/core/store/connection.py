@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import random
 import threading
@@ -28,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pragma: no cover
     import duckdb
+
+logger = logging.getLogger("consist")
 
 _LOCK_MARKERS = ("could not set lock", "conflicting lock", "lock on file")
 
@@ -105,6 +108,12 @@ class DuckDBConnectionManager:
         # Called (holding the manager's lock) before the file is given back:
         # stores retry writes whose commit failed there.
         self.before_release: list[Callable[[], None]] = []
+        # Called with (connection, epoch, hot) when a use begins (depth 0), and
+        # with (connection, epoch) before the file is given back: the store
+        # applies its write log there (see consist.core.store.write_log).
+        self.before_use: list[Callable[[Any, int, bool], None]] = []
+        self.before_close: list[Callable[[Any, int], None]] = []
+        self._giving_back = False
         self._users = 0
         self._shared_key: str | None = None
         _MANAGERS.add(self)
@@ -146,10 +155,13 @@ class DuckDBConnectionManager:
     # -- public ---------------------------------------------------------------
 
     @contextmanager
-    def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def connection(self, *, hot: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """Yield the open connection (opening it if needed).
 
-        Re-entrant: nested uses share one connection and one hold.
+        Re-entrant: nested uses share one connection and one hold. An
+        outermost use runs the ``before_use`` hooks first; ``hot`` tells them
+        that the use is on the path of every run and reads only what the
+        caller reconciles itself (the store then leaves its write log alone).
         """
         with self._lock:
             if self._closed:
@@ -159,6 +171,9 @@ class DuckDBConnectionManager:
             con = self._con or self._open()
             self._depth += 1
             try:
+                if self._depth == 1:
+                    for hook in self.before_use:
+                        hook(con, self.epoch, hot)
                 yield con
             finally:
                 self._depth -= 1
@@ -168,13 +183,14 @@ class DuckDBConnectionManager:
                     self._schedule_release()
 
     @contextmanager
-    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+    def transaction(self, *, hot: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
         """Yield a connection inside ``BEGIN`` ... ``COMMIT`` (rollback on error).
 
         The connection's ``begin``/``commit`` methods skip parsing a SQL
-        statement, which is a measurable share of a one-row write.
+        statement, which is a measurable share of a one-row write. ``hot``
+        as for :meth:`connection`.
         """
-        with self.connection() as con:
+        with self.connection(hot=hot) as con:
             con.begin()
             try:
                 yield con
@@ -187,8 +203,7 @@ class DuckDBConnectionManager:
         """Commit queued work and close the connection now (the next use re-opens it)."""
         with self._lock:
             if self._depth == 0:
-                self._run_before_release()
-                self._close_connection()
+                self._give_back()
 
     def close(self) -> None:
         """Close for good and stop the idle timer.
@@ -207,6 +222,7 @@ class DuckDBConnectionManager:
             if self._closed:
                 return
             self._run_before_release()
+            self._run_before_close()
             self._closed = True
             self._close_connection()
         self._wake.set()
@@ -279,16 +295,44 @@ class DuckDBConnectionManager:
         if turn is not None:
             turn.release()
 
+    def _give_back(self) -> None:
+        """Run the release hooks, then close (the next use re-opens)."""
+        self._giving_back = True  # hooks use the connection: no nested hand-over
+        try:
+            self._run_before_release()
+            self._run_before_close()
+        finally:
+            self._giving_back = False
+        self._close_connection()
+
+    def _run_before_close(self) -> None:
+        con = self._con
+        if con is None or self._closed:
+            return
+        for hook in list(self.before_close):
+            try:
+                hook(con, self.epoch)
+            except Exception as exc:  # the data is safe; the next opener retries
+                logger.error(
+                    "consist: could not apply logged writes to %s before releasing it (%s); "
+                    "they stay in its write log and are applied when it is next opened",
+                    self.path,
+                    exc,
+                )
+
     def _maybe_yield_turn(self) -> None:
-        if self._con is not None and time.monotonic() - self._opened_at > self.max_hold_s:
-            self._close_connection()
+        if (
+            self._con is not None
+            and not self._giving_back
+            and time.monotonic() - self._opened_at > self.max_hold_s
+        ):
+            self._give_back()
             # A short pause lets a process that is retrying take the lock.
             time.sleep(0.02 + 0.02 * random.random())
 
     def _schedule_release(self) -> None:
         if self.idle_release_s <= 0:
-            self._run_before_release()
-            self._close_connection()
+            self._give_back()
             return
         if self._timer_active:
             self._wake.set()
@@ -310,8 +354,7 @@ class DuckDBConnectionManager:
                 idle = time.monotonic() - self._last_used
                 if idle < self.idle_release_s:
                     return self.idle_release_s - idle
-                self._run_before_release()
-                self._close_connection()
+                self._give_back()
             self._timer_active = False
             return None
 

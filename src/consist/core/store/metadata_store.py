@@ -22,7 +22,6 @@ from consist.core.store.batch import (
     PendingWrite,
     completed_signatures,
     freeze,
-    write_batch,
     write_stat_entries,
 )
 from consist.core.store.connection import DuckDBConnectionManager
@@ -40,6 +39,8 @@ from consist.core.store.rows import (
 from consist.core.store.run_queries import RunQueryMixin
 from consist.core.store.schema import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_DDL
 from consist.core.store.signature_index import signatures_for
+from consist.core.store.write_log import append as log_writes
+from consist.core.store.write_log import log_state
 from consist.models.artifact import Artifact
 from consist.models.records import ConsistRecord
 from consist.models.run import Run
@@ -91,6 +92,7 @@ class MetadataStore(RunQueryMixin):
         self._pending_lock = threading.Lock()
         self.connections.before_release.append(self._flush_quietly)
         self._signatures = signatures_for(self.connections)
+        self._log = log_state(self.connections)
         # Facet payloads and their key/value index (all facet SQL lives there).
         self.facets = FacetStore(self.connections, before_read=self._flush_before_read)
         _STORES.add(self)
@@ -190,32 +192,26 @@ class MetadataStore(RunQueryMixin):
         self.flush()
 
     def flush(self) -> None:
-        """Commit every queued snapshot (normally just one) in one transaction.
+        """Commit every queued snapshot (normally just one) to the write log.
 
-        On failure the writes stay queued (the journal holds them anyway) and
-        the error propagates.
+        One narrow row per snapshot, in one transaction; the tables receive
+        them before the next read or release (see
+        :mod:`consist.core.store.write_log`). On failure the writes stay
+        queued (the journal holds them anyway) and the error propagates.
         """
         with self._pending_lock:
             batch, self._pending = self._pending, []
         if not batch:
             return
-        plain = all(w.new_run for w in batch) and len({w.run_id for w in batch}) == len(batch)
         try:
-            try:
-                with self.connections.transaction() as con:
-                    write_batch(con, batch, plain_inserts=plain)
-                    epoch = self.connections.epoch
-            except Exception as exc:
-                if not (plain and _is_duplicate_key(exc)):
-                    raise
-                # The run row existed after all (a re-opened run): upsert instead.
-                with self.connections.transaction() as con:
-                    write_batch(con, batch)
-                    epoch = self.connections.epoch
+            with self.connections.transaction(hot=True) as con:
+                log_writes(con, batch)
+                epoch = self.connections.epoch
         except BaseException:
             with self._pending_lock:
                 self._pending[:0] = batch
             raise
+        self._log.logged(epoch, batch)
         self._signatures.add(epoch, completed_signatures(batch))
         for write in batch:
             if write.on_synced is not None:
@@ -339,6 +335,12 @@ class MetadataStore(RunQueryMixin):
         query for the candidates' outputs. In a loop of runs the common miss
         costs no query at all (see :mod:`consist.core.store.signature_index`).
         """
+        with self.connections.connection(hot=True):
+            # Hot: the index answers "no" without applying the write log
+            # (the index already holds the signatures this process logged).
+            absent = self._signatures.known_absent(self.connections.epoch, signature)
+        if absent:
+            return []
         with self.connections.connection() as con:
             if not self._signatures.may_exist(
                 self.connections.epoch, signature, lambda: _completed_signatures(con)
@@ -394,8 +396,8 @@ class MetadataStore(RunQueryMixin):
     def producer_signatures(self, artifact_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
         """For each artifact, the signature of the first completed run that output it.
 
-        Answers from the database plus this process's queued writes, without
-        flushing them (this is on the path of every run with inputs).
+        Answers from the tables plus this process's writes not applied yet,
+        without applying them (this is on the path of every run with inputs).
         """
         if not artifact_ids:
             return {}
@@ -404,7 +406,7 @@ class MetadataStore(RunQueryMixin):
             for art_row, signature in self._queued_outputs()
             if signature is not None
         }
-        with self.connections.connection() as con:
+        with self.connections.connection(hot=True) as con:
             rows = con.execute(
                 "SELECT l.artifact_id, r.signature FROM run_artifact_link l "
                 "JOIN run r ON r.id = l.run_id "
@@ -422,9 +424,12 @@ class MetadataStore(RunQueryMixin):
         return found
 
     def _queued_outputs(self) -> list[tuple[list[Any], str | None]]:
-        """(artifact row, run signature) for outputs of completed runs still queued."""
+        """(artifact row, run signature) for outputs of completed runs not in the tables.
+
+        Writes still queued (a failed commit) or logged but not applied yet.
+        """
         with self._pending_lock:
-            pending = list(self._pending)
+            pending = self._log.snapshot() + list(self._pending)
         out = []
         for write in pending:
             if write.run_row[3] != "completed":
@@ -504,8 +509,8 @@ class MetadataStore(RunQueryMixin):
         """For each URI, the newest artifact a completed run logged there as output.
 
         Used by automatic input discovery, on the path of every run with
-        inputs: answers from the database plus this process's queued writes
-        without flushing them.
+        inputs: answers from the tables plus this process's writes not applied
+        yet, without applying them.
         """
         if not uris:
             return {}
@@ -518,7 +523,7 @@ class MetadataStore(RunQueryMixin):
             "AND a.array_path IS NULL "
             "QUALIFY row_number() OVER (PARTITION BY a.uri ORDER BY a.created_at DESC) = 1"
         )
-        with self.connections.connection() as con:
+        with self.connections.connection(hot=True) as con:
             rows = con.execute(sql, [list(uris)]).fetchall()
         found = {r[2]: artifact_from_row(r) for r in rows}
         wanted = set(uris)
@@ -625,12 +630,6 @@ class MetadataStore(RunQueryMixin):
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
-
-
-def _is_duplicate_key(exc: BaseException) -> bool:
-    import duckdb
-
-    return isinstance(exc, duckdb.ConstraintException)
 
 
 def _completed_signatures(con: Any) -> list[str]:

@@ -245,6 +245,21 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        6,
+        "write log: each run write committed as one narrow row, applied to the tables in batches",
+        (
+            """
+            CREATE TABLE IF NOT EXISTS write_log (
+                seq BIGINT NOT NULL,
+                payload VARCHAR NOT NULL
+            )
+            """,
+        ),
+    ),
+)
+
 LATEST_VERSION = max(m.version for m in MIGRATIONS)
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST_VERSION + 1)), (
     "migrations must be numbered 1..N in order"

@@ -63,6 +63,11 @@ class CompletedSignatures:
             self._epoch = epoch
             return signature in self._signatures
 
+    def known_absent(self, epoch: int, signature: str) -> bool:
+        """True when the index is loaded for ``epoch`` and lacks ``signature``."""
+        with self._lock:
+            return self._epoch == epoch and signature not in self._signatures
+
     def add(self, epoch: int, signatures: Iterable[str]) -> None:
         """Record signatures of completed runs committed during ``epoch``."""
         with self._lock:
