@@ -34,7 +34,7 @@ from consist.core.store.rows import (
 from consist.models.artifact import Artifact
 from consist.models.records import ConsistRecord
 
-_ROWS_PER_STATEMENT = 200
+_ROWS_PER_COLUMN_STATEMENT = 5000
 
 
 @dataclass
@@ -230,12 +230,21 @@ def _stat_row(e: StatCacheEntry) -> list[Any]:
 
 
 def _insert(con: Any, table: str, columns: str, rows: list[list[Any]], conflict: str) -> None:
+    """Insert ``rows``: one row as a ``VALUES`` tuple, several as column lists.
+
+    DuckDB converts Python parameters one by one (a few microseconds each),
+    so a many-row ``VALUES`` list is slow; passing each column as one list
+    and ``unnest``-ing them side by side is about ten times faster.
+    """
     if not rows:
         return
     width = len(rows[0])
-    placeholder = "(" + ", ".join("?" * width) + ")"
-    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
-        chunk = rows[start : start + _ROWS_PER_STATEMENT]
-        values = ", ".join([placeholder] * len(chunk))
-        params = [value for row in chunk for value in row]
-        con.execute(f"INSERT INTO {table} ({columns}) VALUES {values} {conflict}", params)
+    if len(rows) == 1:
+        placeholder = "(" + ", ".join("?" * width) + ")"
+        con.execute(f"INSERT INTO {table} ({columns}) VALUES {placeholder} {conflict}", rows[0])
+        return
+    select = ", ".join(["unnest(?)"] * width)
+    for start in range(0, len(rows), _ROWS_PER_COLUMN_STATEMENT):
+        chunk = rows[start : start + _ROWS_PER_COLUMN_STATEMENT]
+        column_lists = [[row[i] for row in chunk] for i in range(width)]
+        con.execute(f"INSERT INTO {table} ({columns}) SELECT {select} {conflict}", column_lists)
