@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -360,3 +360,40 @@ def requests_from_mapping(
 def ensure_path(value: Any) -> Path:
     """``Path`` of a str / PathLike (helper for callers)."""
     return Path(os.fspath(value))
+
+
+def begin_input_requests(inputs: Iterable[Any] | None) -> list[ArtifactRequest]:
+    """Input requests of ``begin_run(inputs=...)``: a mapping, or paths/Artifacts.
+
+    Unnamed paths are keyed by their stem (their file name when two stems
+    collide).
+
+    Raises
+    ------
+    TypeError
+        For a single path, or an entry that is neither a path nor an Artifact.
+    """
+    if inputs is None:
+        return []
+    if isinstance(inputs, str | bytes | os.PathLike):
+        raise TypeError("inputs must be a list of paths or Artifacts, not a single path")
+    if isinstance(inputs, Mapping):
+        items = list(inputs.items())
+    else:
+        items = []
+        used: set[str] = set()
+        for ref in inputs:
+            if isinstance(ref, Artifact):
+                items.append((None, ref))
+                continue
+            if not isinstance(ref, str | os.PathLike):
+                raise TypeError(
+                    f"inputs must contain paths or Artifacts, got {type(ref).__name__}: {ref!r}"
+                )
+            path = Path(os.fspath(ref))
+            key = path.stem or path.name
+            if key in used:
+                key = path.name
+            used.add(key)
+            items.append((key, ref))
+    return [ArtifactRequest(ref=ref, key=key, direction="input") for key, ref in items]

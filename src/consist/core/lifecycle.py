@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from consist.core.active_run import ActiveRun, ActiveRunCacheOptions
-from consist.core.artifacts import ArtifactBuilder, ArtifactRequest
+from consist.core.artifacts import ArtifactBuilder, ArtifactRequest, begin_input_requests
 from consist.core.cache import CacheHit, CacheService, explain_difference
 from consist.core.hash_inputs import digest_hash_inputs, fold_into_config_hash
 from consist.core.hooks import HookRegistry
@@ -39,8 +39,10 @@ from consist.core.validation import (
     validate_config,
     validate_metadata,
     validate_model,
+    validate_named_paths,
     validate_optional_int,
     validate_optional_str,
+    validate_path_list,
     validate_run_id,
     validate_tags,
 )
@@ -192,7 +194,7 @@ class RunLifecycle:
                 f"code_identity={code_identity!r} is not supported; use one of "
                 f"{', '.join(CODE_IDENTITY_MODES)}"
             )
-        extra_deps = _validate_path_list(code_identity_extra_deps, "code_identity_extra_deps")
+        extra_deps = validate_path_list(code_identity_extra_deps, "code_identity_extra_deps")
         run_facet = build_run_facet(
             facet,
             facet_from,
@@ -203,8 +205,8 @@ class RunLifecycle:
         )
         facet_data, facet_schema_name = run_facet.data, run_facet.schema_name
         facet_index = run_facet.indexed
-        input_requests = _input_requests(inputs)
-        hashed = _named_paths(hash_inputs, "hash_inputs")
+        input_requests = begin_input_requests(inputs)
+        hashed = validate_named_paths(hash_inputs, "hash_inputs")
         options = validate_begin_cache_options(cache_mode, cache_options, flat_cache)
         if cache_options is not None:
             code_identity = code_identity or options.code_identity
@@ -739,68 +741,3 @@ class RunLifecycle:
 
 def _exists(path: str | None) -> bool:
     return path is not None and os.path.exists(path)
-
-
-def _input_requests(inputs: Iterable[Any] | None) -> list[ArtifactRequest]:
-    if inputs is None:
-        return []
-    if isinstance(inputs, str | bytes | os.PathLike):
-        raise TypeError("inputs must be a list of paths or Artifacts, not a single path")
-    if isinstance(inputs, Mapping):
-        items = list(inputs.items())
-    else:
-        items = []
-        used: set[str] = set()
-        for ref in inputs:
-            if isinstance(ref, Artifact):
-                items.append((None, ref))
-                continue
-            if not isinstance(ref, str | os.PathLike):
-                raise TypeError(
-                    f"inputs must contain paths or Artifacts, got {type(ref).__name__}: {ref!r}"
-                )
-            path = Path(os.fspath(ref))
-            key = path.stem or path.name
-            if key in used:
-                key = path.name
-            used.add(key)
-            items.append((key, ref))
-    return [ArtifactRequest(ref=ref, key=key, direction="input") for key, ref in items]
-
-
-def _named_paths(value: Any, param: str) -> list[tuple[str, str]]:
-    if value is None:
-        return []
-    if isinstance(value, str | os.PathLike):
-        value = [value]
-    if isinstance(value, Mapping):
-        value = list(value.items())
-    out: list[tuple[str, str]] = []
-    for entry in value:
-        if isinstance(entry, tuple) and len(entry) == 2:
-            name, path = entry
-            if not isinstance(name, str) or not name:
-                raise TypeError(f"{param} names must be non-empty strings, got {name!r}")
-        elif isinstance(entry, str | os.PathLike):
-            path = entry
-            name = Path(os.fspath(entry)).name
-        else:
-            raise TypeError(f"{param} entries must be paths or (name, path) tuples, got {entry!r}")
-        path = os.path.abspath(os.fspath(path))
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"{param} entry {name!r}: {path} does not exist")
-        out.append((name, path))
-    return out
-
-
-def _validate_path_list(value: Any, param: str) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str | os.PathLike):
-        raise TypeError(f"{param} must be a list of paths, not a single path")
-    out = []
-    for entry in value:
-        if not isinstance(entry, str | os.PathLike):
-            raise TypeError(f"{param} must contain paths, got {entry!r}")
-        out.append(os.fspath(entry))
-    return out

@@ -17,6 +17,7 @@ import json
 import math
 import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 MAX_MODEL_LENGTH = 256
@@ -282,3 +283,57 @@ def validate_begin_cache_options(
             ) from exc
     base = cache_options if cache_options is not None else CacheOptions(cache_mode=cache_mode)
     return base.merged(**flat) if flat else base
+
+
+def validate_named_paths(value: Any, param: str) -> list[tuple[str, str]]:
+    """``[path | (name, path)]`` (or a mapping) as absolute ``(name, path)`` pairs.
+
+    Raises
+    ------
+    TypeError
+        For an entry that is neither a path nor a ``(name, path)`` tuple.
+    FileNotFoundError
+        If a path does not exist.
+    """
+    if value is None:
+        return []
+    if isinstance(value, str | os.PathLike):
+        value = [value]
+    if isinstance(value, Mapping):
+        value = list(value.items())
+    out: list[tuple[str, str]] = []
+    for entry in value:
+        if isinstance(entry, tuple) and len(entry) == 2:
+            name, path = entry
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"{param} names must be non-empty strings, got {name!r}")
+        elif isinstance(entry, str | os.PathLike):
+            path = entry
+            name = Path(os.fspath(entry)).name
+        else:
+            raise TypeError(f"{param} entries must be paths or (name, path) tuples, got {entry!r}")
+        path = os.path.abspath(os.fspath(path))
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{param} entry {name!r}: {path} does not exist")
+        out.append((name, path))
+    return out
+
+
+def validate_path_list(value: Any, param: str) -> list[str]:
+    """A list of paths as strings.
+
+    Raises
+    ------
+    TypeError
+        For a single path instead of a list, or a non-path entry.
+    """
+    if value is None:
+        return []
+    if isinstance(value, str | os.PathLike):
+        raise TypeError(f"{param} must be a list of paths, not a single path")
+    out = []
+    for entry in value:
+        if not isinstance(entry, str | os.PathLike):
+            raise TypeError(f"{param} must contain paths, got {entry!r}")
+        out.append(os.fspath(entry))
+    return out
