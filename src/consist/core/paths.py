@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -101,6 +102,32 @@ def _expand_normalize(path: str) -> str:
 def _realpath(path: str) -> str:
     """Return the symlink-resolved absolute path (non-strict: may not exist)."""
     return _normalize(os.path.realpath(path))
+
+
+def _plain_below(path: str, root: str) -> bool:
+    """True when ``path`` lies lexically under ``root`` with no symlink below it.
+
+    ``path`` is normalised (no ``..``), so if none of its existing components
+    below ``root`` is a symbolic link it cannot resolve outside ``root``: a
+    few ``lstat`` calls then prove what a full ``realpath`` would (which costs
+    one ``lstat`` per component from ``/``, on every run). False means "not
+    proven" and the caller resolves the real path.
+    """
+    rest = _relative(path, root)
+    if rest is None:
+        return False
+    current = root
+    for part in rest.split("/") if rest else ():
+        current = current + "/" + part
+        try:
+            mode = os.lstat(current).st_mode
+        except FileNotFoundError:
+            return True  # nothing below a missing component exists yet
+        except OSError:
+            return False
+        if stat.S_ISLNK(mode):
+            return False
+    return True
 
 
 def _relative(path: str, root: str) -> str | None:
@@ -628,7 +655,7 @@ class PathResolver:
                         "Use an absolute path (with allow_external_paths=True if it lies "
                         "outside run_dir) instead"
                     )
-        if allow:
+        if allow or _plain_below(candidate, self._run_dir):
             return Path(candidate)
         real = _realpath(candidate)
         if _relative(real, _realpath(self._run_dir)) is None:
