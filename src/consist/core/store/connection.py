@@ -428,6 +428,7 @@ class _ProcessTurn:
 
 _MANAGERS: weakref.WeakSet[DuckDBConnectionManager] = weakref.WeakSet()
 _SHARED: dict[str, DuckDBConnectionManager] = {}
+_INHERITED: list[Any] = []  # connections a forked child inherited (kept, never used)
 _SHARED_GUARD = threading.Lock()
 
 
@@ -441,6 +442,11 @@ def _after_fork_in_child() -> None:
     global _SHARED_GUARD
     _SHARED_GUARD = threading.Lock()
     for manager in list(_MANAGERS):
+        if manager._con is not None:
+            # Never closed or freed here: DuckDB's destructor would tear down
+            # a database instance whose threads did not survive the fork
+            # (the child would die with SIGSEGV). The parent still owns it.
+            _INHERITED.append(manager._con)
         manager._con = None
         manager._turn = None
         manager._depth = 0
