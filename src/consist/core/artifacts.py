@@ -17,7 +17,7 @@ from consist.core.drivers.registry import infer_driver, validate_driver
 from consist.core.identity.hashing import ContentHasher
 from consist.core.paths import PathResolver
 from consist.core.store.metadata_store import MetadataStore
-from consist.core.validation import validate_metadata
+from consist.core.validation import validate_label, validate_metadata, validate_path_name
 from consist.models.artifact import Artifact, content_id_for
 
 DIRECTIONS = ("input", "output")
@@ -30,15 +30,37 @@ def validate_direction(direction: Any) -> str:
     return direction
 
 
-def validate_key(key: Any, *, param: str = "key") -> str:
-    """Artifact keys are non-empty strings of at most 256 characters."""
-    if not isinstance(key, str):
-        raise TypeError(f"{param} must be a string, got {type(key).__name__}: {key!r}")
-    if not key.strip():
-        raise ValueError(f"{param} must be a non-empty string")
-    if len(key) > 256:
-        raise ValueError(f"{param} is {len(key)} characters long; use at most 256")
-    return key
+def validate_key(key: Any, *, param: str = "key", file_name: bool = False) -> str:
+    """Check an artifact key.
+
+    Parameters
+    ----------
+    key:
+        The key.
+    param:
+        The parameter to name in an error.
+    file_name:
+        Whether the key becomes the artifact's file name (``output_path``,
+        a returned table, ``log_dataframe`` without ``path=``): then it must
+        be a single path component (:func:`~consist.core.validation.validate_path_name`).
+        Otherwise it is only recorded and may hold ``/`` (``"sub/table"``):
+        non-empty text of at most 256 characters without control characters.
+
+    Returns
+    -------
+    str
+        ``key`` unchanged.
+
+    Raises
+    ------
+    TypeError
+        If ``key`` is not a string.
+    ValueError
+        Naming ``param`` and what is allowed.
+    """
+    if file_name:
+        return validate_path_name(key, param=param, purpose="the artifact's file name")
+    return validate_label(key, param=param, max_length=256)
 
 
 @dataclass

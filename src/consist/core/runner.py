@@ -23,6 +23,7 @@ from consist.core.artifacts import ArtifactRequest
 from consist.core.binding import BindingPlan, BindingPlanner, InputBinding
 from consist.core.drivers import tabular
 from consist.core.lifecycle import RunLifecycle
+from consist.core.validation import validate_model, validate_path_name, validate_run_id
 from consist.models.artifact import Artifact
 from consist.models.results import RunResult
 from consist.options import CacheOptions, ExecutionOptions, OutputPolicyOptions
@@ -248,9 +249,14 @@ class StepRunner:
             raise ValueError(f"{what}() needs a name (or a named function)")
         if not isinstance(name, str):
             raise TypeError(f"name must be a string, got {type(name).__name__}")
+        # The step name is recorded (as the default model name) and folded,
+        # made safe, into the generated run id: text, not a path.
+        validate_model(name, param="name")
         model = merged.get("model") or name
         run_id = merged.get("run_id")
         generated = run_id is None
+        if not generated:
+            validate_run_id(run_id)
         run_id = run_id or _generated_run_id(name)
 
         inputs = _input_requests(merged.get("inputs"), merged.get("depends_on"))
@@ -420,6 +426,9 @@ class StepRunner:
     def _output_request(self, key: str, item: Any, directory: Path) -> ArtifactRequest:
         if isinstance(item, Artifact):
             return ArtifactRequest(ref=item, key=key, direction="output")
+        if tabular.is_table(item) or tabular.is_xarray(item):
+            # Declared keys were checked before the step ran; this guards any other route.
+            validate_path_name(key, param="outputs", purpose="the output's file name")
         if tabular.is_table(item):
             path = tabular.write_table(item, directory, key)
         elif tabular.is_xarray(item):
@@ -579,14 +588,16 @@ def _check_ref(ref: Any, where: str) -> None:
 
 
 def _output_keys(outputs: Any) -> list[str] | None:
+    """``outputs=``: each key may name the file a returned table is written to."""
     if outputs is None:
         return None
     if isinstance(outputs, str):
-        return [outputs]
+        outputs = [outputs]
     keys = list(outputs)
     for key in keys:
-        if not isinstance(key, str) or not key:
+        if not isinstance(key, str):
             raise TypeError(f"outputs must be a list of non-empty strings, got {key!r}")
+        validate_path_name(key, param="outputs", purpose="the output's file name")
     if len(set(keys)) != len(keys):
         raise ValueError(f"outputs has duplicate keys: {keys}")
     return keys
@@ -599,8 +610,10 @@ def _output_paths(output_paths: Any) -> dict[str, Path]:
         raise TypeError("output_paths must be a mapping {key: path}")
     out = {}
     for key, path in output_paths.items():
-        if not isinstance(key, str) or not key:
+        if not isinstance(key, str):
             raise TypeError(f"output_paths keys must be non-empty strings, got {key!r}")
+        # Same rule as outputs=: one namespace of output keys per step.
+        validate_path_name(key, param="output_paths", purpose="an output key")
         if isinstance(path, Artifact):
             path = path.abs_path or path.uri
         if not isinstance(path, str | os.PathLike):

@@ -216,7 +216,9 @@ class TrackerHotData:
         df : pandas.DataFrame
             Data to persist.
         key : str
-            Logical artifact key (also the file stem of the default path).
+            Logical artifact key. Without ``path`` it is also the file stem
+            of the default path, so it must be a single file name (no ``/``,
+            ``\\``, NUL, not starting with ``.``, at most 200 bytes).
         schema : type[SQLModel] | None
             If given, the DataFrame is validated against it before anything
             is written, its name is stored as ``meta["schema_name"]``, and
@@ -261,7 +263,8 @@ class TrackerHotData:
         active = self.lifecycle.require_active("log_dataframe")
         if not (type(df).__module__.startswith("pandas") and type(df).__name__ == "DataFrame"):
             raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
-        validate_key(key)
+        # Without path= the key names the file; with it, the key is only recorded.
+        validate_key(key, file_name=path is None)
         validate_direction(direction)
         driver = _dataframe_driver(driver, path)
         meta = _dataframe_meta(meta)
@@ -269,10 +272,6 @@ class TrackerHotData:
             check_schema(schema)
             validate_frame(df, schema)  # before anything is written
         if path is None:
-            if "/" in key or "\\" in key or key in (".", ".."):
-                raise ValueError(
-                    f"key {key!r} cannot be used as a file name; pass path= explicitly"
-                )
             target = active.artifact_dir / f"{key}.{_EXTENSIONS[driver]}"
         else:
             target = self.paths.user_write_path(path, param="path")  # honoured as named

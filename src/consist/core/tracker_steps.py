@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from consist.core.artifacts import ArtifactRequest
+from consist.core.artifacts import ArtifactRequest, validate_key
 from consist.core.lifecycle import RunLifecycle
 from consist.core.paths import PathResolver
 from consist.core.runner import StepRunner, step_defaults
 from consist.core.step_names import render_step_name
 from consist.core.store.metadata_store import MetadataStore
+from consist.core.validation import validate_path_name
 from consist.models.artifact import Artifact
 from consist.models.results import RunResult
 from consist.models.run import Run
@@ -358,19 +359,33 @@ class TrackerSteps:
         The directory is created. A file written there is logged as output
         ``key`` when the step ends, unless the step logged ``key`` itself.
 
+        ``key`` must be a single file name (see
+        :func:`~consist.core.validation.validate_path_name`); ``ext`` is
+        empty or an extension such as ``"csv"`` or ``"tar.gz"`` (leading dots
+        are dropped) without path separators or control characters.
+
         Raises
         ------
         RuntimeError
             Outside an active run.
+        TypeError
+            If ``key`` or ``ext`` is not a string.
         ValueError
-            If ``key`` or ``ext`` would leave the artifact directory.
+            If ``key`` or ``ext`` could lead outside the artifact directory or
+            is not a valid file name (nothing is created).
         """
         active = self.lifecycle.require_active("output_path")
-        if not isinstance(key, str) or not key or "/" in key or key in (".", ".."):
-            raise ValueError(f"key must be a simple file name stem, got {key!r}")
+        validate_key(key, param="key", file_name=True)
+        if not isinstance(ext, str):
+            raise TypeError(f"ext must be a string such as 'csv', got {type(ext).__name__}")
         ext = ext.lstrip(".")
-        if "/" in ext:
-            raise ValueError(f"ext must be an extension like 'csv', got {ext!r}")
+        if ext:
+            validate_path_name(ext, param="ext", purpose="a file extension")
+        if len(f"{key}.{ext}".encode()) > 255:
+            raise ValueError(
+                f"key and ext make a file name of more than 255 bytes ({key[:40]!r}...); "
+                "use a shorter key or ext"
+            )
         active.artifact_dir.mkdir(parents=True, exist_ok=True)
         path = active.artifact_dir / (f"{key}.{ext}" if ext else key)
         active.extra.setdefault("managed_outputs", {})[key] = path

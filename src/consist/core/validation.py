@@ -9,6 +9,21 @@ Metadata size limits can be raised with environment variables:
 ``CONSIST_MAX_METADATA_VALUE_LENGTH`` (default 65,536 characters of the value's
 JSON text). Config string values are limited by
 ``CONSIST_MAX_CONFIG_VALUE_LENGTH`` (default 1,000,000 characters).
+
+Names that become part of a path
+--------------------------------
+One rule (:func:`validate_path_name`) covers every key, name or id that the
+library joins into a file path: output keys (``outputs=``, ``output_paths``
+keys, the key a returned table is written under), ``output_path(key, ext)``,
+``log_dataframe`` keys without ``path=``, run ids and scenario names. Such a
+value is a single file-name component: a non-empty string without ``/``,
+``\\``, NUL or other control characters, not ``.`` or ``..`` and not starting
+with ``.``, valid Unicode, and at most 200 bytes in UTF-8 (so ``<key>.<ext>``
+fits the 255-byte limit of common filesystems). Keys, model and step names
+that are only recorded (``log_artifact(path, key=...)``, input keys, captured
+files' relative paths such as ``"sub/table"``) follow the looser
+:func:`validate_label`: any non-empty valid Unicode text without control
+characters.
 """
 
 from __future__ import annotations
@@ -21,7 +36,6 @@ from pathlib import Path
 from typing import Any
 
 MAX_MODEL_LENGTH = 256
-MAX_RUN_ID_LENGTH = 200
 MAX_TAG_LENGTH = 256
 MAX_TAGS = 256
 CACHE_MODES = ("reuse", "overwrite", "readonly")
@@ -50,35 +64,127 @@ def metadata_limits() -> tuple[int, int, int]:
     )
 
 
-def validate_run_id(run_id: Any, *, param: str = "run_id") -> str:
-    """A run id must be a short, non-empty string that is safe as a file name."""
-    if not isinstance(run_id, str):
-        raise TypeError(f"{param} must be a string, got {type(run_id).__name__}")
-    if not run_id.strip():
+MAX_NAME_BYTES = 200
+PATH_NAME_RULE = (
+    "a single file name: not empty, without '/', '\\\\', NUL or control characters, "
+    "not '.' or '..' nor starting with '.', at most 200 bytes in UTF-8"
+)
+
+
+def _shown(value: str) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored and shown faithfully as a name (None if it can)."""
+    if "\0" in value:
+        return "contains a NUL character"
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        return "contains control characters"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid Unicode text (it holds a lone surrogate)"
+    return None
+
+
+def validate_path_name(value: Any, *, param: str, purpose: str = "a file name") -> str:
+    """Check a key, name or id that becomes part of a file path.
+
+    The rule (one for every such value) is in the module docstring: a single
+    path component, so nothing derived from it can leave its directory.
+
+    Parameters
+    ----------
+    value:
+        The key, name or id.
+    param:
+        The parameter to name in the error (e.g. ``"outputs"``, ``"run_id"``).
+    purpose:
+        What the value names on disk, for the error message.
+
+    Returns
+    -------
+    str
+        ``value`` unchanged.
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a string.
+    ValueError
+        If it breaks the rule, naming ``param``, the problem and the rule.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{param} must be a string, got {type(value).__name__}: {value!r}")
+    problem = None
+    if not value.strip():
+        problem = "is empty"
+    elif "/" in value or "\\" in value:
+        problem = "contains a path separator ('/' or '\\\\')"
+    elif value in (".", ".."):
+        problem = "is a relative directory reference"
+    elif value.startswith("."):
+        problem = "starts with '.'"
+    else:
+        problem = _text_problem(value)
+    if problem is None and len(value.encode("utf-8")) > MAX_NAME_BYTES:
+        problem = f"is {len(value.encode('utf-8'))} bytes long in UTF-8"
+    if problem is not None:
+        raise ValueError(
+            f"{param}={_shown(value)} {problem}; it is used as {purpose}, so it must be "
+            f"{PATH_NAME_RULE} (e.g. 'households' or 'zones_2030')"
+        )
+    return value
+
+
+def validate_label(value: Any, *, param: str, max_length: int = MAX_MODEL_LENGTH) -> str:
+    """Check a name that is recorded but never used as a path on its own.
+
+    Artifact keys given with an explicit path, input keys, model and step
+    names: a non-empty string of at most ``max_length`` characters, valid
+    Unicode, without NUL or control characters (slashes are allowed).
+
+    Raises
+    ------
+    TypeError
+        If ``value`` is not a string.
+    ValueError
+        Naming ``param`` and the problem.
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{param} must be a string, got {type(value).__name__}: {value!r}")
+    if not value.strip():
         raise ValueError(f"{param} must be a non-empty string")
-    if len(run_id) > MAX_RUN_ID_LENGTH:
+    if len(value) > max_length:
+        raise ValueError(f"{param} is {len(value)} characters long; use at most {max_length}")
+    problem = _text_problem(value)
+    if problem is not None:
         raise ValueError(
-            f"{param} is {len(run_id)} characters long; use at most {MAX_RUN_ID_LENGTH}"
+            f"{param}={_shown(value)} {problem}; use printable text without NUL or control "
+            "characters"
         )
-    if any(ch in run_id for ch in ("/", "\\", "\0")) or run_id.startswith("."):
-        raise ValueError(
-            f"{param}={run_id!r} cannot contain '/', '\\' or NUL, nor start with '.': "
-            "it names the run's journal file"
-        )
-    if any(ord(ch) < 32 for ch in run_id):
-        raise ValueError(f"{param}={run_id!r} contains control characters")
-    return run_id
+    return value
 
 
-def validate_model(model: Any) -> str:
-    """The model name: a non-empty string of at most 256 characters."""
-    if not isinstance(model, str):
-        raise TypeError(f"model must be a string, got {type(model).__name__}")
-    if not model.strip():
-        raise ValueError("model must be a non-empty string, e.g. model='activitysim'")
-    if len(model) > MAX_MODEL_LENGTH:
-        raise ValueError(f"model is {len(model)} characters long; use at most {MAX_MODEL_LENGTH}")
-    return model
+def validate_run_id(run_id: Any, *, param: str = "run_id") -> str:
+    """A run id names its journal file and artifact directory: see :func:`validate_path_name`."""
+    return validate_path_name(
+        run_id, param=param, purpose="the name of the run's journal file and artifact directory"
+    )
+
+
+def validate_model(model: Any, *, param: str = "model") -> str:
+    """The model (or step) name: recorded text, see :func:`validate_label`.
+
+    It reaches the default artifact directory only through
+    ``default_run_subdir``, which replaces unsafe characters, so slashes are
+    allowed.
+    """
+    if isinstance(model, str) and not model.strip():
+        raise ValueError(f"{param} must be a non-empty string, e.g. {param}='activitysim'")
+    return validate_label(model, param=param, max_length=MAX_MODEL_LENGTH)
 
 
 def validate_tags(tags: Any) -> list[str]:
@@ -197,11 +303,28 @@ def _plain(value: Any) -> Any:
 def validate_config(config: Any) -> dict[str, Any]:
     """Config: a dict with string keys (at every level) or a pydantic model.
 
+    What a config may contain is decided in one place,
+    :func:`consist.core.identity.canonical.check_recordable`: NaN and
+    infinities are recorded faithfully; reference cycles, nesting deeper than
+    ``MAX_CONFIG_DEPTH`` (100) levels and values the run's snapshot cannot
+    write are refused here, before anything is written.
+
     Returns
     -------
     dict
         The config as plain data (pydantic models dumped in JSON mode).
+
+    Raises
+    ------
+    TypeError
+        If ``config`` is not a mapping or pydantic model, has a non-string
+        key, or holds a value the snapshot cannot record (naming its key path).
+    ValueError
+        For a cycle, too deep a nesting or too long a string (naming its key
+        path).
     """
+    from consist.core.identity.canonical import check_recordable
+
     if config is None:
         return {}
     if hasattr(config, "model_dump") and callable(config.model_dump):
@@ -209,27 +332,8 @@ def validate_config(config: Any) -> dict[str, Any]:
     if not isinstance(config, Mapping):
         raise TypeError(f"config must be a dict or a pydantic model, got {type(config).__name__}")
     max_string = _env_limit("CONSIST_MAX_CONFIG_VALUE_LENGTH", 1_000_000)
-    _check_config_node(config, "config", max_string)
+    check_recordable(config, "config", max_string=max_string)
     return dict(config)
-
-
-def _check_config_node(node: Any, where: str, max_string: int) -> None:
-    if isinstance(node, Mapping):
-        for key, value in node.items():
-            if not isinstance(key, str):
-                raise TypeError(
-                    f"{where} has a non-string key {key!r} ({type(key).__name__}); "
-                    "config keys must be strings"
-                )
-            _check_config_node(value, f"{where}[{key!r}]", max_string)
-    elif isinstance(node, list | tuple | set | frozenset):
-        for i, value in enumerate(node):
-            _check_config_node(value, f"{where}[{i}]", max_string)
-    elif isinstance(node, str) and len(node) > max_string:
-        raise ValueError(
-            f"{where} is a string of {len(node)} characters; the limit is {max_string} "
-            "(raise it with CONSIST_MAX_CONFIG_VALUE_LENGTH, or pass a file via inputs)"
-        )
 
 
 #: ``CacheOptions`` fields that ``begin_run`` / ``start_run`` take as keywords.

@@ -59,6 +59,7 @@ from consist.core.store.view_store import (
     FacetColumn,
     ViewStore,
 )
+from consist.core.validation import validate_label
 
 __all__ = [
     "COLD_READERS",
@@ -110,7 +111,10 @@ def validate_policies(mode: Any, if_exists: Any, missing_files: Any) -> None:
 
 
 def validate_view_name(view_name: Any) -> str:
-    """A non-empty name without NUL characters, at most 255 characters.
+    """A non-empty name of at most 255 characters, without NUL or control characters.
+
+    A view name is a (quoted) SQL identifier and never part of a file path, so
+    it may hold any other text (see :func:`~consist.core.validation.validate_label`).
 
     Raises
     ------
@@ -119,9 +123,7 @@ def validate_view_name(view_name: Any) -> str:
     """
     if not isinstance(view_name, str) or not view_name.strip():
         raise ValueError(f"view_name must be a non-empty string, got {view_name!r}")
-    if "\0" in view_name or len(view_name) > 255:
-        raise ValueError("view_name must be at most 255 characters, without NUL")
-    return view_name
+    return validate_label(view_name, param="view_name", max_length=255)
 
 
 _PREDICATE = re.compile(r"^\s*(?P<lhs>[^<>=!]+?)\s*(?P<op>>=|<=|=)\s*(?P<rhs>.*?)\s*$", re.S)
