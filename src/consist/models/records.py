@@ -19,7 +19,10 @@ class ConsistRecord(BaseModel):
     from the journal alone.
     """
 
-    model_config = ConfigDict(extra="ignore")
+    # NaN and +/-inf are written as the JSON constants NaN / Infinity /
+    # -Infinity (which Python's json and pydantic read back), not as null:
+    # the snapshot must hold the config that ran (see canonical.check_recordable).
+    model_config = ConfigDict(extra="ignore", ser_json_inf_nan="constants")
 
     format: str = JOURNAL_FORMAT
     run: Run
