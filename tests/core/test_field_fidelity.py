@@ -237,9 +237,12 @@ class TestValidateCachedOutputs:
         calls: list[int] = []
         first = self._first(tracker, repo, calls)
         trips_frame().to_parquet(first.outputs["hh"].path)  # other bytes, same path
-        assert self._again(tracker, "lazy").cache_hit  # lazy only checks existence
-        assert not self._again(tracker, "strict").cache_hit
-        assert calls == [1, 1]
+        again = self._again(tracker, "strict")
+        assert not again.cache_hit and calls == [1, 1]
+        # lazy proves the digest too (issue 10): other bytes are never a hit.
+        trips_frame().to_parquet(again.outputs["hh"].path)
+        assert not self._again(tracker, "lazy").cache_hit
+        assert calls == [1, 1, 1]
 
 
 # --------------------------------------------------------------------------- #

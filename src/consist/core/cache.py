@@ -19,6 +19,8 @@ from consist.models.run import Run
 
 MAX_CANDIDATES = 5
 VALIDATION_MODES = ("lazy", "eager", "none")
+# Digests the hasher can recompute (content, or stat identity under "fast").
+VERIFIABLE_LABELS = ("blake3:", "stat:")
 RECENT_LIMIT = 50_000
 
 
@@ -57,7 +59,7 @@ class CacheService:
     artifacts:
         Resolves artifact URIs to local paths.
     hasher:
-        Re-hashes cached outputs for eager validation.
+        Verifies cached outputs against their recorded digests.
     is_ingested:
         Tells whether an artifact's rows were ingested into the store; a
         lazy lookup accepts such an output when its file is gone.
@@ -120,10 +122,12 @@ class CacheService:
     def lookup(self, signature: str, *, validate: str = "lazy") -> LookupResult:
         """The newest completed run with ``signature`` whose outputs are intact.
 
-        ``lazy`` requires every output to exist as a file or as rows ingested
-        into the store; ``eager`` requires the file and re-hashes it against
-        the recorded digest; ``none`` checks nothing. Older runs with the same
-        signature are tried when the newest one's outputs are gone.
+        ``lazy`` requires every output to exist as a file holding its
+        recorded digest (proved by an unchanged stat identity, or by reading
+        the file when that changed), or as rows ingested into the store when
+        the file is gone; ``eager`` requires the file and reads it all to
+        compare digests; ``none`` checks nothing. Older runs with the same
+        signature are tried when the newest one's outputs are gone or changed.
 
         Raises
         ------
@@ -160,18 +164,37 @@ class CacheService:
         return LookupResult(None, "; ".join(reasons))
 
     def _validate(self, outputs: Mapping[str, Artifact], mode: str) -> str | None:
+        """Why ``outputs`` cannot be handed back (None when they can).
+
+        Every mode but ``none`` proves that each output file still holds the
+        digest recorded when it was produced: ``lazy`` trusts an unchanged
+        stat identity (see ``ContentHasher.verify_many``), ``eager`` reads
+        every byte. A file changed in place is never a hit with other bytes.
+        """
         if mode == "none":
             return None
+        to_verify: list[tuple[str, Artifact, str]] = []
         for key, art in outputs.items():
             path = art.abs_path
             if path is None or not os.path.exists(path):
                 if mode == "lazy" and self._ingested(art):
                     continue
                 return f"cached output {key!r} is missing ({art.uri})"
-            if mode == "eager" and art.hash and not art.hash.startswith("stat:"):
-                current = self.hasher.digest(path)
-                if current != art.hash:
-                    return f"cached output {key!r} changed on disk since it was recorded"
+            if art.hash and art.hash.startswith(VERIFIABLE_LABELS):
+                to_verify.append((key, art, path))
+            # else: a digest given by the user in another form (content_hash=)
+            # cannot be recomputed here; the file's existence is all we check.
+        if not to_verify:
+            return None
+        verdicts = self.hasher.verify_many(
+            [(path, art.hash or "") for _, art, path in to_verify], trust_stat=mode == "lazy"
+        )
+        for (key, art, path), intact in zip(to_verify, verdicts, strict=True):
+            if not intact:
+                return (
+                    f"cached output {key!r} changed on disk since it was recorded: {path} no "
+                    f"longer has the digest {art.hash}"
+                )
         return None
 
     def _ingested(self, art: Artifact) -> bool:

@@ -463,6 +463,96 @@ class ContentHasher:
                 out.append(label + _merkle_hex((rel, file_digest(a, st)) for rel, a, st in plan))
         return out
 
+    def verify_many(
+        self,
+        items: Sequence[tuple[str | os.PathLike[str], str]],
+        *,
+        trust_stat: bool = True,
+    ) -> list[bool]:
+        """Tell, for each ``(path, expected digest)``, whether the path still holds it.
+
+        Used to prove that a cached output is the one that was recorded before
+        it is handed back.
+
+        Parameters
+        ----------
+        items : sequence of (path, digest)
+            Files or directories with the labelled digest recorded for them
+            (``"blake3:..."``, or ``"stat:..."`` under the ``"fast"`` strategy).
+        trust_stat : bool
+            With True, a regular file whose stat identity equals that of a
+            trusted stat-cache entry (of any size; the racy rule applies) is
+            judged by the entry's digest without being read; any other file
+            is read, and what was learned is remembered, so the next check of
+            an unchanged file costs a stat call. With False every byte is read.
+
+        Returns
+        -------
+        list of bool
+            One answer per item; False for a path that is gone or unreadable.
+
+        Raises
+        ------
+        ValueError
+            If a digest carries neither label (nothing to compare it with).
+        """
+        answers = [False] * len(items)
+        # index -> (path, resolved path, stat key, expected) of files to check via the cache
+        cached: dict[int, tuple[str, str, StatKey, str]] = {}
+        for i, (raw, expected) in enumerate(items):
+            if not expected.startswith((_CONTENT_PREFIX, _STAT_PREFIX)):
+                raise ValueError(f"cannot verify digest {expected!r}: unknown algorithm label")
+            path = os.fspath(raw)
+            try:
+                st = os.stat(path)
+                if expected.startswith(_STAT_PREFIX) or stat_mod.S_ISDIR(st.st_mode):
+                    answers[i] = self._redigest(path, st, expected, trust_stat) == expected
+                elif not stat_mod.S_ISREG(st.st_mode):
+                    continue
+                elif not trust_stat:
+                    answers[i] = hash_file(path) == expected
+                else:
+                    cached[i] = (path, os.path.realpath(path), StatKey.from_stat(st), expected)
+            except (OSError, ValueError):
+                answers[i] = False
+        if not cached:
+            return answers
+        known: dict[str, StatCacheEntry] = {}
+        with self._lock:
+            for _path, resolved, key, _expected in cached.values():
+                entry = self._memory.get(resolved)
+                if entry is not None and self._trusted(entry, key):
+                    known[resolved] = entry
+        missing = [resolved for _p, resolved, _k, _e in cached.values() if resolved not in known]
+        if self._backend is not None and missing:
+            for resolved, entry in self._backend.get_many(missing).items():
+                if entry.path == resolved:
+                    known[resolved] = entry
+        for i, (path, resolved, key, expected) in cached.items():
+            entry = known.get(resolved)
+            if entry is not None and self._trusted(entry, key):
+                answers[i] = entry.digest == expected
+                continue
+            try:
+                answers[i] = self._hash_and_record(path, resolved) == expected
+            except (OSError, ValueError):  # removed or replaced meanwhile
+                answers[i] = False
+        return answers
+
+    def _redigest(self, path: str, st: os.stat_result, expected: str, trust_stat: bool) -> str:
+        """Current digest of ``path`` in the form of ``expected`` (stat or content)."""
+        rows: list[_FileRow] = (
+            _walk_files(path) if stat_mod.S_ISDIR(st.st_mode) else [("", path, st)]
+        )
+        if expected.startswith(_STAT_PREFIX):
+            if not stat_mod.S_ISDIR(st.st_mode):
+                return _stat_digest(path, st)
+            return _STAT_PREFIX + _merkle_hex((r, _stat_digest(a, s)) for r, a, s in rows)
+        if trust_stat:
+            digest_of = self._content_digests_for([rows])
+            return _CONTENT_PREFIX + _merkle_hex((r, digest_of(a, s)) for r, a, s in rows)
+        return _CONTENT_PREFIX + _merkle_hex((r, hash_file(a)) for r, a, _s in rows)
+
     def take_new_entries(self) -> list[StatCacheEntry]:
         """Return the entries learned since the last call, and forget them.
 
