@@ -124,6 +124,9 @@ class RunLifecycle:
         self.active: ActiveRun | None = None
         self.last_record: ConsistRecord | None = None
         self._last_ended_id: str | None = None
+        # An ended run whose final snapshot could not be written (disk full):
+        # written before the next run begins.
+        self._unrecorded: ActiveRun | None = None
 
     # -- begin ----------------------------------------------------------------
 
@@ -350,7 +353,9 @@ class RunLifecycle:
         for art in inputs:
             active.add_artifact(art, "input")
         self._decide_cache(active, manifest, request.output_paths)
-        self.active = active
+        self._retry_unrecorded()
+        # The run becomes active only once its start is written: a write that
+        # fails (disk full) raises here and leaves no active run behind.
         if not defer_writes:
             self._persist(active)
         elif not active.cache_hit and active.persist:
@@ -358,6 +363,7 @@ class RunLifecycle:
                 self.journal.note_started(active.record)
             else:  # journal-only: the start snapshot is the trace
                 self.journal.write(active.record, pending=False, latest=False)
+        self.active = active
         self.hooks.fire(self.hooks.on_start, "start", run)
         return run
 
@@ -708,7 +714,11 @@ class RunLifecycle:
             run.meta["error_traceback"] = "".join(
                 traceback.format_exception(type(error), error, error.__traceback__)
             )[-8000:]
-        self._persist(active)
+        try:
+            self._persist(active)
+        except Exception as exc:
+            self._end_unrecorded(active, status, exc)
+            raise
         self.active = None
         self.last_record = active.record
         self._last_ended_id = run.id
@@ -726,6 +736,53 @@ class RunLifecycle:
             exc = error if error is not None else RuntimeError(f"run {run.id} failed")
             self.hooks.fire(self.hooks.on_failed, "failed", run, exc)
         return run
+
+    def _end_unrecorded(self, active: ActiveRun, status: str, exc: Exception) -> None:
+        """Close a run whose final snapshot could not be written.
+
+        The tracker is free for the next run at once. The run is recorded as
+        failed if that can be written now; otherwise, when the cause is the
+        file system (disk full), the failed state is written before the next
+        run begins. A run that cannot be serialised stays as last recorded.
+        """
+        self.active = None
+        self.last_record = active.record
+        self._last_ended_id = active.run.id
+        run = active.run
+        if status == "completed":
+            run.status = "failed"
+            run.meta["error"] = (
+                f"the run completed but could not be recorded: {type(exc).__name__}: {exc}"
+            )
+            try:
+                self._persist(active)
+            except Exception:
+                if isinstance(exc, OSError):
+                    self._unrecorded = active
+            else:
+                exc = RuntimeError(run.meta["error"])
+        elif isinstance(exc, OSError):
+            self._unrecorded = active
+        logger.error("consist: run %s ended, but %s", run.id, exc)
+        self.hooks.fire(self.hooks.on_failed, "failed", run, exc)
+
+    def _retry_unrecorded(self) -> None:
+        """Write the failed state of a run whose final write failed earlier."""
+        active, self._unrecorded = self._unrecorded, None
+        if active is None:
+            return
+        try:
+            self._persist(active)
+        except OSError as exc:
+            self._unrecorded = active
+            logger.warning(
+                "consist: run %s is still not recorded as failed (%s); retrying before the "
+                "next run",
+                active.run.id,
+                exc,
+            )
+        except Exception as exc:  # cannot be serialised: nothing more to do
+            logger.error("consist: run %s cannot be recorded (%s)", active.run.id, exc)
 
     def artifact_dir_for(self, run: Run | None) -> Path:
         """The artifact directory of ``run`` (default: the active run)."""

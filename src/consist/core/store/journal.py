@@ -16,7 +16,9 @@ still outstanding (see :mod:`consist.core.store.recovery` and
 
 from __future__ import annotations
 
+import errno
 import json
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -26,13 +28,66 @@ from consist.core.store.pending_log import LedgerScan, PendingLog
 from consist.core.validation import validate_run_id
 from consist.models.records import ConsistRecord
 
+logger = logging.getLogger("consist")
+
 RUNS_DIRNAME = "consist_runs"
 LATEST_FILENAME = "consist.json"
 PENDING_DIRNAME = ".pending"
 
 
+class JournalWriteError(OSError):
+    """A run's journal snapshot (or its pending-ledger entry) could not be written.
+
+    An ``OSError`` with the ``errno`` of the cause (e.g. ``ENOSPC``); the
+    message names the run, the path and what to do.
+    """
+
+
+def journal_write_error(exc: OSError, run_id: str, path: Path) -> JournalWriteError:
+    """The :class:`JournalWriteError` for ``exc`` raised while writing ``path``."""
+    where = exc.filename or path
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = (
+            f"no space left on the device holding {where}; free space there (the journal "
+            "needs room for one snapshot per run) or point run_dir elsewhere, then run again"
+        )
+    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        reason = (
+            f"{where} is not writable ({exc.strerror}); give write access, or open the "
+            "tracker with read_only=True to read the store without recording runs"
+        )
+    else:
+        reason = f"{exc.strerror or exc} ({where})"
+    return JournalWriteError(exc.errno, f"could not write the journal of run {run_id!r}: {reason}")
+
+
+def snapshot_bytes(record: ConsistRecord, *, indent: int | None = None) -> bytes:
+    """The JSON snapshot of ``record``.
+
+    Raises
+    ------
+    ValueError
+        If a value of the record cannot be written as JSON (run metadata or
+        artifact metadata nested too deep, or of a type JSON cannot hold).
+    """
+    try:
+        return record.model_dump_json(indent=indent).encode()
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise ValueError(
+            f"run {record.run.id!r} cannot be written to its journal snapshot ({exc}); run "
+            "or artifact metadata must be plain str/int/float/bool/None values, lists or "
+            "dicts of them, nested at most a few dozen levels"
+        ) from exc
+
+
 def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
-    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
+    """Write ``data`` to ``path`` via a temporary file and an atomic rename.
+
+    Raises
+    ------
+    OSError
+        As raised by the file system (the temporary file is removed).
+    """
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
@@ -95,17 +150,31 @@ class Journal:
         pending:
             Note the version in the pending ledger until :meth:`mark_synced`.
         latest:
-            Also refresh ``consist.json``.
+            Also refresh ``consist.json`` (best effort: it is derivable).
+
+        Raises
+        ------
+        ValueError
+            If the record cannot be serialised (nothing is written).
+        JournalWriteError
+            If the snapshot or its ledger entry cannot be written (disk full,
+            read-only directory); the message names the path and the fix.
         """
-        self._ensure_dirs()
         record.updated_ns = max(time.time_ns(), record.updated_ns + 1)
-        data = record.model_dump_json(indent=1).encode()
+        data = snapshot_bytes(record, indent=1)  # before anything is written
         path = self.path_for(record.run.id)
-        if pending:
-            self.ledger.note_pending(record.run.id, record.updated_ns)
-        atomic_write_bytes(path, data)
+        try:
+            self._ensure_dirs()
+            if pending:
+                self.ledger.note_pending(record.run.id, record.updated_ns)
+            atomic_write_bytes(path, data)
+        except OSError as exc:
+            raise journal_write_error(exc, record.run.id, path) from exc
         if latest:
-            self._point_latest_at(path, data)
+            try:
+                self._point_latest_at(path, data)
+            except OSError as exc:  # derivable: the snapshot itself is safe
+                logger.warning("consist: could not update %s (%s)", self.latest_path, exc)
 
     def _point_latest_at(self, path: Path, data: bytes) -> None:
         """Make ``consist.json`` the snapshot just written.
@@ -136,11 +205,13 @@ class Journal:
         append, no file of its own); a catch-up after the process died turns
         it into the run's snapshot (see :func:`write_dead_start`).
         """
-        self._ensure_dirs()
         record.updated_ns = max(time.time_ns(), record.updated_ns + 1)
-        self.ledger.note_started(
-            record.run.id, record.updated_ns, record.model_dump_json().encode()
-        )
+        data = snapshot_bytes(record)
+        try:
+            self._ensure_dirs()
+            self.ledger.note_started(record.run.id, record.updated_ns, data)
+        except OSError as exc:
+            raise journal_write_error(exc, record.run.id, self.pending_dir) from exc
 
     def write_if_absent(self, record: ConsistRecord) -> bool:
         """Write ``record`` as its run's snapshot unless one exists; True if written.

@@ -26,6 +26,7 @@ any read, hot or not, since it may hold rows of a process that died.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -38,6 +39,9 @@ from consist.core.store.batch import PendingWrite, write_batch
 from consist.core.store.facet_store import FacetRows
 
 _ROWS_PER_STATEMENT = 200
+_STORAGE_ERRORS = ("no space left", "disk quota", "read-only", "could not write")
+
+logger = logging.getLogger("consist")
 
 
 def encode(write: PendingWrite) -> str:
@@ -177,7 +181,19 @@ class LogState:
             return
         if self.epoch == epoch and not self.writes:
             return
-        self.apply(con, epoch)
+        try:
+            self.apply(con, epoch)
+        except Exception as exc:
+            # A full disk must not make the store unreadable: read the tables
+            # as they are; the logged writes stay durable and are applied at
+            # the next use that can write.
+            if not any(marker in str(exc).lower() for marker in _STORAGE_ERRORS):
+                raise
+            logger.warning(
+                "consist: could not apply logged writes before reading (%s); reading the "
+                "tables without them until the database file can be written again",
+                exc,
+            )
 
     def apply(self, con: Any, epoch: int) -> None:
         """Apply the log now (holding the file)."""
