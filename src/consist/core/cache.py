@@ -140,9 +140,12 @@ class CacheService:
                 f"{', '.join(VALIDATION_MODES)} ('strict' is an alias of 'eager')"
             )
         reasons = []
+        # Verdicts by (path, digest): runs with one signature often share files
+        # (a hit links its source's outputs), so each file is proved once.
+        verdicts: dict[tuple[str, str], bool] = {}
         recent = self._recent.get(signature)
         if recent is not None:
-            problem = self._validate(recent.outputs, validate)
+            problem = self._validate(recent.outputs, validate, verdicts)
             if problem is None:
                 return LookupResult(CacheHit(source=recent.source, outputs=dict(recent.outputs)))
             reasons.append(f"run {recent.source.id}: {problem}")
@@ -157,13 +160,18 @@ class CacheService:
             outputs = {
                 art.key: art.with_local_path(self.artifacts.local_path(art)) for art in artifacts
             }
-            problem = self._validate(outputs, validate)
+            problem = self._validate(outputs, validate, verdicts)
             if problem is None:
                 return LookupResult(CacheHit(source=run, outputs=outputs))
             reasons.append(f"run {run.id}: {problem}")
         return LookupResult(None, "; ".join(reasons))
 
-    def _validate(self, outputs: Mapping[str, Artifact], mode: str) -> str | None:
+    def _validate(
+        self,
+        outputs: Mapping[str, Artifact],
+        mode: str,
+        verdicts: dict[tuple[str, str], bool] | None = None,
+    ) -> str | None:
         """Why ``outputs`` cannot be handed back (None when they can).
 
         Every mode but ``none`` proves that each output file still holds the
@@ -186,11 +194,13 @@ class CacheService:
             # cannot be recomputed here; the file's existence is all we check.
         if not to_verify:
             return None
-        verdicts = self.hasher.verify_many(
-            [(path, art.hash or "") for _, art, path in to_verify], trust_stat=mode == "lazy"
-        )
-        for (key, art, path), intact in zip(to_verify, verdicts, strict=True):
-            if not intact:
+        known = verdicts if verdicts is not None else {}
+        todo = sorted({(path, art.hash or "") for _, art, path in to_verify} - set(known))
+        if todo:
+            answers = self.hasher.verify_many(todo, trust_stat=mode == "lazy")
+            known.update(zip(todo, answers, strict=True))
+        for key, art, path in to_verify:
+            if not known[(path, art.hash or "")]:
                 return (
                     f"cached output {key!r} changed on disk since it was recorded: {path} no "
                     f"longer has the digest {art.hash}"

@@ -1,0 +1,231 @@
+"""A cached output is proved to be the one recorded before it is handed back (issue 10, 1).
+
+A hit hands back the files an earlier run produced. If such a file was edited
+in place, overwritten by another run at the same path, or deleted, the next
+identical run is a miss (and its miss explanation says why) under every mode
+that checks outputs: ``lazy`` (the default) proves an unchanged file by its
+stat identity against a trusted stat-cache entry and re-reads it otherwise;
+``eager``/``strict`` reads every byte; ``none`` checks nothing.
+
+Real git repository in tmp_path with run_dir and the DuckDB file inside it,
+untracked data beside the code; real parquet/CSV files; nothing mocked (one
+test wraps the hasher's read function to count reads, and still reads).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+import consist
+from _support import make_git_repo, write
+from consist import CacheOptions, Tracker
+from consist.core.identity import hashing
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    root = make_git_repo(
+        tmp_path.resolve() / "project",
+        {"model.py": "def simulate():\n    return 1\n", "settings.yaml": "mode: base\n"},
+    )
+    write(root / "data" / "households.csv", "hh_id,size\n1,2\n2,4\n3,1\n")
+    write(root / "logs" / "model.log", "started\n")
+    monkeypatch.chdir(root)
+    return root
+
+
+def open_tracker(repo: Path) -> Tracker:
+    return Tracker(repo / "runs", db_path=repo / "provenance.duckdb", project_root=repo)
+
+
+@pytest.fixture
+def tracker(repo: Path) -> Iterator[Tracker]:
+    t = open_tracker(repo)
+    yield t
+    t.close()
+
+
+class Grow:
+    """A step reading the untracked households file and writing a table."""
+
+    def __init__(self, repo: Path) -> None:
+        self.calls = 0
+        self.inputs = {"households": repo / "data" / "households.csv"}
+
+    def __call__(self, households: Path, factor: int) -> pd.DataFrame:
+        self.calls += 1
+        df = pd.read_csv(households)
+        df["size"] = df["size"] * factor
+        return df
+
+    def run(self, tracker: Tracker, mode: str = "lazy", factor: int = 2) -> consist.RunResult:
+        return tracker.run(
+            self,
+            name="grow",
+            inputs=self.inputs,
+            config={"factor": factor},
+            outputs=["hh"],
+            cache_options=CacheOptions(validate_cached_outputs=mode),
+        )
+
+
+def expected(repo: Path, factor: int = 2) -> list[int]:
+    return (pd.read_csv(repo / "data" / "households.csv")["size"] * factor).tolist()
+
+
+def explanation(result: consist.RunResult) -> dict[str, Any]:
+    return result.run.meta["cache_miss_explanation"]
+
+
+class TestChangedOutputsMiss:
+    @pytest.mark.parametrize("mode", ["lazy", "strict"])
+    def test_edited_in_place(self, tracker: Tracker, repo: Path, mode: str) -> None:
+        grow = Grow(repo)
+        first = grow.run(tracker)
+        path = first.outputs["hh"].path
+        pd.DataFrame({"hh_id": [9], "size": [99]}).to_parquet(path)  # other bytes, same path
+
+        again = grow.run(tracker, mode)
+        assert not again.cache_hit and grow.calls == 2
+        why = explanation(again)
+        assert "changed on disk" in why["cached_outputs"]
+        assert first.run_id in why["cached_outputs"] and "'hh'" in why["cached_outputs"]
+        assert why["summary"].startswith("cached outputs unusable")
+        assert pd.read_parquet(again.outputs["hh"].path)["size"].tolist() == expected(repo)
+
+    @pytest.mark.parametrize("mode", ["lazy", "strict"])
+    def test_same_size_edit_with_mtime_restored(
+        self, tracker: Tracker, repo: Path, mode: str
+    ) -> None:
+        calls: list[int] = []
+
+        def report(n: int) -> None:
+            calls.append(n)
+            consist.output_path("report", "csv").write_text(f"n\n{n}\n")
+
+        first = tracker.run(report, config={"n": 1}, validate_cached_outputs=mode)
+        path = first.outputs["report"].path
+        st = path.stat()
+        path.write_text("n\n7\n")  # same size
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        again = tracker.run(report, config={"n": 1}, validate_cached_outputs=mode)
+        assert not again.cache_hit and calls == [1, 1]
+        assert again.outputs["report"].path.read_text() == "n\n1\n"
+
+    @pytest.mark.parametrize("mode", ["lazy", "strict"])
+    def test_deleted(self, tracker: Tracker, repo: Path, mode: str) -> None:
+        grow = Grow(repo)
+        grow.run(tracker).outputs["hh"].path.unlink()
+        again = grow.run(tracker, mode)
+        assert not again.cache_hit and grow.calls == 2
+        assert "missing" in explanation(again)["cached_outputs"]
+
+    def test_overwritten_by_another_run_at_a_shared_path(
+        self, tracker: Tracker, repo: Path
+    ) -> None:
+        """Two configs writing one explicit destination: a hit never serves the other's bytes."""
+        shared = repo / "results" / "summary.csv"
+        calls: list[int] = []
+
+        def summarise(k: int) -> Path:
+            calls.append(k)
+            write(shared, f"k\n{k}\n")
+            return shared
+
+        tracker.run(summarise, config={"k": 1}, outputs=["summary"])
+        tracker.run(summarise, config={"k": 2}, outputs=["summary"])
+        assert shared.read_text() == "k\n2\n"
+        again = tracker.run(summarise, config={"k": 1}, outputs=["summary"])
+        assert not again.cache_hit and calls == [1, 2, 1]
+        assert again.outputs["summary"].path.read_text() == "k\n1\n"
+
+    def test_a_file_inside_a_directory_output(self, tracker: Tracker, repo: Path) -> None:
+        calls: list[int] = []
+
+        def tiles(n: int) -> Path:
+            calls.append(n)
+            out = repo / "tiles" / str(n)
+            for i in range(3):
+                write(out / f"part-{i}.csv", f"i\n{i * n}\n")
+            return out
+
+        first = tracker.run(tiles, config={"n": 3}, outputs=["tiles"])
+        assert tracker.run(tiles, config={"n": 3}, outputs=["tiles"]).cache_hit
+        (first.outputs["tiles"].path / "part-1.csv").write_text("i\n0\n")
+        again = tracker.run(tiles, config={"n": 3}, outputs=["tiles"])
+        assert not again.cache_hit and calls == [3, 3]
+
+
+class TestIntactOutputsHit:
+    @pytest.mark.parametrize("mode", ["lazy", "strict", "none"])
+    def test_unchanged(self, tracker: Tracker, repo: Path, mode: str) -> None:
+        grow = Grow(repo)
+        first = grow.run(tracker)
+        hit = grow.run(tracker, mode)
+        assert hit.cache_hit and grow.calls == 1
+        assert hit.outputs["hh"].path == first.outputs["hh"].path
+        assert pd.read_parquet(hit.outputs["hh"].path)["size"].tolist() == expected(repo)
+
+    def test_none_checks_nothing(self, tracker: Tracker, repo: Path) -> None:
+        """Documented: ``none`` is for outputs restored by hand or never read."""
+        grow = Grow(repo)
+        first = grow.run(tracker)
+        pd.DataFrame({"hh_id": [9], "size": [99]}).to_parquet(first.outputs["hh"].path)
+        assert grow.run(tracker, "none").cache_hit and grow.calls == 1
+
+
+class TestLazyProofCost:
+    def test_an_unchanged_output_is_proved_by_stat_not_read(
+        self, repo: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        reads: list[str] = []  # files whose bytes the hasher read
+        real = hashing._hash_fd
+
+        def counting(fd: int, size_hint: int) -> str:
+            reads.append(os.readlink(f"/proc/self/fd/{fd}"))
+            return real(fd, size_hint)
+
+        if not Path("/proc/self/fd").is_dir():
+            pytest.skip("needs /proc/self/fd to tell which file a read belongs to")
+        monkeypatch.setattr(hashing, "_hash_fd", counting)
+        grow = Grow(repo)
+        tracker = open_tracker(repo)
+        try:
+            first = grow.run(tracker)
+            output = str(first.outputs["hh"].path)
+            # Past the racy window: a stat identity recorded now can be trusted.
+            time.sleep(2.2)
+            assert grow.run(tracker).cache_hit  # reads the output once, remembers it
+            assert reads.count(output) == 2  # when it was produced, and now
+            assert grow.run(tracker).cache_hit
+            assert grow.run(tracker).cache_hit
+            assert reads.count(output) == 2  # proved by stat calls alone
+        finally:
+            tracker.close()
+
+        # Another tracker (fresh memory) finds the proof in the store.
+        again = open_tracker(repo)
+        try:
+            hit = grow.run(again)
+            assert hit.cache_hit and grow.calls == 1
+            assert reads.count(output) == 2
+            # An edit that keeps the size and restores mtime changes ctime: read, miss.
+            path = Path(output)
+            st = path.stat()
+            data = bytearray(path.read_bytes())
+            data[-20] ^= 0xFF
+            path.write_bytes(bytes(data))
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+            miss = grow.run(again)
+            assert not miss.cache_hit and grow.calls == 2
+            assert reads.count(output) == 3
+            assert "changed on disk" in explanation(miss)["cached_outputs"]
+        finally:
+            again.close()
