@@ -229,3 +229,51 @@ class TestLazyProofCost:
             assert "changed on disk" in explanation(miss)["cached_outputs"]
         finally:
             again.close()
+
+
+class TestVerifyMany:
+    """``ContentHasher.verify_many``, the proof the cache relies on."""
+
+    def test_files_directories_and_gone_paths(self, tmp_path: Path) -> None:
+        hasher = hashing.ContentHasher()  # entries of just-written files are never trusted
+        small = write(tmp_path / "a.csv", "x\n1\n")
+        tree = tmp_path / "tree"
+        write(tree / "p.csv", "p\n")
+        write(tree / "sub" / "q.csv", "q\n")
+        gone = tmp_path / "gone.csv"
+        items = [(small, hasher.digest(small)), (tree, hasher.digest(tree))]
+        assert hasher.verify_many(items) == [True, True]
+        assert hasher.verify_many(items, trust_stat=False) == [True, True]
+        assert hasher.verify_many([(gone, items[0][1])]) == [False]
+        small.write_text("x\n2\n")
+        (tree / "sub" / "q.csv").write_text("Q\n")
+        assert hasher.verify_many(items) == [False, False]
+        assert hasher.verify_many(items, trust_stat=False) == [False, False]
+        with pytest.raises(ValueError, match="unknown algorithm"):
+            hasher.verify_many([(small, "md5:abc")])
+
+    def test_stat_digests_of_the_fast_strategy(self, tmp_path: Path) -> None:
+        fast = hashing.ContentHasher(strategy="fast")
+        path = write(tmp_path / "a.csv", "x\n1\n")
+        recorded = fast.digest(path)
+        assert fast.verify_many([(path, recorded)]) == [True]
+        path.write_text("x\n22\n")
+        assert fast.verify_many([(path, recorded)]) == [False]
+
+    def test_a_trusted_entry_spares_the_read_and_is_persisted(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        backend = hashing.MemoryStatCache()
+        hasher = hashing.ContentHasher(backend, racy_window_ns=0)
+        path = write(tmp_path / "small.csv", "x\n1\n")  # far below min_cached_bytes
+        digest = hashing.hash_file(path)
+        assert hasher.verify_many([(path, digest)]) == [True]  # read once, remembered
+        backend.put_many(hasher.take_new_entries())
+        assert len(backend) == 1
+        reads: list[int] = []
+        real = hashing._hash_fd
+        monkeypatch.setattr(hashing, "_hash_fd", lambda fd, n: reads.append(n) or real(fd, n))
+        fresh = hashing.ContentHasher(backend, racy_window_ns=0)  # knows only the backend
+        assert fresh.verify_many([(path, digest)]) == [True]
+        assert fresh.verify_many([(path, "blake3:" + "0" * 64)]) == [False]
+        assert reads == []

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from consist.core import context
-from consist.core.artifacts import ArtifactRequest
+from consist.core.artifacts import ArtifactRequest, validate_key
 from consist.core.binding import BindingPlan, BindingPlanner, InputBinding
 from consist.core.drivers import tabular
 from consist.core.lifecycle import RunLifecycle
@@ -552,6 +552,7 @@ def _input_requests(inputs: Any, depends_on: Any) -> list[ArtifactRequest]:
             for key, ref in inputs.items():
                 if not isinstance(key, str) or not key:
                     raise TypeError(f"inputs keys must be non-empty strings, got {key!r}")
+                validate_key(key, param="inputs")  # recorded only: '/' is fine
                 _check_ref(ref, f"inputs[{key!r}]")
                 requests.append(ArtifactRequest(ref=ref, key=key, direction="input", bind=True))
                 used.add(key)
