@@ -54,11 +54,16 @@ class CacheOptions(_Options):
         results on purpose.
     validate_cached_outputs:
         ``"lazy"`` (default): a hit requires every cached output to be
-        available: its file exists, or its rows were ingested into the store
-        (``load`` reads them from there). ``"eager"`` (alias ``"strict"``):
-        the files must also still match their recorded digests. ``"none"``:
-        no check at all; the newest identical completed run is a hit even if
-        its files are gone (for outputs you restore yourself, or never read).
+        available with the bytes recorded when it was produced: its file
+        exists and still has its recorded digest (proved by an unchanged
+        stat identity, re-read when that changed), or the file is gone and
+        its rows were ingested into the store (``load`` reads them from
+        there). ``"eager"`` (alias ``"strict"``): every output file must
+        exist and is read in full to compare digests. ``"none"``: no check
+        at all; the newest identical completed run is a hit even if its
+        files are gone or changed (for outputs you restore yourself, or
+        never read). A file changed in place is a miss under ``"lazy"`` and
+        ``"eager"``, never a hit with other bytes.
     code_identity:
         ``"repo_git"`` (default inside a git repository), ``"callable_module"``
         or ``"callable_source"``.
