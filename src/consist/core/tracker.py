@@ -28,6 +28,7 @@ from consist.core.runner import StepRunner
 from consist.core.store.journal import Journal
 from consist.core.store.metadata_store import MetadataStore
 from consist.core.store.recovery import RecoveryReport, catch_up
+from consist.core.store.store_identity import check_store_path
 from consist.core.tracker_config import TrackerConfig
 from consist.core.tracker_facets import TrackerFacets
 from consist.core.tracker_hotdata import TrackerHotData
@@ -123,6 +124,8 @@ class Tracker(
         self.run_dir = self.paths.run_dir
         self.project_root = Path(os.path.abspath(config.project_root))
         self._schemas = MappingProxyType({s.__name__: s for s in config.schemas})
+        if config.db_path is not None:  # a data file as db_path: refused before any write
+            check_store_path(os.path.abspath(config.db_path))
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(self.run_dir)
         self.store: MetadataStore | None = None

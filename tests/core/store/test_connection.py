@@ -436,6 +436,10 @@ def test_tracker_waits_for_or_gives_up_on_a_locked_store(
     tmp_path: Path, children: list[Child]
 ) -> None:
     db = tmp_path / "store.duckdb"
+    # A Consist store first (made by another process): a DuckDB file holding
+    # only another client's tables is not a store (test_store_identity.py).
+    setup = "import sys; from consist import Tracker; Tracker(sys.argv[1], sys.argv[2]).close()"
+    subprocess.run([sys.executable, "-c", setup, tmp_path / "setup", db], check=True, timeout=60)
     holder = spawn(children, HOLDER, db, 1.5)
     holder.wait_for("locked")
     with pytest.raises(StoreLockTimeout, match="lock_timeout_s"):

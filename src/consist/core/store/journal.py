@@ -5,6 +5,7 @@ Layout under ``run_dir``::
     consist.json                  the latest snapshot this run_dir wrote
     consist_runs/<run_id>.json    one snapshot per run (full record)
     consist_runs/.pending/*.log   ledgers: snapshot versions not yet in the DB
+    consist_runs/.pending/quarantine/   damaged ledgers (and stray entries) set aside
 
 Every snapshot is written atomically (temporary file, fsync, rename), so a
 reader never sees a torn file and a crash leaves either the old or the new
@@ -17,9 +18,11 @@ still outstanding (see :mod:`consist.core.store.recovery` and
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import logging
 import os
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +36,9 @@ logger = logging.getLogger("consist")
 RUNS_DIRNAME = "consist_runs"
 LATEST_FILENAME = "consist.json"
 PENDING_DIRNAME = ".pending"
+QUARANTINE_DIRNAME = "quarantine"
+# A temporary journal file this old is abandoned (a write takes milliseconds).
+STALE_TEMP_AGE_S = 60.0
 
 
 class JournalWriteError(OSError):
@@ -138,7 +144,7 @@ class Journal:
             If ``run_id`` is not a valid run id (it could name a file outside
             the journal).
         """
-        return self.runs_dir / f"{validate_run_id(run_id)}.json"
+        return self.runs_dir / f"{_checked_run_id(run_id)}.json"
 
     def write(self, record: ConsistRecord, *, pending: bool = True, latest: bool = True) -> None:
         """Atomically write the run's snapshot (and the latest pointer).
@@ -254,12 +260,26 @@ class Journal:
         self.ledger.close()
 
     def read(self, run_id: str) -> ConsistRecord | None:
-        """Parse one snapshot, or None when it does not exist."""
+        """Parse one snapshot, or None when it does not exist.
+
+        Raises
+        ------
+        SnapshotMismatchError
+            If the file holds the snapshot of another run (copied or renamed
+            by hand): it is never handed out as ``run_id``'s record.
+        ValueError
+            If the file is not a valid snapshot.
+        OSError
+            If the file cannot be read.
+        """
+        path = self.path_for(run_id)
         try:
-            raw = self.path_for(run_id).read_bytes()
+            raw = path.read_bytes()
         except FileNotFoundError:
             return None
-        return ConsistRecord.model_validate_json(raw)
+        record = ConsistRecord.model_validate_json(raw)
+        _check_names(path, run_id, record)
+        return record
 
     def read_raw(self, run_id: str) -> dict | None:
         """The snapshot as plain JSON data, or None when missing."""
@@ -269,7 +289,10 @@ class Journal:
             return None
 
     def scan(self) -> Iterator[tuple[Path, ConsistRecord | None, str | None]]:
-        """Every snapshot file as ``(path, record, None)`` or ``(path, None, error)``."""
+        """Every snapshot file as ``(path, record, None)`` or ``(path, None, error)``.
+
+        A file whose content names another run than its file name is an error.
+        """
         try:
             entries = sorted(os.scandir(self.runs_dir), key=lambda e: e.name)
         except FileNotFoundError:
@@ -279,6 +302,120 @@ class Journal:
                 continue
             path = Path(entry.path)
             try:
-                yield path, ConsistRecord.model_validate_json(path.read_bytes()), None
+                record = ConsistRecord.model_validate_json(path.read_bytes())
+                _check_names(path, entry.name[: -len(".json")], record)
             except (OSError, ValueError) as exc:
                 yield path, None, f"{type(exc).__name__}: {exc}"
+            else:
+                yield path, record, None
+
+    def snapshot_ids(self) -> list[str]:
+        """Run ids of every snapshot file (names only; nothing is parsed)."""
+        try:
+            names = [e.name for e in os.scandir(self.runs_dir)]
+        except FileNotFoundError:
+            return []
+        ids = []
+        for name in names:
+            if name.endswith(".json") and not name.startswith("."):
+                try:
+                    ids.append(validate_run_id(name[: -len(".json")]))
+                except ValueError:
+                    continue  # not a name the journal writes
+        return sorted(ids)
+
+    def mark_synced_many(self, versions: dict[str, int]) -> None:
+        """:meth:`mark_synced` for several runs (one ledger append)."""
+        if versions:
+            self._ensure_dirs()
+            self.ledger.note_synced_many(versions)
+
+    def quarantine(self, path: Path) -> Path:
+        """Move ``path`` (a file or directory) aside into ``.pending/quarantine/``.
+
+        Nothing is deleted: the bytes stay for inspection, under the original
+        name plus a timestamp.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``path`` is gone (another process moved or removed it first).
+        """
+        target_dir = self.pending_dir / QUARANTINE_DIRNAME
+        target_dir.mkdir(parents=True, exist_ok=True)
+        target = target_dir / f"{path.name}.{time.time_ns()}"
+        os.rename(path, target)
+        return target
+
+    def remove_stale_temp_files(
+        self,
+        dead_pids: set[int],
+        live_pids: set[int],
+        *,
+        max_age_s: float = STALE_TEMP_AGE_S,
+    ) -> list[Path]:
+        """Remove temporary files a crash left between write and rename.
+
+        A temporary file (``.<name>.<pid>.<ns>[.start].tmp`` in the journal
+        or beside ``consist.json``) is stale when its writer's ledger is dead
+        and no live ledger has the same pid (the lock test is reliable where
+        a pid test is not, e.g. across containers), or when it is older than
+        ``max_age_s`` (a write takes milliseconds). Returns the removed paths.
+        """
+        now = time.time()
+        removed: list[Path] = []
+        for folder in (self.runs_dir, self.run_dir):
+            try:
+                entries = list(os.scandir(folder))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                name = entry.name
+                if not (name.startswith(".") and name.endswith(".tmp")):
+                    continue
+                pid = _temp_owner(name)
+                if pid is None:
+                    continue  # not a name this journal writes
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                if not stat.S_ISREG(info.st_mode):
+                    continue
+                dead_owner = pid in dead_pids and pid not in live_pids
+                if dead_owner or now - info.st_mtime > max_age_s:
+                    try:
+                        os.unlink(entry.path)
+                    except FileNotFoundError:
+                        continue  # its writer renamed it, or another cleaner got it
+                    removed.append(Path(entry.path))
+        return removed
+
+
+@functools.lru_cache(maxsize=8192)
+def _checked_run_id(run_id: str) -> str:
+    # A catch-up resolves thousands of ids; checking each once is enough.
+    return validate_run_id(run_id)
+
+
+class SnapshotMismatchError(ValueError):
+    """A snapshot file holds the record of another run than its name says."""
+
+
+def _check_names(path: Path, run_id: str, record: ConsistRecord) -> None:
+    if record.run.id != run_id:
+        raise SnapshotMismatchError(
+            f"{path} holds the snapshot of run {record.run.id!r}, not {run_id!r} (copied or "
+            f"renamed by hand?); put run {run_id!r}'s own snapshot there or remove the file"
+        )
+
+
+def _temp_owner(name: str) -> int | None:
+    """The writer's pid in a temporary file name ``.<name>.<pid>.<ns>[.start].tmp``."""
+    stem = name[: -len(".tmp")]
+    if stem.endswith(".start"):
+        stem = stem[: -len(".start")]
+    parts = stem.rsplit(".", 2)
+    if len(parts) != 3 or not parts[1].isdigit() or not parts[2].isdigit():
+        return None
+    return int(parts[1])

@@ -13,7 +13,8 @@ import logging
 import threading
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -39,6 +40,7 @@ from consist.core.store.rows import (
 from consist.core.store.run_queries import RunQueryMixin
 from consist.core.store.schema import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_DDL
 from consist.core.store.signature_index import signatures_for
+from consist.core.store.store_identity import check_store_connection, check_store_path
 from consist.core.store.write_log import append as log_writes
 from consist.core.store.write_log import log_state
 from consist.models.artifact import Artifact
@@ -80,6 +82,7 @@ class MetadataStore(RunQueryMixin):
         idle_release_s: float = 0.25,
         max_hold_s: float = 2.0,
     ) -> None:
+        check_store_path(db_path)  # a data file is never opened as a store
         self.db_path = db_path
         self.connections = connections or DuckDBConnectionManager.shared(
             db_path,
@@ -100,8 +103,21 @@ class MetadataStore(RunQueryMixin):
     # -- schema ---------------------------------------------------------------
 
     def ensure_schema(self) -> int:
-        """Apply pending migrations; return the schema version now in force."""
-        with self.connections.connection() as con:
+        """Check the file is a Consist store, apply pending migrations.
+
+        Returns
+        -------
+        int
+            The schema version now in force.
+
+        Raises
+        ------
+        ValueError
+            If the database is not a Consist store (see
+            :mod:`consist.core.store.store_identity`); nothing is written.
+        """
+        with self._open_checked() as con:
+            check_store_connection(con, self.db_path)
             current = self._current_version(con)
             if current >= LATEST_VERSION:
                 return current
@@ -123,6 +139,23 @@ class MetadataStore(RunQueryMixin):
                 raise
             con.execute("COMMIT")
             return LATEST_VERSION
+
+    @contextmanager
+    def _open_checked(self) -> Iterator[Any]:
+        """The connection, with DuckDB's refusal of a non-database file made clear."""
+        import duckdb
+
+        try:
+            with self.connections.connection() as con:
+                yield con
+        except duckdb.IOException as exc:
+            if "not a valid DuckDB database" not in str(exc):
+                raise
+            raise ValueError(
+                f"db_path={self.db_path!r} exists and is not a valid DuckDB database "
+                f"(empty or damaged: {exc}); point db_path at a new file or an existing "
+                "Consist store, or remove the file if it is an empty placeholder"
+            ) from exc
 
     @staticmethod
     def _current_version(con: Any) -> int:
@@ -189,6 +222,42 @@ class MetadataStore(RunQueryMixin):
         )
         with self._pending_lock:
             self._pending.append(write)
+        self.flush()
+
+    def sync_records(
+        self,
+        records: Sequence[ConsistRecord],
+        *,
+        on_synced: Callable[[], None] | None = None,
+    ) -> None:
+        """Write many full run snapshots (recovery) and commit them in one transaction.
+
+        Each record is written as :meth:`sync_record` writes a replayed
+        snapshot (every input and output linked, identity included); the
+        whole batch costs one transaction instead of one per record.
+
+        Parameters
+        ----------
+        records:
+            Snapshots to write; an older snapshot never overwrites a newer row.
+        on_synced:
+            Called once, after the whole batch is committed.
+        """
+        writes = [
+            freeze(
+                record,
+                [(a, "input") for a in record.inputs] + [(a, "output") for a in record.outputs],
+                (),
+                with_identity=True,
+            )
+            for record in records
+        ]
+        if not writes:
+            return
+        # Writes of one flush commit together: the last one's callback means all.
+        writes[-1].on_synced = on_synced
+        with self._pending_lock:
+            self._pending.extend(writes)
         self.flush()
 
     def flush(self) -> None:
@@ -288,6 +357,18 @@ class MetadataStore(RunQueryMixin):
         self._flush_before_read()
         with self.connections.connection() as con:
             return con.execute("SELECT 1 FROM run WHERE id = ?", [run_id]).fetchone() is not None
+
+    def run_versions(self, run_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """``{run_id: (status, updated_ns)}`` of the runs among ``run_ids`` that have a row."""
+        if not run_ids:
+            return {}
+        self._flush_before_read()
+        with self.connections.connection() as con:
+            rows = con.execute(
+                "SELECT id, status, updated_ns FROM run WHERE id IN (SELECT unnest(?))",
+                [list(run_ids)],
+            ).fetchall()
+        return {r[0]: (r[1], int(r[2])) for r in rows}
 
     def count_runs(self) -> int:
         """Number of run rows."""
