@@ -1,6 +1,6 @@
 """A failed write never leaves the tracker stuck (issue 10, point 2).
 
-A real full disk: a 2 MiB tmpfs mounted by the test (needs root; skipped with
+A real full disk: an 8 MiB tmpfs mounted by the test (needs root; skipped with
 the reason otherwise), holding a model's git repository with the run
 directory and the DuckDB file inside it, filled to the last byte and then
 freed again.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 import subprocess
+import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,9 +20,10 @@ import pytest
 
 from _support import make_git_repo
 from consist import Tracker
+from consist.core.store.connection import ReadOnlyStoreError
 from consist.core.store.journal import JournalWriteError
 
-DISK_SIZE = "2m"
+DISK_SIZE = "8m"
 
 
 @pytest.fixture
@@ -223,3 +225,138 @@ def test_database_on_a_full_disk_keeps_the_run_in_the_journal(tmp_path: Path, di
     assert reader.run(fn=step, config={"k": 1}, name="step").cache_hit
     reader.close()
     assert os.path.getsize(db_path) > 0
+
+
+# -- read-only stores ------------------------------------------------------------------
+
+
+def _record_some_runs(repo: Path) -> tuple[str, str]:
+    tracker = open_tracker(repo)
+    result = tracker.run(fn=step, config={"k": 0}, name="step")
+    with tracker.start_run("by-hand", "step", config={"k": -1}):
+        out = tracker.run_artifact_dir() / "table.csv"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("a,b\n1,2\n")
+        tracker.log_artifact(out, key="table")
+    tracker.close()
+    return result.run.id, "by-hand"
+
+
+def _tree(root: Path) -> dict[str, tuple[int, bytes]]:
+    """Every file under ``root`` (but .git) with its mtime and bytes."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and ".git" not in path.relative_to(root).parts:
+            out[str(path.relative_to(root))] = (path.stat().st_mtime_ns, path.read_bytes())
+    return out
+
+
+def _assert_reads(reader: Tracker, run_id: str) -> None:
+    assert reader.get_run(run_id).status == "completed"
+    assert reader.get_run_config(run_id) == {"k": 0}
+    assert {r.id for r in reader.find_runs(model="step")} == {run_id, "by-hand"}
+    assert reader.get_run_record("by-hand").outputs[0].key == "table"
+    assert reader.get_artifact("table", run_id="by-hand") is not None
+    assert reader.run_query("SELECT count(*) FROM run")[0][0] == 2
+
+
+def _assert_writes_refused(reader: Tracker) -> None:
+    attempts = {
+        "run": lambda: reader.run(fn=step, config={"k": 5}, name="step"),
+        "begin_run": lambda: reader.begin_run("new", "step", config={"k": 6}),
+        "start_run": lambda: reader.start_run("new2", "step").__enter__(),
+        "log_meta": lambda: reader.log_meta(note="x"),
+        "log_artifact": lambda: reader.log_artifact(__file__, key="f"),
+    }
+    for name, attempt in attempts.items():
+        with pytest.raises(ReadOnlyStoreError, match="read_only=True") as info:
+            attempt()
+        assert "read_only=False" in str(info.value), name
+    assert reader.current_run is None
+    assert 5 not in CALLS
+
+
+def test_read_only_tracker_reads_a_store_on_a_read_only_file_system(disk: Path) -> None:
+    repo = project(disk)
+    run_id, _ = _record_some_runs(repo)
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+
+    # Without read_only the error says how to read it.
+    with pytest.raises(OSError, match="read_only=True") as info:
+        open_tracker(repo)
+    assert info.value.errno == errno.EROFS
+
+    reader = Tracker(
+        repo / "runs", db_path=repo / "provenance.duckdb", project_root=repo, read_only=True
+    )
+    _assert_reads(reader, run_id)
+    _assert_writes_refused(reader)
+    reader.close()
+
+    subprocess.run(["mount", "-o", "remount,rw", str(disk)], check=True)
+    writer = open_tracker(repo)
+    assert writer.run(fn=step, config={"k": 0}, name="step").cache_hit
+    assert not writer.run(fn=step, config={"k": 7}, name="step").cache_hit
+    writer.close()
+
+
+def test_read_only_tracker_writes_nothing_to_a_writable_store(tmp_path: Path) -> None:
+    repo = make_git_repo(
+        tmp_path / "model", {"model.py": "x = 1\n", ".gitignore": "runs/\n*.duckdb*\n"}
+    )
+    run_id, _ = _record_some_runs(repo)
+    before = _tree(repo)
+    reader = Tracker(
+        repo / "runs", db_path=repo / "provenance.duckdb", project_root=repo, read_only=True
+    )
+    _assert_reads(reader, run_id)
+    _assert_writes_refused(reader)
+    reader.close()
+    assert _tree(repo) == before
+
+    # A writer in another process records while a read-only tracker is open.
+    reader = Tracker(
+        repo / "runs", db_path=repo / "provenance.duckdb", project_root=repo, read_only=True
+    )
+    assert reader.get_run(run_id) is not None
+    script = (
+        "import sys\n"
+        "from consist import Tracker\n"
+        "t = Tracker(sys.argv[1], db_path=sys.argv[2], project_root=sys.argv[3])\n"
+        "with t.start_run('other-run', 'other', config={'k': 42}):\n"
+        "    pass\n"
+        "t.close()\n"
+        "print('other-run')\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, repo / "runs", repo / "provenance.duckdb", repo],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    other_id = proc.stdout.strip()
+    assert reader.get_run(other_id).status == "completed"
+    reader.close()
+
+
+def test_read_only_needs_an_existing_store_and_a_bool(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="read_only=True opens an existing store"):
+        Tracker(tmp_path / "runs", db_path=tmp_path / "missing.duckdb", read_only=True)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "missing.duckdb").exists()
+    with pytest.raises(ValueError, match="read_only"):
+        Tracker(tmp_path / "runs", db_path=tmp_path / "db.duckdb", read_only="yes")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_read_only_tracker_on_a_full_disk(disk: Path) -> None:
+    repo = project(disk)
+    run_id, _ = _record_some_runs(repo)
+    fill(disk)
+    reader = Tracker(
+        repo / "runs", db_path=repo / "provenance.duckdb", project_root=repo, read_only=True
+    )
+    _assert_reads(reader, run_id)
+    _assert_writes_refused(reader)
+    reader.close()

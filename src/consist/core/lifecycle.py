@@ -29,6 +29,7 @@ from consist.core.identity.hashing import ContentHasher
 from consist.core.identity.service import IdentityService
 from consist.core.paths import PathResolver
 from consist.core.run_facet import build_run_facet
+from consist.core.store.connection import ReadOnlyStoreError
 from consist.core.store.journal import Journal
 from consist.core.store.metadata_store import MetadataStore
 from consist.core.validation import (
@@ -127,6 +128,7 @@ class RunLifecycle:
         # An ended run whose final snapshot could not be written (disk full):
         # written before the next run begins.
         self._unrecorded: ActiveRun | None = None
+        self.read_only = False  # TrackerConfig.read_only: nothing is recorded
 
     # -- begin ----------------------------------------------------------------
 
@@ -164,6 +166,8 @@ class RunLifecycle:
         TypeError, ValueError
             For any invalid argument, naming it.
         """
+        if self.read_only:
+            raise _read_only_error("begin a run")
         if self.active is not None:
             raise RuntimeError(
                 f"run {self.active.run.id!r} is still active; call end_run() before begin_run()"
@@ -484,6 +488,8 @@ class RunLifecycle:
 
     def require_active(self, what: str) -> ActiveRun:
         """The active run, or RuntimeError naming the call that needed one."""
+        if self.active is None and self.read_only:
+            raise _read_only_error(what)
         if self.active is None:
             raise RuntimeError(
                 f"{what} needs an active run; call it inside start_run()/run()/trace() "
@@ -794,6 +800,13 @@ class RunLifecycle:
         if isinstance(recorded, str):
             return Path(self.paths.resolve_uri(recorded))
         return self.paths.resolve_artifact_dir(None, self._subdir_for(run))
+
+
+def _read_only_error(what: str) -> ReadOnlyStoreError:
+    return ReadOnlyStoreError(
+        f"{what}: this tracker was opened with read_only=True, so it records nothing; "
+        "open Tracker(..., read_only=False) on a writable store to record runs"
+    )
 
 
 def _exists(path: str | None) -> bool:

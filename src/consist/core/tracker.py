@@ -7,6 +7,7 @@ them. See ``README.md`` for a tour and ``DESIGN.md`` for the layering.
 
 from __future__ import annotations
 
+import errno
 import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -76,7 +77,8 @@ class Tracker(
     **options:
         Further :class:`~consist.core.tracker_config.TrackerConfig` fields
         (``run_subdir_fn``, ``lock_timeout_s``, ``idle_release_s``,
-        ``max_hold_s``, ``stat_cache_min_bytes``, ``code_identity_source_suffixes``).
+        ``max_hold_s``, ``stat_cache_min_bytes``, ``code_identity_source_suffixes``,
+        ``read_only``).
 
     Raises
     ------
@@ -126,21 +128,23 @@ class Tracker(
         self._schemas = MappingProxyType({s.__name__: s for s in config.schemas})
         if config.db_path is not None:  # a data file as db_path: refused before any write
             check_store_path(os.path.abspath(config.db_path))
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if not config.read_only:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(self.run_dir)
         self.store: MetadataStore | None = None
         self.recovery: RecoveryReport | None = None
         if config.db_path is not None:
             db_path = Path(os.path.abspath(config.db_path))
-            db_path.parent.mkdir(parents=True, exist_ok=True)
-            self.store = MetadataStore(
-                str(db_path),
-                lock_timeout_s=config.lock_timeout_s,
-                idle_release_s=config.idle_release_s,
-                max_hold_s=config.max_hold_s,
-            )
-            self.store.ensure_schema()
-            self.recovery = catch_up(self.store, self.journal)
+            if config.read_only and not db_path.is_file():
+                raise FileNotFoundError(
+                    f"db_path={str(db_path)!r} does not exist; read_only=True opens an existing "
+                    "store (drop read_only to create one)"
+                )
+            if not config.read_only:
+                db_path.parent.mkdir(parents=True, exist_ok=True)
+            self.store = _open_store(str(db_path), config)
+            if not config.read_only:  # a read-only tracker replays nothing
+                self.recovery = catch_up(self.store, self.journal)
         self.db_path = self.store.db_path if self.store else None
         self.hasher = ContentHasher(
             self.store if self.store is not None else MemoryStatCache(),
@@ -175,6 +179,7 @@ class Tracker(
             allow_external_paths=config.allow_external_paths,
         )
         self.lifecycle.run_subdir_fn = config.run_subdir_fn
+        self.lifecycle.read_only = config.read_only
         self.runner = StepRunner(self.lifecycle, self)
 
     def __repr__(self) -> str:
@@ -700,6 +705,29 @@ class Tracker(
                 "restore_cache_options expects the value suspend_cache_options returned"
             )
         self.lifecycle.require_active("restore_cache_options").cache = options
+
+
+def _open_store(db_path: str, config: TrackerConfig) -> MetadataStore:
+    """Open (and migrate) the store; a read-only file system names ``read_only=True``."""
+    store = MetadataStore(
+        db_path,
+        lock_timeout_s=config.lock_timeout_s,
+        idle_release_s=config.idle_release_s,
+        max_hold_s=config.max_hold_s,
+        read_only=config.read_only,
+    )
+    try:
+        store.ensure_schema()
+    except OSError as exc:
+        store.close()
+        if config.read_only or exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        raise OSError(
+            exc.errno,
+            f"cannot open the store {db_path} for writing ({exc}); to read it, open the "
+            "tracker with read_only=True",
+        ) from exc
+    return store
 
 
 def _warn_output_reuse(direction: str, reuse_if_unchanged: bool, reuse_scope: str) -> None:

@@ -62,6 +62,18 @@ class TrackerConfig(BaseModel):
         Fortran, Rust, Go, shell, SQL). Tracked files count whatever their
         suffix; untracked files with other suffixes are never read. Override
         per run with ``CacheOptions(code_identity_source_suffixes=...)``.
+    read_only:
+        Open an existing store for reading only (default False): the DuckDB
+        file is opened read-only, nothing is created or written (no
+        ``run_dir``, no lock file, no journal replay), and every call that
+        would record something (``run``, ``begin_run``, ``start_run``,
+        ``trace``, ``log_*``) raises
+        :class:`~consist.core.store.connection.ReadOnlyStoreError` naming
+        ``read_only`` before anything is written. For stores on read-only
+        media or shared archives; a store on a full disk can also be opened
+        normally for reading. Runs that only the journal holds (a writer
+        that crashed before its database commit) are replayed by the next
+        read-write opener, not by a read-only one.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
@@ -79,6 +91,7 @@ class TrackerConfig(BaseModel):
     max_hold_s: float = Field(default=2.0, gt=0)
     stat_cache_min_bytes: int = Field(default=1 << 20, ge=0)
     code_identity_source_suffixes: frozenset[str] | None = None
+    read_only: StrictBool = False
 
     @field_validator("run_dir", "project_root", mode="before")
     @classmethod

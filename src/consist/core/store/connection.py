@@ -63,6 +63,10 @@ class StoreLockTimeout(RuntimeError):
     """The database file stayed locked by another process for too long."""
 
 
+class ReadOnlyStoreError(RuntimeError):
+    """A write was attempted through a tracker or store opened with ``read_only=True``."""
+
+
 class DuckDBConnectionManager:
     """Open-on-demand, release-when-idle access to one DuckDB file.
 
@@ -77,6 +81,9 @@ class DuckDBConnectionManager:
     max_hold_s:
         Release and re-open after holding the file this long, so that other
         processes sharing the store are not starved by a busy loop.
+    read_only:
+        Open the file read-only (DuckDB ``read_only=True``; nothing is
+        created, and the ``<db>.consist.lock`` turn is not taken).
     """
 
     def __init__(
@@ -86,8 +93,10 @@ class DuckDBConnectionManager:
         lock_timeout_s: float = 120.0,
         idle_release_s: float = 0.25,
         max_hold_s: float = 2.0,
+        read_only: bool = False,
     ) -> None:
         self.path = path
+        self.read_only = read_only
         self.lock_timeout_s = lock_timeout_s
         self.idle_release_s = idle_release_s
         self.max_hold_s = max_hold_s
@@ -126,6 +135,7 @@ class DuckDBConnectionManager:
         lock_timeout_s: float = 120.0,
         idle_release_s: float = 0.25,
         max_hold_s: float = 2.0,
+        read_only: bool = False,
     ) -> DuckDBConnectionManager:
         """The one manager of this process for the database file at ``path``.
 
@@ -133,9 +143,10 @@ class DuckDBConnectionManager:
         manager, so their reads and writes go through one connection one at
         a time: two trackers on one store never race each other's
         transactions. The first opener's timings apply; the longest lock
-        timeout wins. Pair each call with :meth:`close`.
+        timeout wins. Read-only openers share a read-only manager. Pair each
+        call with :meth:`close`.
         """
-        key = os.path.realpath(path)
+        key = os.path.realpath(path) + ("\0read-only" if read_only else "")
         with _SHARED_GUARD:
             manager = _SHARED.get(key)
             if manager is None or manager._closed:
@@ -144,6 +155,7 @@ class DuckDBConnectionManager:
                     lock_timeout_s=lock_timeout_s,
                     idle_release_s=idle_release_s,
                     max_hold_s=max_hold_s,
+                    read_only=read_only,
                 )
                 manager._shared_key = key
                 _SHARED[key] = manager
@@ -252,11 +264,15 @@ class DuckDBConnectionManager:
         import duckdb
 
         deadline = time.monotonic() + self.lock_timeout_s
-        self._turn = _ProcessTurn.acquire(self.path, deadline, self.lock_timeout_s)
+        # A read-only opener writes nothing, not even the turn's lock file; it
+        # waits for writers through DuckDB's own lock (the loop in _connect).
+        if not self.read_only:
+            self._turn = _ProcessTurn.acquire(self.path, deadline, self.lock_timeout_s)
         try:
             con = self._connect(duckdb, deadline)
         except BaseException:
-            self._turn.release()
+            if self._turn is not None:
+                self._turn.release()
             self._turn = None
             raise
         self._con = con
@@ -271,7 +287,7 @@ class DuckDBConnectionManager:
         delay = 0.005
         while True:
             try:
-                con = duckdb.connect(self.path)
+                con = duckdb.connect(self.path, read_only=self.read_only)
                 break
             except duckdb.Error as exc:  # IOException on lock
                 if not is_lock_error(exc):

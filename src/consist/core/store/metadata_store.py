@@ -25,7 +25,7 @@ from consist.core.store.batch import (
     freeze,
     write_stat_entries,
 )
-from consist.core.store.connection import DuckDBConnectionManager
+from consist.core.store.connection import DuckDBConnectionManager, ReadOnlyStoreError
 from consist.core.store.facet_store import FacetStore
 from consist.core.store.lineage_store import LineageStore
 from consist.core.store.pending_log import PendingLog
@@ -71,6 +71,9 @@ class MetadataStore(RunQueryMixin):
     connections:
         Optional pre-built connection manager (tests inject one with other
         timings); by default one is created with the given timings.
+    read_only:
+        Open the file read-only: queries work, writes raise
+        :class:`~consist.core.store.connection.ReadOnlyStoreError`.
     """
 
     def __init__(
@@ -81,14 +84,17 @@ class MetadataStore(RunQueryMixin):
         lock_timeout_s: float = 120.0,
         idle_release_s: float = 0.25,
         max_hold_s: float = 2.0,
+        read_only: bool = False,
     ) -> None:
         check_store_path(db_path)  # a data file is never opened as a store
         self.db_path = db_path
+        self.read_only = read_only
         self.connections = connections or DuckDBConnectionManager.shared(
             db_path,
             lock_timeout_s=lock_timeout_s,
             idle_release_s=idle_release_s,
             max_hold_s=max_hold_s,
+            read_only=read_only,
         )
         self._engine: Any = None
         self._pending: list[PendingWrite] = []
@@ -121,6 +127,12 @@ class MetadataStore(RunQueryMixin):
             current = self._current_version(con)
             if current >= LATEST_VERSION:
                 return current
+            if self.read_only:
+                raise ReadOnlyStoreError(
+                    f"{self.db_path} has schema version {current} and this Consist needs "
+                    f"{LATEST_VERSION}; it cannot be migrated with read_only=True: open it "
+                    "once with read_only=False (on a writable file system) to migrate it"
+                )
             con.execute("BEGIN TRANSACTION")
             try:
                 con.execute(SCHEMA_VERSION_DDL)
@@ -207,6 +219,11 @@ class MetadataStore(RunQueryMixin):
         on_synced:
             Called once the snapshot is committed.
         """
+        if self.read_only:
+            raise ReadOnlyStoreError(
+                f"run {record.run.id!r} cannot be written: the store {self.db_path} was "
+                "opened with read_only=True"
+            )
         full = artifacts is None
         if artifacts is None:
             artifacts = [(a, "input") for a in record.inputs] + [

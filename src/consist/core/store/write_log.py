@@ -221,8 +221,9 @@ def log_state(connections: Any) -> LogState:
         state = _STATES.get(connections)
         if state is None:
             state = _STATES[connections] = LogState()
-            connections.before_use.append(state.before_use)
-            connections.before_close.append(state.apply)
+            if not getattr(connections, "read_only", False):  # read-only: tables as they are
+                connections.before_use.append(state.before_use)
+                connections.before_close.append(state.apply)
         return state
 
 
