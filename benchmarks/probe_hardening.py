@@ -112,7 +112,8 @@ WRITER_WORKER = textwrap.dedent(
         time.sleep(0.002)
     ids = []
     for i in range(args["runs"]):
-        ids.append(tracker.run(fn=steps.trivial, name="writer", config={"w": args["w"], "i": i}).run.id)
+        result = tracker.run(fn=steps.trivial, name="writer", config={"w": args["w"], "i": i})
+        ids.append(result.run.id)
     tracker.close()
     Path(args["out"]).write_text(json.dumps(ids))
     """

@@ -41,6 +41,15 @@ def is_lock_error(exc: BaseException) -> bool:
     return any(marker in text for marker in _LOCK_MARKERS)
 
 
+_STORAGE_MARKERS = ("no space left", "disk quota", "read-only", "could not write")
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """True when ``exc`` says the database file cannot be written (disk full, read-only)."""
+    text = str(exc).lower()
+    return any(marker in text for marker in _STORAGE_MARKERS)
+
+
 def _finish_results(con: Any) -> None:
     """Run the last ``execute()`` result of ``con`` to its end.
 
@@ -103,6 +112,7 @@ class DuckDBConnectionManager:
         self._lock = threading.RLock()
         self._con: duckdb.DuckDBPyConnection | None = None
         self._opened_at = 0.0
+        self._reopen_after = 0.0
         self._last_used = 0.0
         self._depth = 0
         self._closed = False
@@ -175,24 +185,8 @@ class DuckDBConnectionManager:
         that the use is on the path of every run and reads only what the
         caller reconciles itself (the store then leaves its write log alone).
         """
-        with self._lock:
-            if self._closed:
-                raise RuntimeError(f"store {self.path} has been closed")
-            if self._depth == 0:
-                self._maybe_yield_turn()
-            con = self._con or self._open()
-            self._depth += 1
-            try:
-                if self._depth == 1:
-                    for hook in self.before_use:
-                        hook(con, self.epoch, hot)
-                yield con
-            finally:
-                self._depth -= 1
-                self._last_used = time.monotonic()
-                if self._depth == 0:
-                    _finish_results(con)
-                    self._schedule_release()
+        with self._use(hot=hot, write=False) as con:
+            yield con
 
     @contextmanager
     def transaction(self, *, hot: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -200,9 +194,10 @@ class DuckDBConnectionManager:
 
         The connection's ``begin``/``commit`` methods skip parsing a SQL
         statement, which is a measurable share of a one-row write. ``hot``
-        as for :meth:`connection`.
+        as for :meth:`connection`. An outermost transaction never hands the
+        file to another process before it commits (see :meth:`_use`).
         """
-        with self.connection(hot=hot) as con:
+        with self._use(hot=hot, write=True) as con:
             con.begin()
             try:
                 yield con
@@ -260,9 +255,46 @@ class DuckDBConnectionManager:
 
     # -- internals ------------------------------------------------------------
 
+    @contextmanager
+    def _use(self, *, hot: bool, write: bool) -> Iterator[duckdb.DuckDBPyConnection]:
+        """One (possibly nested) use of the connection.
+
+        The ``max_hold_s`` turn is handed over before an outermost read, and
+        after (never before) an outermost write: a process that looked a run
+        up, found nothing and executed it commits that run before any other
+        process can look it up, so the other process hits instead of
+        executing it again.
+        """
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"store {self.path} has been closed")
+            if self._depth == 0 and not write:
+                self._maybe_yield_turn()
+            con = self._con or self._open()
+            self._depth += 1
+            try:
+                if self._depth == 1:
+                    for hook in self.before_use:
+                        hook(con, self.epoch, hot)
+                yield con
+            finally:
+                self._depth -= 1
+                self._last_used = time.monotonic()
+                if self._depth == 0:
+                    _finish_results(con)
+                    if write:
+                        self._maybe_yield_turn()
+                    if self._con is not None:
+                        self._schedule_release()
+
     def _open(self) -> duckdb.DuckDBPyConnection:
         import duckdb
 
+        # After handing the turn over, pause before taking it again so that a
+        # waiting process (polling every few ms) reliably gets in.
+        pause = self._reopen_after - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
         deadline = time.monotonic() + self.lock_timeout_s
         # A read-only opener writes nothing, not even the turn's lock file; it
         # waits for writers through DuckDB's own lock (the loop in _connect).
@@ -343,8 +375,7 @@ class DuckDBConnectionManager:
             and time.monotonic() - self._opened_at > self.max_hold_s
         ):
             self._give_back()
-            # A short pause lets a process that is retrying take the lock.
-            time.sleep(0.02 + 0.02 * random.random())
+            self._reopen_after = time.monotonic() + 0.02 + 0.02 * random.random()
 
     def _schedule_release(self) -> None:
         if self.idle_release_s <= 0:
