@@ -218,6 +218,28 @@ def test_database_on_a_full_disk_keeps_the_run_in_the_journal(tmp_path: Path, di
     assert any("journaled but not written to the database" in str(w.message) for w in caught)
     assert tracker.current_run is None
     assert tracker.get_run_record(result.run.id).run.status == "completed"
+    # Reads still work with the write queued, here and in another process
+    # whose catch-up cannot write either.
+    assert tracker.find_runs(model="step")
+    script = (
+        "import sys, warnings\n"
+        "from consist import Tracker\n"
+        "with warnings.catch_warnings(record=True) as caught:\n"
+        "    warnings.simplefilter('always')\n"
+        "    t = Tracker(sys.argv[1], db_path=sys.argv[2], project_root=sys.argv[3])\n"
+        "print(any('replayed when the store can be written' in str(w.message) for w in caught))\n"
+        "print(t.get_run_record(sys.argv[4]).run.status)\n"
+        "print(len(t.find_runs(model='step')) >= 1)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script, repo / "runs", db_path, repo, result.run.id],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["True", "completed", "True"]
     filler.unlink()
     tracker.close()  # the queued write is committed now that there is room
     reader = open_tracker(repo, db_path)

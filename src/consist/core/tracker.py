@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,7 @@ from consist.core.identity.service import IdentityService
 from consist.core.lifecycle import RunLifecycle
 from consist.core.paths import PathResolver
 from consist.core.runner import StepRunner
+from consist.core.store.connection import is_storage_error
 from consist.core.store.journal import Journal
 from consist.core.store.metadata_store import MetadataStore
 from consist.core.store.recovery import RecoveryReport, catch_up
@@ -144,7 +146,7 @@ class Tracker(
                 db_path.parent.mkdir(parents=True, exist_ok=True)
             self.store = _open_store(str(db_path), config)
             if not config.read_only:  # a read-only tracker replays nothing
-                self.recovery = catch_up(self.store, self.journal)
+                self.recovery = _catch_up(self.store, self.journal)
         self.db_path = self.store.db_path if self.store else None
         self.hasher = ContentHasher(
             self.store if self.store is not None else MemoryStatCache(),
@@ -728,6 +730,22 @@ def _open_store(db_path: str, config: TrackerConfig) -> MetadataStore:
             "tracker with read_only=True",
         ) from exc
     return store
+
+
+def _catch_up(store: MetadataStore, journal: Journal) -> RecoveryReport:
+    """Replay pending snapshots; on a full disk, warn and leave them for the next opener."""
+    try:
+        return catch_up(store, journal)
+    except Exception as exc:
+        if not is_storage_error(exc):
+            raise
+        warnings.warn(
+            f"could not replay pending journal snapshots into {store.db_path} ({exc}); "
+            "they stay safe in the journal and are replayed when the store can be written",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        return RecoveryReport(errors={store.db_path: str(exc)})
 
 
 def _warn_output_reuse(direction: str, reuse_if_unchanged: bool, reuse_scope: str) -> None:

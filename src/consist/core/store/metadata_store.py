@@ -25,7 +25,11 @@ from consist.core.store.batch import (
     freeze,
     write_stat_entries,
 )
-from consist.core.store.connection import DuckDBConnectionManager, ReadOnlyStoreError
+from consist.core.store.connection import (
+    DuckDBConnectionManager,
+    ReadOnlyStoreError,
+    is_storage_error,
+)
 from consist.core.store.facet_store import FacetStore
 from consist.core.store.lineage_store import LineageStore
 from consist.core.store.pending_log import PendingLog
@@ -313,7 +317,19 @@ class MetadataStore(RunQueryMixin):
 
     def _flush_before_read(self) -> None:
         if self._pending:
-            self.flush()
+            try:
+                self.flush()
+            except Exception as exc:
+                # A full disk must not make the store unreadable: the queued
+                # writes are safe in the journal and retried before the next read.
+                if not is_storage_error(exc):
+                    raise
+                logger.warning(
+                    "consist: reading %s without %d queued run snapshot(s) (%s)",
+                    self.db_path,
+                    len(self._pending),
+                    exc,
+                )
 
     def _flush_quietly(self) -> None:
         """Flush for the idle timer / exit: log instead of raising."""

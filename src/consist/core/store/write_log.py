@@ -36,10 +36,10 @@ from typing import Any
 
 from consist.core.identity.hashing import StatCacheEntry, StatKey
 from consist.core.store.batch import PendingWrite, write_batch
+from consist.core.store.connection import is_storage_error
 from consist.core.store.facet_store import FacetRows
 
 _ROWS_PER_STATEMENT = 200
-_STORAGE_ERRORS = ("no space left", "disk quota", "read-only", "could not write")
 
 logger = logging.getLogger("consist")
 
@@ -187,7 +187,7 @@ class LogState:
             # A full disk must not make the store unreadable: read the tables
             # as they are; the logged writes stay durable and are applied at
             # the next use that can write.
-            if not any(marker in str(exc).lower() for marker in _STORAGE_ERRORS):
+            if not is_storage_error(exc):
                 raise
             logger.warning(
                 "consist: could not apply logged writes before reading (%s); reading the "
