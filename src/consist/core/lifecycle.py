@@ -24,6 +24,7 @@ from consist.core.artifacts import ArtifactBuilder, ArtifactRequest, begin_input
 from consist.core.cache import CacheHit, CacheService, explain_difference
 from consist.core.hash_inputs import digest_hash_inputs, fold_into_config_hash
 from consist.core.hooks import HookRegistry
+from consist.core.identity.canonical import check_recordable
 from consist.core.identity.code_identity import CODE_IDENTITY_MODES
 from consist.core.identity.hashing import ContentHasher
 from consist.core.identity.service import IdentityService
@@ -202,6 +203,8 @@ class RunLifecycle:
                 f"{', '.join(CODE_IDENTITY_MODES)}"
             )
         extra_deps = validate_path_list(code_identity_extra_deps, "code_identity_extra_deps")
+        if facet is not None:  # recorded in the snapshot too: the config's rule applies
+            check_recordable(facet, "facet")
         run_facet = build_run_facet(
             facet,
             facet_from,

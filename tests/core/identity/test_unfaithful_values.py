@@ -247,3 +247,22 @@ def test_values_the_snapshot_cannot_write_are_refused(
     result = tracker.run(fn=record_step, config={"model": {"seed": plain}}, name="typed")
     assert tracker.get_run_config(result.run.id) == {"model": {"seed": plain}}
     tracker.close()
+
+
+def test_facets_follow_the_same_rule(tmp_path: Path) -> None:
+    tracker = open_tracker(tmp_path)
+    before = persisted(tracker)
+    with pytest.raises(ValueError, match=r"facet\['a'\].*more than"):
+        tracker.begin_run("deep-facet", "model", facet=nested(5000))
+    loop: dict[str, Any] = {}
+    loop["self"] = loop
+    with pytest.raises(ValueError, match=r"facet\['self'\] contains itself"):
+        tracker.run(fn=record_step, config={"k": 1}, facet=loop, name="facet", run_id="f-run")
+    _assert_nothing_written(tracker, before, "f-run")
+    assert CALLS == []
+    with tracker.start_run("ok-facet", "model", facet={"cap": math.inf, "deep": nested(5)}):
+        pass
+    tracker.close()
+    reopened = open_tracker(tmp_path)
+    assert reopened.get_run_record("ok-facet").facet["cap"] == math.inf
+    reopened.close()
