@@ -127,7 +127,11 @@ class MetadataStore(RunQueryMixin):
             :mod:`consist.core.store.store_identity`); nothing is written.
         """
         with self._open_checked() as con:
-            check_store_connection(con, self.db_path)
+            try:
+                check_store_connection(con, self.db_path)
+            except ValueError:
+                self.close()  # nobody gets a handle on a refused store: give the file back
+                raise
             current = self._current_version(con)
             if current >= LATEST_VERSION:
                 return current
