@@ -382,3 +382,26 @@ def test_read_only_tracker_on_a_full_disk(disk: Path) -> None:
     _assert_reads(reader, run_id)
     _assert_writes_refused(reader)
     reader.close()
+
+
+def test_metadata_the_snapshot_cannot_hold_leaves_the_run_usable(tmp_path: Path) -> None:
+    repo = make_git_repo(tmp_path / "model", {"model.py": "x = 1\n", ".gitignore": "runs/\n"})
+    tracker = open_tracker(repo)
+    deep: dict = {"v": 1}
+    for _ in range(300):
+        deep = {"a": deep}
+    with tracker.start_run("meta", "model", config={"k": 1}):
+        with pytest.raises(ValueError, match=r"journal snapshot|nested"):
+            tracker.log_meta(deep=deep)
+        assert tracker.current_run is not None and "deep" not in tracker.current_run.meta
+        tracker.log_meta(fine=1)
+    assert tracker.current_run is None
+    record = tracker.get_run_record("meta")
+    assert record.run.status == "completed" and record.run.meta["fine"] == 1
+    assert "deep" not in record.run.meta
+    # Given at begin_run, the same value fails the call and leaves no active run.
+    with pytest.raises(ValueError, match=r"journal snapshot|nested"):
+        tracker.begin_run("meta-2", "model", deep=deep)
+    assert tracker.current_run is None
+    assert tracker.run(fn=step, config={"k": 3}, name="step").run.status == "completed"
+    tracker.close()

@@ -621,10 +621,18 @@ class RunLifecycle:
                 else:
                     reserved[key] = validate_optional_str(meta[key], key)
         # Apply only once everything validated: bad input changes nothing.
+        before = dict(active.run.meta), {key: getattr(active.run, key) for key in reserved}
         for key, value in reserved.items():
             setattr(active.run, key, value)
         active.run.meta.update(meta)
-        self.flush()
+        try:
+            self.flush()
+        except ValueError:  # the snapshot cannot hold it: leave the run as it was
+            active.run.meta.clear()
+            active.run.meta.update(before[0])
+            for key, value in before[1].items():
+                setattr(active.run, key, value)
+            raise
 
     def flush(self) -> None:
         """Journal the active run, then sync it and its new artifacts to the store."""
