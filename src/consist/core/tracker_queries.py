@@ -388,7 +388,9 @@ class TrackerQueries(TrackerRunQueries):
         Raises
         ------
         FileNotFoundError
-            If the snapshot is missing or unreadable and ``allow_missing`` is False.
+            If the snapshot is missing or unreadable and ``allow_missing`` is
+            False. A file whose content names another run (copied or renamed
+            by hand) counts as unreadable: it is never returned as ``run_id``.
         """
         try:
             record = self.journal.read(run_id)

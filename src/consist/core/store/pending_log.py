@@ -18,6 +18,13 @@ The owner holds an ``flock`` on its ledger for its lifetime, so a catch-up can
 tell a dead process's ledger (lockable) from a live one's; the kernel drops
 the lock when a process dies. A ledger with nothing outstanding is truncated
 in place, and removed when its process exits cleanly.
+
+:meth:`PendingLog.scan` reads every ledger without changing anything and
+reports what it cannot trust: a line that is not a ledger entry (garbage, a
+run id the tracker would refuse, so a line can never name a file outside the
+journal), a dead ledger's unfinished last line, and entries named ``*.log``
+that are not regular files (opened without following links or blocking, so
+a FIFO cannot hang an open). :mod:`consist.core.store.recovery` acts on it.
 """
 
 from __future__ import annotations
