@@ -290,6 +290,14 @@ class DuckDBConnectionManager:
     def _open(self) -> duckdb.DuckDBPyConnection:
         import duckdb
 
+        if _INHERITED_OPEN and os.path.realpath(self.path) in _INHERITED_OPEN:
+            raise RuntimeError(
+                f"this process was forked while its parent was using the store {self.path} "
+                "in another thread, so DuckDB would hand it the parent's copy of the "
+                "database and its writes would be lost; fork when no store operation is "
+                "running (e.g. create the multiprocessing pool first), or use the "
+                "'spawn' or 'forkserver' start method"
+            )
         # After handing the turn over, pause before taking it again so that a
         # waiting process (polling every few ms) reliably gets in.
         pause = self._reopen_after - time.monotonic()
@@ -475,15 +483,49 @@ class _ProcessTurn:
 
 _MANAGERS: weakref.WeakSet[DuckDBConnectionManager] = weakref.WeakSet()
 _SHARED: dict[str, DuckDBConnectionManager] = {}
-_INHERITED: list[Any] = []  # connections a forked child inherited (kept, never used)
 _SHARED_GUARD = threading.Lock()
+
+# Fork handling. DuckDB keeps one database instance per file and process, and
+# ``duckdb.connect(path)`` hands out the existing one: a child forked while a
+# connection is open would be given its parent's copy of the database, and its
+# writes would never reach the file. So the parent gives every idle file back
+# before forking (its runs are committed and applied first), and a child opens
+# files afresh. A file still in use by another thread of the parent when it
+# forks (a store operation outlasting ``lock_timeout_s``) cannot be opened by
+# the child: it raises instead of losing writes.
+_FORK_LOCKED: list[DuckDBConnectionManager] = []  # locks taken for the fork
+_INHERITED: list[Any] = []  # connections a forked child inherited (kept, never used)
+_INHERITED_OPEN: set[str] = set()  # real paths a child must not open (see above)
+
+
+def _before_fork() -> None:
+    """Give back every file no operation is using, and hold the managers still."""
+    for manager in list(_MANAGERS):
+        if manager._closed:
+            continue
+        # Waits for a store operation of another thread to end, so the child
+        # never inherits one half done.
+        if not manager._lock.acquire(timeout=manager.lock_timeout_s):
+            continue
+        _FORK_LOCKED.append(manager)
+        if manager._con is not None and manager._depth == 0:
+            try:
+                manager._give_back()
+            except Exception as exc:  # the fork must go on; the child will refuse the file
+                logger.error("consist: could not release %s before fork (%s)", manager.path, exc)
+
+
+def _after_fork_in_parent() -> None:
+    while _FORK_LOCKED:
+        _FORK_LOCKED.pop()._lock.release()
 
 
 def _after_fork_in_child() -> None:
     """A forked child inherits neither our database connections nor our turn."""
+    _FORK_LOCKED.clear()
     for fd in [t.fd for t in _ProcessTurn._held.values()]:
         with contextlib.suppress(OSError):
-            os.close(fd)
+            os.close(fd)  # the parent's flock stays the parent's
     _ProcessTurn._held.clear()
     _ProcessTurn._guard = threading.Lock()
     global _SHARED_GUARD
@@ -494,14 +536,21 @@ def _after_fork_in_child() -> None:
             # a database instance whose threads did not survive the fork
             # (the child would die with SIGSEGV). The parent still owns it.
             _INHERITED.append(manager._con)
+            _INHERITED_OPEN.add(os.path.realpath(manager.path))
         manager._con = None
         manager._turn = None
         manager._depth = 0
+        manager._giving_back = False
         manager._timer_active = False
+        manager._wake = threading.Event()
         manager._lock = threading.RLock()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+os.register_at_fork(
+    before=_before_fork,
+    after_in_parent=_after_fork_in_parent,
+    after_in_child=_after_fork_in_child,
+)
 
 
 def _idle_release_loop(ref: weakref.ReferenceType[Any], wake: threading.Event) -> None:

@@ -18,6 +18,7 @@ way to record runs.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Callable, Iterable
@@ -86,3 +87,18 @@ def signatures_for(connections: Any) -> CompletedSignatures:
         if index is None:
             index = _INDEXES[connections] = CompletedSignatures()
         return index
+
+
+def _forget_in_child() -> None:
+    # A forked child opens the file afresh (a new epoch); its locks may have
+    # been held by a thread that does not exist in the child.
+    global _GUARD
+    _GUARD = threading.Lock()
+    for index in list(_INDEXES.values()):
+        index._lock = threading.Lock()
+        index._epoch = -1
+        index._signatures = set()
+        index._lookups_epoch = -1
+
+
+os.register_at_fork(after_in_child=_forget_in_child)

@@ -228,7 +228,10 @@ def log_state(connections: Any) -> LogState:
 
 
 def _forget_in_child() -> None:
-    # A forked child holds no connection; the parent applies its own writes.
+    # A forked child holds no connection; the parent applied its writes before
+    # forking (see consist.core.store.connection), or applies them itself.
+    global _GUARD
+    _GUARD = threading.Lock()
     for state in list(_STATES.values()):
         state.writes = []
         state.epoch = -1
