@@ -310,9 +310,10 @@ def test_temp_files_of_a_crash_between_write_and_rename_are_removed(
     for path in (left, start_tmp):
         assert any(str(path) in t and "removed" in t for t in texts), (path, texts)
         assert any(str(path) in m for m in logged), (path, logged)
-    # Another process opening the store now meets a dead ledger (the child's
-    # is gone, but make one) and must keep the live writer's file.
-    fake_dead = runs_dir / ".pending" / f"{os.getpid() + 7}-1.log"
+    # Another process opening the store now meets a dead ledger with this
+    # process's pid (an earlier process that had the same pid, e.g. in another
+    # container): this process's ledger is live, so its fresh file is kept.
+    fake_dead = runs_dir / ".pending" / f"{os.getpid()}-1.log"
     fake_dead.write_text("")
     other = subprocess.run(
         [
@@ -329,6 +330,7 @@ def test_temp_files_of_a_crash_between_write_and_rename_are_removed(
         timeout=60,
     )
     assert other.returncode == 0, other.stderr
+    assert not fake_dead.exists()  # it was read as dead and removed
     assert mine.exists()
     tracker.close()
 
