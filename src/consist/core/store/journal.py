@@ -388,6 +388,8 @@ class Journal:
                         os.unlink(entry.path)
                     except FileNotFoundError:
                         continue  # its writer renamed it, or another cleaner got it
+                    except OSError:
+                        continue  # not ours to remove (permissions): left alone
                     removed.append(Path(entry.path))
         return removed
 

@@ -294,6 +294,9 @@ def _quarantine(journal: Journal, path: Path, report: RecoveryReport) -> Path | 
         moved = journal.quarantine(path)
     except FileNotFoundError:
         return None  # another process's catch-up set it aside first
+    except OSError as exc:
+        report.warn(f"could not move {path} aside ({_short(exc)}); it was left in place")
+        return None
     report.quarantined.append(str(moved))
     return moved
 
