@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -145,13 +146,9 @@ def _scratch() -> Path:
 
 
 def _spawn(source: str, params: dict[str, Any], **kwargs: Any) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-c", source, json.dumps(params)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        **kwargs,
-    )
+    options: dict[str, Any] = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    options.update(kwargs)
+    return subprocess.Popen([sys.executable, "-c", source, json.dumps(params)], **options)
 
 
 def _start_together(
@@ -320,7 +317,14 @@ def probe_sigkill(kills: int, writers: int, seed: int = 10) -> dict[str, Any]:
     rng = random.Random(seed)
     base = _scratch()
     returned: list[str] = []
+    readers: list[threading.Thread] = []
     spawned = 0
+
+    def collect(proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # a line is only complete once run() returned
+            if line.startswith("returned ") and line.endswith("\n"):
+                returned.append(line.split()[1])
 
     def spawn() -> subprocess.Popen[str]:
         nonlocal spawned
@@ -332,39 +336,24 @@ def probe_sigkill(kills: int, writers: int, seed: int = 10) -> dict[str, Any]:
             "w": spawned,
         }
         proc = _spawn(LOOP_WORKER, params, stderr=subprocess.DEVNULL)
-        os.set_blocking(proc.stdout.fileno(), False)  # type: ignore[union-attr]
+        reader = threading.Thread(target=collect, args=(proc,), daemon=True)
+        reader.start()
+        readers.append(reader)
         return proc
 
-    def drain(proc: subprocess.Popen[str], buffers: dict[int, str]) -> None:
-        assert proc.stdout is not None
-        try:
-            chunk = proc.stdout.read()
-        except (BlockingIOError, TypeError):
-            chunk = None
-        if not chunk:
-            return
-        text = buffers.get(proc.pid, "") + chunk
-        *lines, buffers[proc.pid] = text.split("\n")
-        for line in lines:
-            if line.startswith("returned "):
-                returned.append(line.split()[1])
-
-    buffers: dict[int, str] = {}
     pool = [spawn() for _ in range(writers)]
     t0 = time.perf_counter()
     for _ in range(kills):
         time.sleep(rng.uniform(0.2, 1.2))
-        for proc in pool:
-            drain(proc, buffers)
         victim = rng.randrange(len(pool))
         pool[victim].send_signal(signal.SIGKILL)
         pool[victim].wait(timeout=30)
-        drain(pool[victim], buffers)
         pool[victim] = spawn()
     for proc in pool:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
-        drain(proc, buffers)
+    for reader in readers:
+        reader.join(timeout=10)
     wall = time.perf_counter() - t0
     lost, stored = _count_completed(base, "looper", returned)
     return {

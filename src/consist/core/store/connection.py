@@ -6,11 +6,16 @@ process is actively using the store, and gives the file back to other
 processes:
 
 * after ``idle_release_s`` without use (a background timer closes it), and
-* after holding it for ``max_hold_s`` continuously (released between two
-  operations, with a short pause so a waiting process can take its turn).
+* after holding it for ``max_hold_s`` continuously (released before a read
+  or right after a write commits, never between a cache miss and the write
+  of its run, with a short pause so a waiting process can take its turn), and
+* before the process forks (a forked child opens the file afresh; see
+  ``_before_fork``).
 
-Opening retries with exponential backoff while another process holds the
-lock, for up to ``lock_timeout_s``.
+Every release commits this process's queued writes and applies its write log
+first, so the next process finds every run that has returned. Opening
+retries with exponential backoff while another process holds the lock, for
+up to ``lock_timeout_s``.
 """
 
 from __future__ import annotations
