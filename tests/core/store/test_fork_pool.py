@@ -130,6 +130,44 @@ def test_fork_pool_under_an_open_tracker_records_every_run_once(steps_repo: Any)
         fresh.close()
 
 
+_INHERITED: dict[str, Any] = {}  # the parent's tracker, seen by forked workers
+
+
+def _inherited_worker(w: int) -> list[str]:
+    """One pool task recording runs through the tracker the worker inherited."""
+    tracker, steps = _INHERITED["tracker"], sys.modules[MODULE]
+    return [
+        tracker.run(fn=steps.record, name="inherited", config={"w": w, "i": i}).run.id
+        for i in range(RUNS)
+    ]
+
+
+def test_fork_pool_workers_can_use_the_parents_tracker(steps_repo: Any) -> None:
+    repo, steps = steps_repo
+    parent = Tracker(repo / "runs", db_path=repo / "provenance.duckdb")
+    first = parent.run(fn=steps.record, name="inherited", config={"w": -1, "i": 0})
+    _INHERITED["tracker"] = parent
+    try:
+        with multiprocessing.get_context("fork").Pool(WORKERS) as pool:
+            results = pool.map_async(_inherited_worker, range(WORKERS)).get(timeout=120)
+    finally:
+        _INHERITED.clear()
+    ids = [first.run.id] + [run_id for rows in results for run_id in rows]
+    assert len(ids) == len(set(ids)) == 1 + WORKERS * RUNS
+    assert all(
+        parent.run(fn=steps.record, name="inherited", config={"w": w, "i": RUNS - 1}).cache_hit
+        for w in range(WORKERS)
+    )
+    parent.close()
+    fresh = Tracker(repo / "runs_check", db_path=repo / "provenance.duckdb")
+    try:
+        stored = fresh.find_runs(model="inherited", limit=10 * len(ids))
+        assert set(ids) <= {r.id for r in stored}
+        assert len(stored) == len(ids) + WORKERS  # plus the parent's hits
+    finally:
+        fresh.close()
+
+
 def test_child_forked_inside_a_store_operation_refuses_the_store(steps_repo: Any) -> None:
     """The one fork the parent cannot prepare for fails closed in the child."""
     repo, steps = steps_repo
