@@ -101,6 +101,9 @@ def test_fork_pool_under_an_open_tracker_records_every_run_once(steps_repo: Any)
             hit = parent.run(fn=steps.record, name="pool", config={"w": w, "i": 0})
             assert hit.cache_hit
             ids.append(hit.run.id)
+    except BaseException:
+        pool.terminate()  # workers that hang or keep dying must not block the suite
+        raise
     finally:
         pool.close()
         pool.join()
