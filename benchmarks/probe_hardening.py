@@ -34,6 +34,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -139,8 +140,12 @@ LOOP_WORKER = textwrap.dedent(
 )
 
 
+_SCRATCH: list[Path] = []  # removed at the end unless --keep
+
+
 def _scratch() -> Path:
     base = Path(tempfile.mkdtemp(prefix="consist-probe-"))
+    _SCRATCH.append(base)
     (base / "steps.py").write_text(STEPS)
     return base
 
@@ -432,6 +437,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=4)
     ap.add_argument("--shuffle", action="store_true", help="race: each process its own order")
     ap.add_argument("--work-ms", type=float, default=0.0, help="race: time one execution takes")
+    ap.add_argument("--keep", action="store_true", help="keep the scratch directories")
     args = ap.parse_args()
     out: dict[str, Any] = {}
     if args.probe in ("race", "all"):
@@ -447,6 +453,11 @@ def main() -> None:
     if args.probe in ("forkpool", "all"):
         out["forkpool"] = probe_forkpool(args.workers, 25 if args.probe == "all" else args.runs)
     print(json.dumps(out, indent=1))
+    for base in _SCRATCH:
+        if args.keep:
+            print(f"kept {base}", file=sys.stderr)
+        else:
+            shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":
