@@ -48,7 +48,7 @@ def test_forked_child_exits_cleanly_and_can_use_its_own_tracker(tmp_path: Path) 
         mine.close()
         return 0 if hit.cache_hit and not miss.cache_hit else 3
 
-    tracker.close()  # the child waits for the file otherwise; hand it over
+    tracker.close()
     assert _fork(child_runs) == 0
     # The parent carries on with the runs of both.
     assert tracker.get_run(first.run_id).status == "completed"
