@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+import consist
 from _support import Child, write
 from consist import Tracker
 from consist.core.identity.hashing import StatCacheEntry, StatKey
@@ -134,3 +135,25 @@ def test_runs_logged_by_a_killed_process_reach_the_tables(
     tracker.close()
     assert _rows(db, "SELECT count(*) FROM write_log") == [(0,)]
     assert _rows(db, "SELECT count(*) FROM run WHERE model_name = 'victim'") == [(5,)]
+
+
+def test_a_second_tracker_hits_on_logged_runs_with_their_outputs(tmp_path: Path) -> None:
+    first = Tracker(
+        tmp_path / "runs", db_path=tmp_path / "db.duckdb", project_root=tmp_path, idle_release_s=600
+    )
+
+    def produce(x: int = 0) -> Path:
+        out = consist.output_path("table", ext="csv")
+        out.write_text(f"x\n{x}\n")
+        return out
+
+    made = first.run(produce, name="producer", config={"x": 4}, outputs=["table"])
+    second = Tracker(tmp_path / "runs", db_path=tmp_path / "db.duckdb", project_root=tmp_path)
+    # Served from this process's unapplied writes or the tables: the same outputs.
+    hit = second.run(produce, name="producer", config={"x": 4}, outputs=["table"])
+    assert hit.cache_hit, hit.run.meta.get("cache_miss_explanation")
+    assert hit.run.meta["cache_source"] == made.run_id
+    assert hit.outputs["table"].id == made.outputs["table"].id
+    assert hit.outputs["table"].path.read_text() == "x\n4\n"
+    second.close()
+    first.close()

@@ -448,41 +448,88 @@ class MetadataStore(RunQueryMixin):
     ) -> list[tuple[Run, list[Artifact]]]:
         """Completed runs with this signature, newest first, with their outputs.
 
-        On every run's critical path, so: a point query on the signature
-        (nothing more when there is no candidate, the common miss), then one
-        query for the candidates' outputs. In a loop of runs the common miss
-        costs no query at all (see :mod:`consist.core.store.signature_index`).
+        On every run's critical path, so it never applies the write log: in a
+        loop of runs the signature index answers the common miss without a
+        query (see :mod:`consist.core.store.signature_index`); otherwise a
+        point query on the signature and one for the candidates' outputs,
+        merged with this process's writes not applied yet.
         """
-        with self.connections.connection(hot=True):
-            # Hot: the index answers "no" without applying the write log
-            # (the index already holds the signatures this process logged).
-            absent = self._signatures.known_absent(self.connections.epoch, signature)
-        if absent:
-            return []
-        with self.connections.connection() as con:
+        with self.connections.connection(hot=True) as con:
+            epoch = self.connections.epoch
+            if self._signatures.known_absent(epoch, signature):
+                return []
             if not self._signatures.may_exist(
-                self.connections.epoch, signature, lambda: _completed_signatures(con)
+                epoch, signature, lambda: self._completed_signatures(con)
             ):
                 return []
             rows = con.execute(
                 f"SELECT {RUN_COLUMNS} FROM run WHERE signature = ? AND status = 'completed'",
                 [signature],
             ).fetchall()
-            if not rows:
+            logged = self._logged_candidates(signature)
+            runs = {r.id: r for r in (run_from_row(row) for row in rows) if r.id not in logged}
+            if not runs and not logged:
                 return []
-            runs = sorted((run_from_row(r) for r in rows), key=lambda r: r.created_at)
-            runs = runs[::-1][:limit]
-            outputs = con.execute(
-                f"SELECT l.run_id, {LINKED_ARTIFACT_COLUMNS} FROM run_artifact_link l "
-                "JOIN artifact a ON a.id = l.artifact_id "
-                "WHERE l.direction = 'output' AND l.run_id IN (SELECT unnest(?)) "
-                "ORDER BY a.created_at",
-                [[r.id for r in runs]],
-            ).fetchall()
-        by_run: dict[str, list[Artifact]] = {r.id: [] for r in runs}
+            ordered = sorted(
+                [*runs.values(), *(run for run, _ in logged.values())],
+                key=lambda r: r.created_at,
+                reverse=True,
+            )[:limit]
+            wanted = [r.id for r in ordered if r.id in runs]
+            outputs = (
+                con.execute(
+                    f"SELECT l.run_id, {LINKED_ARTIFACT_COLUMNS} FROM run_artifact_link l "
+                    "JOIN artifact a ON a.id = l.artifact_id "
+                    "WHERE l.direction = 'output' AND l.run_id IN (SELECT unnest(?)) "
+                    "ORDER BY a.created_at",
+                    [wanted],
+                ).fetchall()
+                if wanted
+                else []
+            )
+        by_run: dict[str, list[Artifact]] = {r.id: [] for r in ordered}
         for row in outputs:
             by_run[row[0]].append(artifact_from_row(row[1:]))
-        return [(r, by_run[r.id]) for r in runs]
+        for run_id, (_, arts) in logged.items():
+            if run_id in by_run:
+                by_run[run_id] = arts
+        return [(r, by_run[r.id]) for r in ordered]
+
+    def _completed_signatures(self, con: Any) -> list[str]:
+        """Completed signatures in the tables plus this process's unapplied writes."""
+        found = _completed_signatures(con)
+        found.extend(completed_signatures(self._log.snapshot()))
+        return found
+
+    def _logged_candidates(self, signature: str) -> dict[str, tuple[Run, list[Artifact]]]:
+        """Completed runs with ``signature`` among this process's unapplied writes."""
+        with self._pending_lock:
+            writes = self._log.snapshot() + list(self._pending)
+        newest: dict[str, PendingWrite] = {}
+        for w in writes:
+            row = w.run_row
+            if row[_SIGNATURE_COLUMN] != signature:
+                continue
+            current = newest.get(w.run_id)
+            if current is None or w.updated_ns >= current.updated_ns:
+                newest[w.run_id] = w
+        out: dict[str, tuple[Run, list[Artifact]]] = {}
+        for run_id, w in newest.items():
+            if w.run_row[_STATUS_COLUMN] != "completed":
+                continue
+            run = run_from_row(w.run_row[:_RUN_WIDTH])
+            rows = {row[0]: row for row, _ in w.artifacts}
+            arts = []
+            for link in w.links:
+                if link[2] != "output" or link[1] not in rows:
+                    continue
+                row = list(rows[link[1]])
+                row[1] = link[3]
+                if link[4] is not None:
+                    row[10] = link[4]
+                arts.append(artifact_from_row(row))
+            out[run_id] = (run, sorted(arts, key=lambda a: a.created_at))
+        return out
 
     def nearest_completed_run(
         self, model: str, *, exclude_id: str | None = None
@@ -748,6 +795,12 @@ class MetadataStore(RunQueryMixin):
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+
+_RUN_FIELDS = RUN_COLUMNS.split(", ")
+_RUN_WIDTH = len(_RUN_FIELDS)
+_STATUS_COLUMN = _RUN_FIELDS.index("status")
+_SIGNATURE_COLUMN = _RUN_FIELDS.index("signature")
 
 
 def _completed_signatures(con: Any) -> list[str]:
