@@ -243,6 +243,26 @@ class CacheService:
             copied[key] = art.model_copy(deep=True).with_local_path(str(dest))
         return copied
 
+    def restore_missing_inputs(self, requests: list[Any]) -> None:
+        """``cache_hydration="inputs-missing"``: bring back inputs whose file is gone.
+
+        Each request naming a missing file (or an Artifact whose file is
+        missing) is restored from another recorded copy of its content.
+        """
+        for req in requests:
+            art = req.ref if isinstance(req.ref, Artifact) else None
+            dest = None
+            if art is not None:
+                dest = art.abs_path or self.artifacts.local_path(art)
+            elif isinstance(req.ref, str | os.PathLike):
+                dest = os.path.abspath(os.fspath(req.ref))
+                if not os.path.exists(dest):
+                    uri = self.artifacts.paths.virtualize(dest)
+                    art = self.store.get_artifact_by_uri(uri)
+            if art is None or dest is None or os.path.exists(dest):
+                continue
+            self.restore_missing_input(art, dest)
+
     def restore_missing_input(self, art: Artifact, dest: str) -> bool:
         """Restore a missing input file from another recorded copy of its content."""
         if art.content_id is None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import socket
 import traceback
 import warnings
@@ -28,7 +27,7 @@ from consist.core.identity.canonical import check_recordable
 from consist.core.identity.code_identity import CODE_IDENTITY_MODES
 from consist.core.identity.hashing import ContentHasher
 from consist.core.identity.service import IdentityService
-from consist.core.paths import PathResolver
+from consist.core.paths import PathResolver, default_run_subdir
 from consist.core.run_facet import build_run_facet
 from consist.core.store.connection import ReadOnlyStoreError
 from consist.core.store.journal import Journal
@@ -57,13 +56,6 @@ logger = logging.getLogger("consist")
 
 END_STATUSES = ("completed", "failed")
 OUTPUT_POLICIES = ("warn", "error", "ignore")
-_UNSAFE_DIR_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def default_run_subdir(run: Run) -> str:
-    """``<model>/<run_id>`` with the model name made safe as a directory name."""
-    model = _UNSAFE_DIR_CHARS.sub("_", run.model_name).strip("._") or "model"
-    return f"{model}/{run.id}"
 
 
 @dataclass
@@ -94,8 +86,8 @@ class RunLifecycle:
 
     Parameters
     ----------
-    journal, store, paths, hasher, artifacts, hooks:
-        The collaborators (``store`` is None in journal-only mode).
+    journal, store, paths, hasher, artifacts, hooks, identity, cache:
+        The collaborators (``store`` and ``cache`` are None without a database).
     allow_external_paths:
         Tracker-wide default for writing outside ``run_dir``.
     """
@@ -168,7 +160,7 @@ class RunLifecycle:
             For any invalid argument, naming it.
         """
         if self.read_only:
-            raise _read_only_error("begin a run")
+            raise ReadOnlyStoreError.refusing("begin a run")
         if self.active is not None:
             raise RuntimeError(
                 f"run {self.active.run.id!r} is still active; call end_run() before begin_run()"
@@ -307,8 +299,8 @@ class RunLifecycle:
         artifact_dir = self.paths.resolve_artifact_dir(
             request.artifact_dir, self._subdir_for(run), allow_external_paths=allow
         )
-        if request.cache.cache_hydration == "inputs-missing":
-            self._restore_missing_inputs(request.input_requests)
+        if request.cache.cache_hydration == "inputs-missing" and self.cache is not None:
+            self.cache.restore_missing_inputs(request.input_requests)
         inputs = self.artifacts.build(request.input_requests, run.id)
         # begin_run's hash_inputs are config kept in files: they join the
         # config side of identity (run/trace identity_inputs the input side).
@@ -431,25 +423,9 @@ class RunLifecycle:
         # (_finish_outputs): logging different content first demotes it.
         return True
 
-    def _restore_missing_inputs(self, requests: list[ArtifactRequest]) -> None:
-        if self.cache is None:
-            return
-        for req in requests:
-            art = req.ref if isinstance(req.ref, Artifact) else None
-            dest = None
-            if art is not None:
-                dest = art.abs_path or self.artifacts.local_path(art)
-            elif isinstance(req.ref, str | os.PathLike):
-                dest = os.path.abspath(os.fspath(req.ref))
-                if not os.path.exists(dest):
-                    art = self.cache.store.get_artifact_by_uri(self.paths.virtualize(dest))
-            if art is None or dest is None or os.path.exists(dest):
-                continue
-            self.cache.restore_missing_input(art, dest)
-
     def _subdir_for(self, run: Run) -> str:
         if self.run_subdir_fn is None:
-            return default_run_subdir(run)
+            return default_run_subdir(run.model_name, run.id)
         value = self.run_subdir_fn(run)
         if not isinstance(value, str | os.PathLike):
             raise TypeError(
@@ -492,7 +468,7 @@ class RunLifecycle:
     def require_active(self, what: str) -> ActiveRun:
         """The active run, or RuntimeError naming the call that needed one."""
         if self.active is None and self.read_only:
-            raise _read_only_error(what)
+            raise ReadOnlyStoreError.refusing(what)
         if self.active is None:
             raise RuntimeError(
                 f"{what} needs an active run; call it inside start_run()/run()/trace() "
@@ -811,13 +787,6 @@ class RunLifecycle:
         if isinstance(recorded, str):
             return Path(self.paths.resolve_uri(recorded))
         return self.paths.resolve_artifact_dir(None, self._subdir_for(run))
-
-
-def _read_only_error(what: str) -> ReadOnlyStoreError:
-    return ReadOnlyStoreError(
-        f"{what}: this tracker was opened with read_only=True, so it records nothing; "
-        "open Tracker(..., read_only=False) on a writable store to record runs"
-    )
 
 
 def _exists(path: str | None) -> bool:

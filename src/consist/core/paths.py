@@ -104,6 +104,15 @@ def _realpath(path: str) -> str:
     return _normalize(os.path.realpath(path))
 
 
+_UNSAFE_DIR_CHARS = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def default_run_subdir(model_name: str, run_id: str) -> str:
+    """``<model>/<run_id>`` with the model name made safe as a directory name."""
+    model = _UNSAFE_DIR_CHARS.sub("_", model_name).strip("._") or "model"
+    return f"{model}/{run_id}"
+
+
 def _plain_below(path: str, root: str) -> bool:
     """True when ``path`` lies lexically under ``root`` with no symlink below it.
 

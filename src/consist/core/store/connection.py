@@ -80,6 +80,14 @@ class StoreLockTimeout(RuntimeError):
 class ReadOnlyStoreError(RuntimeError):
     """A write was attempted through a tracker or store opened with ``read_only=True``."""
 
+    @classmethod
+    def refusing(cls, what: str) -> ReadOnlyStoreError:
+        """The error for attempting ``what`` (e.g. "begin a run") read-only."""
+        return cls(
+            f"{what}: this tracker was opened with read_only=True, so it records nothing; "
+            "open Tracker(..., read_only=False) on a writable store to record runs"
+        )
+
 
 class DuckDBConnectionManager:
     """Open-on-demand, release-when-idle access to one DuckDB file.

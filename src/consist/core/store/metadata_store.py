@@ -46,7 +46,7 @@ from consist.core.store.schema import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION
 from consist.core.store.signature_index import signatures_for
 from consist.core.store.store_identity import check_store_connection, check_store_path
 from consist.core.store.write_log import append as log_writes
-from consist.core.store.write_log import log_state
+from consist.core.store.write_log import completed_runs_with, log_state
 from consist.models.artifact import Artifact
 from consist.models.records import ConsistRecord
 from consist.models.run import Run
@@ -505,31 +505,7 @@ class MetadataStore(RunQueryMixin):
         """Completed runs with ``signature`` among this process's unapplied writes."""
         with self._pending_lock:
             writes = self._log.snapshot() + list(self._pending)
-        newest: dict[str, PendingWrite] = {}
-        for w in writes:
-            row = w.run_row
-            if row[_SIGNATURE_COLUMN] != signature:
-                continue
-            current = newest.get(w.run_id)
-            if current is None or w.updated_ns >= current.updated_ns:
-                newest[w.run_id] = w
-        out: dict[str, tuple[Run, list[Artifact]]] = {}
-        for run_id, w in newest.items():
-            if w.run_row[_STATUS_COLUMN] != "completed":
-                continue
-            run = run_from_row(w.run_row[:_RUN_WIDTH])
-            rows = {row[0]: row for row, _ in w.artifacts}
-            arts = []
-            for link in w.links:
-                if link[2] != "output" or link[1] not in rows:
-                    continue
-                row = list(rows[link[1]])
-                row[1] = link[3]
-                if link[4] is not None:
-                    row[10] = link[4]
-                arts.append(artifact_from_row(row))
-            out[run_id] = (run, sorted(arts, key=lambda a: a.created_at))
-        return out
+        return completed_runs_with(writes, signature)
 
     def nearest_completed_run(
         self, model: str, *, exclude_id: str | None = None
@@ -795,12 +771,6 @@ class MetadataStore(RunQueryMixin):
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
-
-
-_RUN_FIELDS = RUN_COLUMNS.split(", ")
-_RUN_WIDTH = len(_RUN_FIELDS)
-_STATUS_COLUMN = _RUN_FIELDS.index("status")
-_SIGNATURE_COLUMN = _RUN_FIELDS.index("signature")
 
 
 def _completed_signatures(con: Any) -> list[str]:

@@ -38,6 +38,9 @@ from consist.core.identity.hashing import StatCacheEntry, StatKey
 from consist.core.store.batch import PendingWrite, write_batch
 from consist.core.store.connection import is_storage_error
 from consist.core.store.facet_store import FacetRows
+from consist.core.store.rows import RUN_COLUMNS, artifact_from_row, run_from_row
+from consist.models.artifact import Artifact
+from consist.models.run import Run
 
 _ROWS_PER_STATEMENT = 200
 
@@ -150,6 +153,45 @@ def apply_logged(con: Any) -> int:
         raise
     con.commit()
     return len(writes)
+
+
+_RUN_FIELDS = RUN_COLUMNS.split(", ")
+_STATUS = _RUN_FIELDS.index("status")
+_SIGNATURE = _RUN_FIELDS.index("signature")
+
+
+def completed_runs_with(
+    writes: Sequence[PendingWrite], signature: str
+) -> dict[str, tuple[Run, list[Artifact]]]:
+    """Completed runs with ``signature`` among ``writes``, with their outputs.
+
+    The newest version of each run counts; outputs carry the key and
+    metadata the run logged them with (as the tables' link rows do).
+    """
+    newest: dict[str, PendingWrite] = {}
+    for w in writes:
+        if w.run_row[_SIGNATURE] != signature:
+            continue
+        current = newest.get(w.run_id)
+        if current is None or w.updated_ns >= current.updated_ns:
+            newest[w.run_id] = w
+    out: dict[str, tuple[Run, list[Artifact]]] = {}
+    for run_id, w in newest.items():
+        if w.run_row[_STATUS] != "completed":
+            continue
+        rows = {row[0]: row for row, _ in w.artifacts}
+        outputs = []
+        for link in w.links:
+            if link[2] != "output" or link[1] not in rows:
+                continue
+            row = list(rows[link[1]])
+            row[1] = link[3]  # the run's key
+            if link[4] is not None:
+                row[10] = link[4]  # the run's metadata
+            outputs.append(artifact_from_row(row))
+        run = run_from_row(w.run_row[: len(_RUN_FIELDS)])
+        out[run_id] = (run, sorted(outputs, key=lambda a: a.created_at))
+    return out
 
 
 class LogState:
