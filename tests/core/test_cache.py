@@ -33,11 +33,6 @@ from consist import CacheOptions, ExecutionOptions, RunResult, Tracker
 # --------------------------------------------------------------------------- #
 
 
-@pytest.fixture
-def base(tmp_path: Path) -> Path:
-    return tmp_path.resolve()
-
-
 @pytest.fixture(autouse=True)
 def _isolated_cwd(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run from tmp_path (never a git repository): code identity falls back to the callable."""

@@ -8,7 +8,6 @@ naming the key and the available keys. Real files and DuckDB under tmp_path.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -21,21 +20,9 @@ from consist import Artifact, Coupler, Tracker
 # --------------------------------------------------------------------------- #
 
 
-@pytest.fixture
-def base(tmp_path: Path) -> Path:
-    return tmp_path.resolve()
-
-
 @pytest.fixture(autouse=True)
-def _isolated_cwd(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(base)
-
-
-@pytest.fixture
-def tracker(base: Path) -> Iterator[Tracker]:
-    t = Tracker(base / "runs", db_path=base / "prov.duckdb", project_root=base)
-    yield t
-    t.close()
+def _isolated_cwd(in_base_dir: None) -> None:
+    """Every test of this module runs in its own temporary directory."""
 
 
 @pytest.fixture

@@ -31,9 +31,6 @@ State = tuple[dict[str, bytes | None], dict[str, int] | None]
 # --------------------------------------------------------------------------- #
 # Fixtures and helpers
 # --------------------------------------------------------------------------- #
-@pytest.fixture
-def base(tmp_path: Path) -> Path:
-    return tmp_path.resolve()
 
 
 @pytest.fixture(autouse=True)

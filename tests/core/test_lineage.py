@@ -29,21 +29,9 @@ from consist.models.artifact import Artifact
 # --------------------------------------------------------------------------- #
 
 
-@pytest.fixture
-def base(tmp_path: Path) -> Path:
-    return tmp_path.resolve()
-
-
 @pytest.fixture(autouse=True)
-def _isolated_cwd(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(base)
-
-
-@pytest.fixture
-def tracker(base: Path) -> Iterator[Tracker]:
-    t = Tracker(base / "runs", db_path=base / "prov.duckdb", project_root=base)
-    yield t
-    t.close()
+def _isolated_cwd(in_base_dir: None) -> None:
+    """Every test of this module runs in its own temporary directory."""
 
 
 def _chain_step(config: dict, upstream: Path | None = None) -> Path:

@@ -5,7 +5,6 @@ Real files and a real DuckDB file under ``tmp_path``; nothing is mocked.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -22,13 +21,6 @@ def base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     consist.use_tracker(None)
     return tmp_path.resolve()
-
-
-@pytest.fixture
-def tracker(base: Path) -> Iterator[Tracker]:
-    t = Tracker(base / "runs", db_path=base / "prov.duckdb", project_root=base)
-    yield t
-    t.close()
 
 
 class Household(SQLModel):

@@ -32,14 +32,9 @@ from consist import (
 # --------------------------------------------------------------------------- #
 
 
-@pytest.fixture
-def base(tmp_path: Path) -> Path:
-    return tmp_path.resolve()
-
-
 @pytest.fixture(autouse=True)
-def _isolated_cwd(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(base)
+def _isolated_cwd(in_base_dir: None) -> None:
+    """Every test of this module runs in its own temporary directory."""
 
 
 @pytest.fixture

@@ -34,22 +34,10 @@ CALLS: Counter[str] = Counter()
 # --------------------------------------------------------------------------- #
 
 
-@pytest.fixture
-def base(tmp_path: Path) -> Path:
-    return tmp_path.resolve()
-
-
 @pytest.fixture(autouse=True)
 def _isolated(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(base)
     CALLS.clear()
-
-
-@pytest.fixture
-def tracker(base: Path) -> Iterator[Tracker]:
-    t = Tracker(base / "runs", db_path=base / "prov.duckdb", project_root=base)
-    yield t
-    t.close()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ them.
 """
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,22 +23,10 @@ from _support import persisted, write
 from consist import Tracker
 
 
-@pytest.fixture
-def base(tmp_path: Path) -> Path:
-    return tmp_path.resolve()
-
-
 @pytest.fixture(autouse=True)
-def _isolated_cwd(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(base)
+def _isolated_cwd(in_base_dir: None) -> None:
+    """Every test of this module runs in its own temporary directory."""
     CALLS.clear()
-
-
-@pytest.fixture
-def tracker(base: Path) -> Iterator[Tracker]:
-    t = Tracker(base / "runs", db_path=base / "prov.duckdb", project_root=base)
-    yield t
-    t.close()
 
 
 @pytest.fixture

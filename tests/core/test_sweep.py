@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,21 +22,9 @@ import consist
 from consist import SweepError, SweepResult, SweepResults, Tracker
 
 
-@pytest.fixture
-def base(tmp_path: Path) -> Path:
-    return tmp_path.resolve()
-
-
 @pytest.fixture(autouse=True)
-def _isolated_cwd(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(base)
-
-
-@pytest.fixture
-def tracker(base: Path) -> Iterator[Tracker]:
-    t = Tracker(base / "runs", db_path=base / "prov.duckdb", project_root=base)
-    yield t
-    t.close()
+def _isolated_cwd(in_base_dir: None) -> None:
+    """Every test of this module runs in its own temporary directory."""
 
 
 def score(config: dict, log: str) -> Path:

@@ -46,11 +46,6 @@ class NotASQLModel:
     pass
 
 
-@pytest.fixture
-def base(tmp_path: Path) -> Path:
-    return tmp_path.resolve()
-
-
 @pytest.fixture(autouse=True)
 def _isolated_cwd(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Run from tmp_path, so project_root="." is never the repository's working tree."""
