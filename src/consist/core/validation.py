@@ -78,6 +78,8 @@ def _shown(value: str) -> str:
 
 def _text_problem(value: str) -> str | None:
     """Why ``value`` cannot be stored and shown faithfully as a name (None if it can)."""
+    if value.isascii() and value.isprintable():
+        return None  # the common case, checked in C: no NUL, control or surrogate
     if "\0" in value:
         return "contains a NUL character"
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
