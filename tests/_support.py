@@ -140,3 +140,19 @@ class Child:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+
+def make_model_project(root: Path) -> Path:
+    """A model repository as modelers keep one: committed code and settings,
+    untracked data and a log beside them."""
+    make_git_repo(
+        root, {"model.py": "def simulate():\n    return 1\n", "settings.yaml": "mode: base\n"}
+    )
+    write(root / "data" / "households.csv", "hh_id,size\n1,2\n2,4\n3,1\n")
+    write(root / "logs" / "model.log", "started\n")
+    return root
+
+
+def project_tracker(repo: Path) -> Tracker:
+    """A tracker with its run directory and database inside ``repo``."""
+    return Tracker(repo / "runs", db_path=repo / "provenance.duckdb", project_root=repo)

@@ -33,7 +33,7 @@ import pytest
 from sqlmodel import Field, SQLModel
 
 import consist
-from _support import make_git_repo, write
+from _support import make_model_project, project_tracker, write
 from consist import CacheOptions, Tracker
 from consist.core.identity.hashing import hash_bytes
 
@@ -45,23 +45,17 @@ from consist.core.identity.hashing import hash_bytes
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A project repository with committed code and untracked data and logs beside it."""
-    root = make_git_repo(
-        tmp_path.resolve() / "project",
-        {"model.py": "def simulate():\n    return 1\n", "settings.yaml": "mode: base\n"},
-    )
-    write(root / "data" / "households.csv", "hh_id,size\n1,2\n2,4\n3,1\n")
-    write(root / "logs" / "model.log", "started\n")
+    root = make_model_project(tmp_path.resolve() / "project")
     monkeypatch.chdir(root)
     return root
 
 
-def make_tracker(repo: Path) -> Tracker:
-    return Tracker(repo / "runs", db_path=repo / "provenance.duckdb", project_root=repo)
+make_tracker = project_tracker
 
 
 @pytest.fixture
 def tracker(repo: Path) -> Iterator[Tracker]:
-    t = make_tracker(repo)
+    t = project_tracker(repo)
     yield t
     t.close()
 
