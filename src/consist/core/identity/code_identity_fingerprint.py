@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import stat as stat_mod
+from collections.abc import Callable, Iterable
 from typing import Any
 
 # Names next to an excluded path that belong to it (database journals, temp files).
@@ -173,7 +174,6 @@ class _Fingerprint:
         """Whether every recorded observation still holds (stat calls only)."""
         if not self.trusted:
             return False
-        missing = (FileNotFoundError, NotADirectoryError)
         try:
             for path, ident, follow in self.idents:
                 if _ident(path, follow=follow) != ident:
@@ -181,24 +181,28 @@ class _Fingerprint:
             for path, content in self.contents:
                 if _read_small(path) != content:
                     return False
-            # The two loops below are _stat_key / _lstat_key inlined: this is the hot path.
-            for items, stat_fn in ((self.stats, os.stat), (self.lstats, os.lstat)):
-                for path, key in items:
-                    try:
-                        st = stat_fn(path)
-                    except missing:
-                        if key is not None:
-                            return False
-                        continue
-                    if key != (
-                        st.st_mtime_ns,
-                        st.st_ctime_ns,
-                        st.st_size,
-                        st.st_ino,
-                        st.st_dev,
-                        st.st_mode,
-                    ):
-                        return False
+            if not keys_unchanged(self.stats, os.stat) or not keys_unchanged(self.lstats, os.lstat):
+                return False
         except OSError:
             return False
         return self.tree is None or self.tree.valid()
+
+
+def keys_unchanged(items: Iterable[tuple[str, Any]], stat_fn: Callable[[str], Any]) -> bool:
+    """Whether every ``(path, key)`` still has its recorded stat key.
+
+    ``key`` is ``(mtime_ns, ctime_ns, size, ino, dev, mode)``, or None for a
+    path that was absent (it must still be). This is ``_stat_key`` /
+    ``_lstat_key`` inlined: it runs on every run's path. Raises OSError for
+    errors other than a missing path.
+    """
+    for path, key in items:
+        try:
+            st = stat_fn(path)
+        except (FileNotFoundError, NotADirectoryError):
+            if key is not None:
+                return False
+            continue
+        if key != (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino, st.st_dev, st.st_mode):
+            return False
+    return True

@@ -46,6 +46,7 @@ from consist.core.identity.code_identity_fingerprint import (
     _Key,
     _lstat_key,
     _name_excluded,
+    keys_unchanged,
 )
 from consist.core.identity.code_identity_sources import is_source
 from consist.core.identity.code_identity_watch import (
@@ -237,24 +238,9 @@ class _TreeProof:
         return name in info.tracked or name in GIT_CONTROL_FILES or is_source(name, self.suffixes)
 
     def _stat_valid(self) -> bool:
-        lstat = os.lstat
         try:
-            for path, key in self.files:
-                try:
-                    st = lstat(path)
-                except (FileNotFoundError, NotADirectoryError):
-                    if key is not None:
-                        return False
-                    continue
-                if key != (
-                    st.st_mtime_ns,
-                    st.st_ctime_ns,
-                    st.st_size,
-                    st.st_ino,
-                    st.st_dev,
-                    st.st_mode,
-                ):
-                    return False
+            if not keys_unchanged(self.files, os.lstat):
+                return False
             for info in list(self.dirs.values()):
                 key = _lstat_key(info.abs)
                 if key == info.key and not info.racy:
