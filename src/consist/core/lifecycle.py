@@ -30,7 +30,7 @@ from consist.core.identity.service import IdentityService
 from consist.core.paths import PathResolver, default_run_subdir
 from consist.core.run_facet import build_run_facet
 from consist.core.store.connection import ReadOnlyStoreError
-from consist.core.store.journal import Journal
+from consist.core.store.journal import Journal, JournalWriteError
 from consist.core.store.metadata_store import MetadataStore
 from consist.core.validation import (
     BEGIN_CACHE_FIELDS,
@@ -628,13 +628,15 @@ class RunLifecycle:
             active.unsynced.clear()
             self.hasher.take_new_entries()
             return
-        self.journal.write(active.record, pending=self.store is not None)
-        run_id, version = active.run.id, active.record.updated_ns
         if self.store is None:
+            self.journal.write(active.record, pending=False)
             active.unsynced.clear()
             return
+        # Fsynced on the writer thread while the store prepares its row; the
+        # store waits for it before committing.
+        snapshot = self.journal.write_in_background(active.record)
+        run_id, version, journal = active.run.id, active.record.updated_ns, self.journal
         pending = list(active.unsynced)
-        journal = self.journal
         try:
             self.store.sync_record(
                 active.record,
@@ -642,8 +644,12 @@ class RunLifecycle:
                 stat_entries=self.hasher.take_new_entries(),
                 first=not active.store_synced,
                 on_synced=lambda: journal.mark_synced(run_id, up_to_ns=version),
+                before_commit=snapshot.wait,
             )
+        except JournalWriteError:
+            raise
         except Exception as exc:
+            snapshot.wait()  # the run must be in the journal before this returns
             # The journal holds the run; the store catches up when it reopens.
             logger.error(
                 "consist: could not write run %s to the database (%s); it is safe in the "

@@ -503,8 +503,12 @@ def test_fast_path_spawns_no_git_and_still_sees_edits(repo: Path, git_calls: Git
 
 
 def test_recently_modified_files_force_recompute_with_large_window(
-    repo: Path, git_calls: GitCalls
+    repo: Path, git_calls: GitCalls, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A user-wide git config edited within the last hour (as on a freshly set
+    # up machine) is racy too: keep this test about the repository's files.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
     r = resolver(repo, racy_window_ns=3_600 * 10**9)
     first = r.resolve()
     git_calls.reset()

@@ -270,6 +270,8 @@ def test_failed_journal_write_leaves_db_untouched(
         with pytest.raises(OSError):
             tracker.log_output(path, key="o")
         monkeypatch.undo()
+        # Not committed, and not queued for a later commit either.
+        assert tracker.store.pending_writes == 0
         assert tracker.store.table_counts() == counts
         assert (tracker.run_dir / "consist_runs" / "r1.json").read_bytes() == snap_before
 
@@ -282,19 +284,26 @@ def test_journal_is_written_before_every_db_sync(tracker: Tracker, monkeypatch: 
     real = MetadataStore.sync_record
 
     def observing(self, record, **kwargs):
-        on_disk = json.loads(tracker.journal.path_for(record.run.id).read_bytes())
-        marker = record.run.id in tracker.journal.pending_run_ids()
-        seen.append(
-            (
-                record.run.status,
-                on_disk["run"]["status"],
-                record.updated_ns,
-                on_disk["updated_ns"],
-                marker,
+        guard = kwargs.get("before_commit")
+
+        def check_then_commit() -> None:
+            # The store calls this after writing the row and before committing
+            # it: from here on the snapshot must be complete on disk.
+            if guard is not None:
+                guard()
+            on_disk = json.loads(tracker.journal.path_for(record.run.id).read_bytes())
+            marker = record.run.id in tracker.journal.pending_run_ids()
+            seen.append(
+                (
+                    record.run.status,
+                    on_disk["run"]["status"],
+                    record.updated_ns,
+                    on_disk["updated_ns"],
+                    marker,
+                )
             )
-        )
-        # The DB must not already hold this version when the sync starts.
-        return real(self, record, **kwargs)
+
+        return real(self, record, **{**kwargs, "before_commit": check_then_commit})
 
     monkeypatch.setattr(MetadataStore, "sync_record", observing)
     with tracker.start_run("r1", "model_a", config={"run": "r1"}):
@@ -304,7 +313,7 @@ def test_journal_is_written_before_every_db_sync(tracker: Tracker, monkeypatch: 
     assert len(seen) == 4  # begin, log_output, log_meta, end
     for status, disk_status, record_ns, disk_ns, marker in seen:
         assert disk_status == status
-        assert disk_ns == record_ns, "the snapshot being synced is already on disk"
+        assert disk_ns == record_ns, "the snapshot being committed is already on disk"
         assert marker, "a pending marker exists while the DB write is in flight"
     assert seen[-1][0] == "completed"
     assert _pending(tracker) == []

@@ -403,7 +403,9 @@ class DuckDBConnectionManager:
             self._give_back()
             return
         if self._timer_active:
-            self._wake.set()
+            # The timer re-reads _last_used when its wait ends, and a use only
+            # moves the deadline later, so waking it here would only cost a
+            # thread switch (and the GIL) on every run.
             return
         self._timer_active = True
         threading.Thread(

@@ -24,9 +24,11 @@ import logging
 import os
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from consist.core.store import file_writer
+from consist.core.store.file_writer import FileWrite
 from consist.core.store.pending_log import LedgerScan, PendingLog
 from consist.core.validation import validate_run_id
 from consist.models.records import ConsistRecord
@@ -166,21 +168,56 @@ class Journal:
             If the snapshot or its ledger entry cannot be written (disk full,
             read-only directory); the message names the path and the fix.
         """
+        self._start_write(record, pending=pending, latest=latest)()
+
+    def write_in_background(self, record: ConsistRecord, *, pending: bool = True) -> FileWrite:
+        """Start writing the run's snapshot (and the latest pointer) on the writer thread.
+
+        Serialisation and the ledger entry happen here, in the caller's
+        thread, so bad metadata still raises before anything is written; the
+        file itself is written, fsynced and renamed on this process's writer
+        thread (see :mod:`consist.core.store.file_writer`) while the caller
+        prepares its database write. The snapshot is durable only once
+        :meth:`FileWrite.wait` has returned without raising.
+
+        Raises
+        ------
+        ValueError
+            If the record cannot be serialised (nothing is written).
+        JournalWriteError
+            If the ledger entry cannot be written; a failure of the snapshot
+            itself is raised by ``wait()``.
+        """
+        return file_writer.submit(self._start_write(record, pending=pending, latest=True))
+
+    def _start_write(
+        self, record: ConsistRecord, *, pending: bool, latest: bool
+    ) -> Callable[[], None]:
+        """Serialise ``record`` and note it in the ledger; return the file write to run."""
         record.updated_ns = max(time.time_ns(), record.updated_ns + 1)
         data = snapshot_bytes(record, indent=1)  # before anything is written
-        path = self.path_for(record.run.id)
+        run_id = record.run.id
+        path = self.path_for(run_id)
         try:
             self._ensure_dirs()
             if pending:
-                self.ledger.note_pending(record.run.id, record.updated_ns)
-            atomic_write_bytes(path, data)
+                self.ledger.note_pending(run_id, record.updated_ns)
         except OSError as exc:
-            raise journal_write_error(exc, record.run.id, path) from exc
-        if latest:
+            raise journal_write_error(exc, run_id, path) from exc
+
+        def write_files() -> None:
+            try:
+                atomic_write_bytes(path, data)
+            except OSError as exc:
+                raise journal_write_error(exc, run_id, path) from exc
+            if not latest:
+                return
             try:
                 self._point_latest_at(path, data)
             except OSError as exc:  # derivable: the snapshot itself is safe
                 logger.warning("consist: could not update %s (%s)", self.latest_path, exc)
+
+        return write_files
 
     def _point_latest_at(self, path: Path, data: bytes) -> None:
         """Make ``consist.json`` the snapshot just written.

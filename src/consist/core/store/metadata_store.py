@@ -203,6 +203,7 @@ class MetadataStore(RunQueryMixin):
         stat_entries: Sequence[StatCacheEntry] = (),
         first: bool = False,
         on_synced: Callable[[], None] | None = None,
+        before_commit: Callable[[], None] | None = None,
     ) -> None:
         """Write a run snapshot and commit it before returning.
 
@@ -226,6 +227,11 @@ class MetadataStore(RunQueryMixin):
             manifest (always carried when replaying a full record).
         on_synced:
             Called once the snapshot is committed.
+        before_commit:
+            Called after the snapshot's row is written and before the commit
+            (the journal's fsync finishing meanwhile). If it raises, the
+            snapshot is rolled back and dropped, never committed, and its
+            error propagates.
         """
         if self.read_only:
             raise ReadOnlyStoreError(
@@ -245,9 +251,7 @@ class MetadataStore(RunQueryMixin):
             on_synced=on_synced,
             new_run=first and not full,
         )
-        with self._pending_lock:
-            self._pending.append(write)
-        self.flush()
+        self.flush(before_commit, write)
 
     def sync_records(
         self,
@@ -285,25 +289,41 @@ class MetadataStore(RunQueryMixin):
             self._pending.extend(writes)
         self.flush()
 
-    def flush(self) -> None:
-        """Commit every queued snapshot (normally just one) to the write log.
+    def flush(
+        self, before_commit: Callable[[], None] | None = None, write: PendingWrite | None = None
+    ) -> None:
+        """Commit the queued snapshots and ``write`` as write-log rows, in one transaction.
 
-        One narrow row per snapshot, in one transaction; the tables receive
-        them before the next read or release (see
-        :mod:`consist.core.store.write_log`). On failure the writes stay
-        queued (the journal holds them anyway) and the error propagates.
+        The tables receive them before the next read or release (see
+        :mod:`.write_log`). On failure the writes stay queued (the journal
+        holds them) and the error propagates; ``before_commit`` (see
+        :meth:`sync_record`) guards ``write``, which is dropped if it fails.
         """
         with self._pending_lock:
             batch, self._pending = self._pending, []
+        if write is not None:
+            batch.append(write)
         if not batch:
             return
+        guard_failed = False
         try:
             with self.connections.transaction(hot=True) as con:
                 log_writes(con, batch)
                 epoch = self.connections.epoch
+                guard, before_commit = before_commit, None
+                if guard is not None:
+                    guard_failed = True
+                    guard()
+                    guard_failed = False
         except BaseException:
-            with self._pending_lock:
-                self._pending[:0] = batch
+            try:
+                if before_commit is not None:  # the database failed before the guard ran
+                    guard_failed = True
+                    before_commit()
+                    guard_failed = False
+            finally:
+                with self._pending_lock:
+                    self._pending[:0] = batch[:-1] if guard_failed else batch
             raise
         self._log.logged(epoch, batch)
         self._signatures.add(epoch, completed_signatures(batch))
