@@ -18,16 +18,16 @@ _EXPORTS: dict[str, str] = {
     "Artifact": "consist.models.artifact",
     "ConsistRecord": "consist.models.records",
     "RunArtifacts": "consist.models.records",
-    "ActiveRunCacheOptions": "consist.core.active_run",
+    "ActiveRunCacheOptions": "consist.core.run.active_run",
     "rebuild_from_journal": "consist.core.store.recovery",
     "RunResult": "consist.models.results",
-    "RunSet": "consist.core.runset",
+    "RunSet": "consist.core.query.runset",
     "IngestSchemaError": "consist.core.store.hot_store",
     "CacheOptions": "consist.options",
     "ExecutionOptions": "consist.options",
     "OutputPolicyOptions": "consist.options",
-    "ConsistRunError": "consist.core.runner",
-    "RunContext": "consist.core.runner",
+    "ConsistRunError": "consist.core.run.runner",
+    "RunContext": "consist.core.run.runner",
     "output_path": "consist.api",
     "define_step": "consist.api",
     "use_tracker": "consist.api",
@@ -36,17 +36,17 @@ _EXPORTS: dict[str, str] = {
     "load": "consist.api",
     "load_df": "consist.api",
     "run": "consist.api",
-    "IndexBySpec": "consist.core.run_index",
-    "index_by_field": "consist.core.run_index",
-    "index_by_facet": "consist.core.run_index",
+    "IndexBySpec": "consist.core.query.run_index",
+    "index_by_field": "consist.core.query.run_index",
+    "index_by_facet": "consist.core.query.run_index",
     "trace": "consist.api",
     "scenario": "consist.api",
-    "ScenarioContext": "consist.core.scenario",
-    "MissingOutputsError": "consist.core.scenario",
-    "Coupler": "consist.core.coupler",
-    "SweepResult": "consist.core.sweep",
-    "SweepResults": "consist.core.sweep",
-    "SweepError": "consist.core.sweep",
+    "ScenarioContext": "consist.core.workflow.scenario",
+    "MissingOutputsError": "consist.core.workflow.scenario",
+    "Coupler": "consist.core.workflow.coupler",
+    "SweepResult": "consist.core.workflow.sweep",
+    "SweepResults": "consist.core.workflow.sweep",
+    "SweepError": "consist.core.workflow.sweep",
 }
 
 __all__ = [
@@ -101,17 +101,17 @@ if TYPE_CHECKING:  # pragma: no cover
         trace,
         use_tracker,
     )
-    from consist.core.active_run import ActiveRunCacheOptions
-    from consist.core.coupler import Coupler
-    from consist.core.run_index import IndexBySpec, index_by_facet, index_by_field
-    from consist.core.runner import ConsistRunError, RunContext
-    from consist.core.runset import RunSet
-    from consist.core.scenario import MissingOutputsError, ScenarioContext
+    from consist.core.query.run_index import IndexBySpec, index_by_facet, index_by_field
+    from consist.core.query.runset import RunSet
+    from consist.core.run.active_run import ActiveRunCacheOptions
+    from consist.core.run.runner import ConsistRunError, RunContext
     from consist.core.store.hot_store import IngestSchemaError
     from consist.core.store.recovery import rebuild_from_journal
-    from consist.core.sweep import SweepError, SweepResult, SweepResults
     from consist.core.tracker import Tracker
     from consist.core.tracker_config import TrackerConfig
+    from consist.core.workflow.coupler import Coupler
+    from consist.core.workflow.scenario import MissingOutputsError, ScenarioContext
+    from consist.core.workflow.sweep import SweepError, SweepResult, SweepResults
     from consist.models.artifact import Artifact
     from consist.models.records import ConsistRecord, RunArtifacts
     from consist.models.results import RunResult

@@ -11,13 +11,13 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from consist.core import context
+from consist.core.run import context
 
 if TYPE_CHECKING:  # pragma: no cover
     from pathlib import Path
 
-    from consist.core.scenario import ScenarioContext
     from consist.core.tracker import Tracker
+    from consist.core.workflow.scenario import ScenarioContext
     from consist.models.artifact import Artifact
     from consist.models.results import RunResult
 
@@ -66,8 +66,8 @@ def define_step(**kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., A
     ``{scenario}`` renders empty. Unknown keywords raise TypeError at
     decoration time.
     """
-    from consist.core.runner import STEP_ATTR, validate_step_metadata
-    from consist.core.step_names import check_name_template
+    from consist.core.run.runner import STEP_ATTR, validate_step_metadata
+    from consist.core.run.step_names import check_name_template
 
     template = check_name_template(kwargs.pop("name_template", None))
     metadata = validate_step_metadata(kwargs)
@@ -196,7 +196,7 @@ def load(artifact: Artifact, *, tracker: Tracker | None = None, **kwargs: Any) -
         given while the rows come from the database (the file is gone).
     """
     from consist.core.drivers import tabular
-    from consist.core.ingest import read_ingested
+    from consist.core.hot.ingest import read_ingested
 
     tracker = tracker or context.current()
     include_provenance = bool(kwargs.pop("include_provenance", False))
@@ -274,7 +274,7 @@ def load_df(artifact: Artifact, *, tracker: Tracker | None = None, **kwargs: Any
         rows come from the database (the file is gone).
     """
     from consist.core.drivers import tabular
-    from consist.core.ingest import read_ingested
+    from consist.core.hot.ingest import read_ingested
 
     tracker = tracker or context.current()
     include_provenance = bool(kwargs.pop("include_provenance", False))

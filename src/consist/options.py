@@ -149,7 +149,7 @@ class ExecutionOptions(_Options):
         (``consist.load``). ``"none"``: inputs are recorded and hashed, never
         passed. Independently of this, config keys bind to parameters of the
         same name and a parameter named ``config`` receives the whole config
-        (order and details: :mod:`consist.core.binding`).
+        (order and details: :mod:`consist.core.run.binding`).
     load_inputs:
         Legacy switch: ``True`` means ``input_binding="loaded"``, ``False``
         means ``"paths"``.
@@ -163,7 +163,7 @@ class ExecutionOptions(_Options):
         results). They win over an input or config key of the same name; the
         run then lists the parameter in ``run.meta["runtime_overrides"]``.
     inject_context:
-        ``True`` passes a :class:`~consist.core.run_context.RunContext` as the
+        ``True`` passes a :class:`~consist.core.run.runner.RunContext` as the
         ``ctx`` keyword argument; a string names the parameter instead.
     """
 

@@ -16,30 +16,30 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from consist.core import context
-from consist.core.active_run import ActiveRunCacheOptions
-from consist.core.artifacts import ArtifactBuilder, ArtifactRequest, requests_from_mapping
-from consist.core.cache import CacheService
-from consist.core.hooks import HookRegistry
+from consist.core.facade.facets import TrackerFacets
+from consist.core.facade.hotdata import TrackerHotData
+from consist.core.facade.lineage import TrackerLineage
+from consist.core.facade.queries import TrackerQueries
+from consist.core.facade.scenarios import TrackerScenarios
+from consist.core.facade.steps import TrackerSteps
+from consist.core.facade.views import TrackerViews
 from consist.core.identity.code_identity import CodeIdentityResolver
 from consist.core.identity.hashing import ContentHasher, MemoryStatCache
 from consist.core.identity.service import IdentityService
-from consist.core.lifecycle import RunLifecycle
 from consist.core.paths import PathResolver
-from consist.core.runner import StepRunner
+from consist.core.run import context
+from consist.core.run.active_run import ActiveRunCacheOptions
+from consist.core.run.artifacts import ArtifactBuilder, ArtifactRequest, requests_from_mapping
+from consist.core.run.cache import CacheService
+from consist.core.run.hooks import HookRegistry
+from consist.core.run.lifecycle import RunLifecycle
+from consist.core.run.runner import StepRunner
 from consist.core.store.connection import is_storage_error
 from consist.core.store.journal import Journal
 from consist.core.store.metadata_store import MetadataStore
 from consist.core.store.recovery import RecoveryReport, catch_up
 from consist.core.store.store_identity import check_store_path
 from consist.core.tracker_config import TrackerConfig
-from consist.core.tracker_facets import TrackerFacets
-from consist.core.tracker_hotdata import TrackerHotData
-from consist.core.tracker_lineage import TrackerLineage
-from consist.core.tracker_queries import TrackerQueries
-from consist.core.tracker_scenarios import TrackerScenarios
-from consist.core.tracker_steps import TrackerSteps
-from consist.core.tracker_views import TrackerViews
 from consist.models.artifact import Artifact
 from consist.models.records import ConsistRecord
 from consist.models.run import Run
@@ -649,7 +649,7 @@ class Tracker(
         if profile_file_schema:
             # Validated here, before anything is written; the file is profiled
             # once the artifact is built (TrackerViews._log_profiled).
-            from consist.core.schema_profile import validate_profile_mode
+            from consist.core.hot.schema_profile import validate_profile_mode
 
             validate_profile_mode(profile_file_schema)
         if reuse_scope not in ("same_uri", "any_uri"):

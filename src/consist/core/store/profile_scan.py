@@ -6,7 +6,7 @@ store's): :func:`describe_parquet` gives a parquet file's columns as DuckDB type
 rows of a csv/json file. :func:`column_stats` runs the statistics query on
 any connection (the store uses it for ingested tables, see
 :meth:`consist.core.store.schema_store.SchemaStore.profile_table`). Turning
-the results into profiles is :mod:`consist.core.schema_profile`'s job.
+the results into profiles is :mod:`consist.core.hot.schema_profile`'s job.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from consist.core.schema_fields import stat_text
+from consist.core.hot.schema_fields import stat_text
 from consist.core.store.sql_text import describe, quote_ident, quote_literal
 
 _SCALAR_STAT_TYPES = re.compile(

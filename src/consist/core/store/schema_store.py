@@ -3,7 +3,7 @@
 Tables (migration 5, see :mod:`consist.core.store.schema`):
 
 * ``schema_profile``: one row per distinct layout, keyed by its digest
-  (:func:`consist.core.schema_fields.schema_digest`): the ordered field list
+  (:func:`consist.core.hot.schema_fields.schema_digest`): the ordered field list
   as JSON and the field names (for compatible-schema lookups).
 * ``artifact_schema``: artifact -> schema links, one per ``(artifact, source)``
   with ``source`` in ``"file"`` / ``"duckdb"`` / ``"user_provided"``. Each link
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from consist.core.schema_fields import (
+from consist.core.hot.schema_fields import (
     ProfileObservation,
     SchemaProfile,
     is_system_column,

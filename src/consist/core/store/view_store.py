@@ -8,7 +8,7 @@ provenance columns), projected onto the requested columns, optionally
 joined to typed facet columns. Views live in DuckDB's ``main`` schema, next
 to the metadata tables (whose names they may not take). Which artifacts a
 view covers and what happens to missing files is decided by
-:mod:`consist.core.views`; the metadata queries that select them live in
+:mod:`consist.core.hot.views`; the metadata queries that select them live in
 :mod:`consist.core.store.schema_store`.
 """
 
@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from consist.core.schema_fields import SYSTEM_COLUMNS, is_system_column
+from consist.core.hot.schema_fields import SYSTEM_COLUMNS, is_system_column
 from consist.core.store.hot_tables import GLOBAL_SCHEMA, table_name_for
 from consist.core.store.schema_store import ViewSource
 from consist.core.store.sql_text import quote_ident as qi
