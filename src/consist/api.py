@@ -7,7 +7,7 @@ tracker that is executing a step, else the one set with :func:`use_tracker`.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -20,8 +20,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from consist.core.workflow.scenario import ScenarioContext
     from consist.models.artifact import Artifact
     from consist.models.results import RunResult
-
-_duck: list[Any] = []
 
 
 def use_tracker(tracker: Tracker | None) -> Any:
@@ -66,19 +64,9 @@ def define_step(**kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., A
     ``{scenario}`` renders empty. Unknown keywords raise TypeError at
     decoration time.
     """
-    from consist.core.run.runner import STEP_ATTR, validate_step_metadata
-    from consist.core.run.step_names import check_name_template
+    from consist.core.run.runner import step_decorator
 
-    template = check_name_template(kwargs.pop("name_template", None))
-    metadata = validate_step_metadata(kwargs)
-    if template is not None:
-        metadata["name_template"] = template
-
-    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        setattr(fn, STEP_ATTR, {**(getattr(fn, STEP_ATTR, None) or {}), **metadata})
-        return fn
-
-    return decorate
+    return step_decorator(**kwargs)
 
 
 @contextmanager
@@ -101,57 +89,6 @@ def trace(name: str, **kwargs: Any) -> Iterator[Any]:
     """``Tracker.trace`` on the current tracker."""
     with context.require_current("consist.trace").trace(name, **kwargs) as tracker:
         yield tracker
-
-
-def _artifact_path(artifact: Artifact, tracker: Tracker | None) -> str:
-    from consist.models.artifact import Artifact as ArtifactType
-
-    if not isinstance(artifact, ArtifactType):
-        raise TypeError(f"expected an Artifact, got {type(artifact).__name__}")
-    path = artifact.abs_path
-    if path is None and tracker is not None:
-        path = tracker.artifacts.local_path(artifact)
-    if path is None or not os.path.exists(path):
-        raise FileNotFoundError(
-            f"artifact {artifact.key!r} is not available locally ({artifact.uri})"
-        )
-    return path
-
-
-def _column_list(columns: Any) -> list[str] | None:
-    """``columns=`` as a list of column names (None when not given)."""
-    if columns is None:
-        return None
-    if isinstance(columns, str | Mapping):
-        raise TypeError(
-            "columns must be a list of column names, e.g. columns=['a', 'b'] "
-            "(to set CSV column types, pass dtype={'a': 'VARCHAR'})"
-        )
-    try:
-        names = list(columns)
-    except TypeError:
-        raise TypeError("columns must be a list of column names") from None
-    if not names or not all(isinstance(c, str) and c for c in names):
-        raise ValueError(f"columns must be a non-empty list of column names, got {columns!r}")
-    return names
-
-
-def _check_columns(wanted: list[str], available: list[str], artifact: Artifact) -> None:
-    missing = [c for c in wanted if c not in available]
-    if missing:
-        raise KeyError(
-            f"columns {missing} are not in artifact {artifact.key!r} (it has {available})"
-        )
-
-
-def _no_reader_options(options: dict[str, Any], artifact: Artifact) -> None:
-    """Reader options cannot apply to rows read back from the store: refuse them."""
-    if options:
-        raise ValueError(
-            f"artifact {artifact.key!r}: its file is missing, so its ingested rows are read "
-            f"from the database, where the file-reader option(s) {sorted(options)} cannot "
-            "apply; pass only columns= / include_provenance=, or restore the file"
-        )
 
 
 def load(artifact: Artifact, *, tracker: Tracker | None = None, **kwargs: Any) -> Any:
@@ -195,45 +132,12 @@ def load(artifact: Artifact, *, tracker: Tracker | None = None, **kwargs: Any) -
         cannot read the file with the given options, or reader options are
         given while the rows come from the database (the file is gone).
     """
-    from consist.core.drivers import tabular
-    from consist.core.hot.ingest import read_ingested
-
     tracker = tracker or context.current()
-    include_provenance = bool(kwargs.pop("include_provenance", False))
-    columns = _column_list(kwargs.pop("columns", None))
-    if not _duck:
-        import duckdb
+    if tracker is not None:
+        return tracker.load(artifact, **kwargs)
+    from consist.core.hot.loading import load_relation
 
-        _duck.append(duckdb.connect())
-    try:
-        path = _artifact_path(artifact, tracker)
-    except FileNotFoundError:
-        rows = read_ingested(
-            artifact, tracker, include_provenance=include_provenance, columns=columns
-        )
-        if rows is None:
-            raise
-        _no_reader_options(kwargs, artifact)
-        return _duck[0].from_arrow(rows)
-    if artifact.driver not in tabular.TABULAR_DRIVERS:
-        raise ValueError(
-            f"no loader for driver {artifact.driver!r} in this version; use artifact.path"
-        )
-    import duckdb
-
-    try:
-        relation = tabular.load_relation(path, artifact.driver, _duck[0], **kwargs)
-    except duckdb.Error as exc:
-        if not kwargs:
-            raise
-        raise ValueError(
-            f"could not read artifact {artifact.key!r} ({artifact.driver}) with option(s) "
-            f"{sorted(kwargs)}: {exc}"
-        ) from exc
-    if columns is None:
-        return relation
-    _check_columns(columns, list(relation.columns), artifact)
-    return relation.select(*(duckdb.ColumnExpression(c) for c in columns))
+    return load_relation(artifact, **kwargs)
 
 
 def load_df(artifact: Artifact, *, tracker: Tracker | None = None, **kwargs: Any) -> Any:
@@ -273,33 +177,12 @@ def load_df(artifact: Artifact, *, tracker: Tracker | None = None, **kwargs: Any
         If the driver is not tabular, or reader options are given while the
         rows come from the database (the file is gone).
     """
-    from consist.core.drivers import tabular
-    from consist.core.hot.ingest import read_ingested
-
     tracker = tracker or context.current()
-    include_provenance = bool(kwargs.pop("include_provenance", False))
-    columns = _column_list(kwargs.pop("columns", None))
-    try:
-        path = _artifact_path(artifact, tracker)
-    except FileNotFoundError:
-        rows = read_ingested(
-            artifact, tracker, include_provenance=include_provenance, columns=columns
-        )
-        if rows is None:
-            raise
-        _no_reader_options(kwargs, artifact)
-        return rows.to_pandas()
-    if columns is not None and artifact.driver == "parquet" and os.path.isfile(path):
-        import pyarrow.parquet as pq
+    if tracker is not None:
+        return tracker.load_df(artifact, **kwargs)
+    from consist.core.hot.loading import load_dataframe
 
-        # Check against the file's schema (metadata only), then read just those columns.
-        _check_columns(columns, list(pq.read_schema(path).names), artifact)
-        return tabular.load_dataframe(path, "parquet", columns=columns, **kwargs)
-    frame = tabular.load_dataframe(path, artifact.driver, **kwargs)
-    if columns is None:
-        return frame
-    _check_columns(columns, [str(c) for c in frame.columns], artifact)
-    return frame[columns]
+    return load_dataframe(artifact, **kwargs)
 
 
 def scenario(name: str, **kwargs: Any) -> ScenarioContext:

@@ -20,11 +20,11 @@ import pytest
 from pydantic import BaseModel
 
 import consist
-from consist.core.query.facets import (
+from consist.core.query.facets import diff_values
+from consist.core.store.facet_rows import (
     ConfigFacet,
     ConfigKV,
     decode_value,
-    diff_values,
     facet_id,
     flatten_facet,
     typed_value,

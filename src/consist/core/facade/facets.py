@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from consist.core.query.facets import VALUE_TYPES, ConfigFacet, ConfigKV, diff_values, unique_keys
+from consist.core.query.facets import diff_values, unique_keys
+from consist.core.store.facet_rows import VALUE_TYPES, ConfigFacet, ConfigKV
 
 if TYPE_CHECKING:  # pragma: no cover
     from consist.core.query.runset import RunSet

@@ -18,7 +18,7 @@ from typing import Any
 from consist.core.paths import PathResolver
 from consist.core.run.artifacts import ArtifactRequest, validate_key
 from consist.core.run.lifecycle import RunLifecycle
-from consist.core.run.runner import StepRunner, step_defaults
+from consist.core.run.runner import StepRunner, step_decorator, step_defaults
 from consist.core.run.step_names import render_step_name
 from consist.core.store.metadata_store import MetadataStore
 from consist.core.validation import validate_path_name
@@ -347,9 +347,7 @@ class TrackerSteps:
 
     def define_step(self, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """Attach ``run()`` defaults to a function (same as ``consist.define_step``)."""
-        from consist.api import define_step
-
-        return define_step(**kwargs)
+        return step_decorator(**kwargs)
 
     # -- inside a run -------------------------------------------------------------------
 
@@ -514,15 +512,19 @@ class TrackerSteps:
         ValueError
             If no loader exists for the artifact's driver.
         """
-        from consist.api import load
+        from consist.core.hot.loading import load_relation
 
-        return load(artifact, tracker=self, **kwargs)
+        return load_relation(
+            artifact, locate=self.artifacts.local_path, hot=self.hot_data_store, **kwargs
+        )
 
     def load_df(self, artifact: Artifact, **kwargs: Any) -> Any:
         """Load a tabular artifact as a pandas DataFrame."""
-        from consist.api import load_df
+        from consist.core.hot.loading import load_dataframe
 
-        return load_df(artifact, tracker=self, **kwargs)
+        return load_dataframe(
+            artifact, locate=self.artifacts.local_path, hot=self.hot_data_store, **kwargs
+        )
 
     def materialize(
         self,

@@ -18,7 +18,6 @@ import uuid
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from consist.core.hot.schema_fields import validate_profile_mode, validate_sample_rows
 from consist.core.hot.schema_models import (
     duckdb_type_for_annotation,
     is_sqlmodel_class,
@@ -36,6 +35,7 @@ from consist.core.hot.views import (
     validate_view_name,
 )
 from consist.core.store.hot_tables import schema_table_key
+from consist.core.store.schema_fields import validate_profile_mode, validate_sample_rows
 from consist.core.store.schema_store import SchemaStore, ViewSource
 from consist.core.store.view_store import ViewStore
 

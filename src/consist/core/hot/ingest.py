@@ -386,28 +386,3 @@ def _sql_type(base: Any) -> tuple[str | None, tuple[str, ...]]:
         if issubclass(base, py_type):
             return sql_type, accepts
     return None, ()
-
-
-def read_ingested(
-    artifact: Artifact,
-    tracker: Any,
-    *,
-    include_provenance: bool = False,
-    columns: Any = None,
-) -> Any:
-    """An artifact's ingested rows as a ``pyarrow.Table``, or None.
-
-    None when there is no tracker, no database, or the artifact was never
-    ingested. Used by ``consist.load`` / ``load_df`` when the file is gone.
-    """
-    hot = getattr(tracker, "hot_data_store", None) if tracker is not None else None
-    if hot is None:
-        return None
-    if columns is not None and (isinstance(columns, str) or not isinstance(columns, Iterable)):
-        raise TypeError("columns must be a list of column names")
-    return hot.read_artifact_rows(
-        artifact.id,
-        key=artifact.key,
-        include_provenance=include_provenance,
-        columns=list(columns) if columns is not None else None,
-    )

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
-from consist.core.hot.schema_fields import (
+from consist.core.store.schema_fields import (
     ProfileObservation,
     SchemaField,
     SchemaProfile,

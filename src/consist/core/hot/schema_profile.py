@@ -22,7 +22,7 @@ Profiles come from three sources:
     A SQLModel class given by the user (:func:`profile_sqlmodel`).
 
 Layout of the package: the canonical field list and digest live in
-:mod:`consist.core.hot.schema_fields`, SQLModel classes as columns in
+:mod:`consist.core.store.schema_fields`, SQLModel classes as columns in
 :mod:`consist.core.hot.schema_models`, the exported SQLModel stub
 (:func:`render_sqlmodel_stub`) in :mod:`consist.core.hot.schema_stub`, and the
 SQL that reads files and computes statistics (on a private in-memory DuckDB
@@ -35,7 +35,19 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from consist.core.hot.schema_fields import (
+from consist.core.hot.schema_models import (
+    duckdb_type_for_annotation,
+    model_columns,
+    profile_sqlmodel,
+)
+from consist.core.hot.schema_stub import class_name_for, render_sqlmodel_stub
+from consist.core.store.profile_scan import (
+    describe_parquet,
+    sample_file,
+    stats_from_row,
+    stats_sql,
+)
+from consist.core.store.schema_fields import (
     DEFAULT_SAMPLE_ROWS,
     PROFILE_DRIVERS,
     SCHEMA_ID_DOMAIN,
@@ -50,18 +62,6 @@ from consist.core.hot.schema_fields import (
     stat_text,
     validate_profile_mode,
     validate_sample_rows,
-)
-from consist.core.hot.schema_models import (
-    duckdb_type_for_annotation,
-    model_columns,
-    profile_sqlmodel,
-)
-from consist.core.hot.schema_stub import class_name_for, render_sqlmodel_stub
-from consist.core.store.profile_scan import (
-    describe_parquet,
-    sample_file,
-    stats_from_row,
-    stats_sql,
 )
 
 __all__ = [

@@ -16,15 +16,15 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from consist.core.hot.schema_fields import (
+from consist.core.hot.schema_models import is_sqlmodel_class, profile_sqlmodel
+from consist.core.hot.schema_profile import profile_file as _default_profile_file
+from consist.core.hot.schema_stub import class_name_for, render_sqlmodel_stub
+from consist.core.store.schema_fields import (
     PROFILE_DRIVERS,
     SCHEMA_SOURCES,
     ProfileObservation,
     SchemaProfile,
 )
-from consist.core.hot.schema_models import is_sqlmodel_class, profile_sqlmodel
-from consist.core.hot.schema_profile import profile_file as _default_profile_file
-from consist.core.hot.schema_stub import class_name_for, render_sqlmodel_stub
 from consist.core.store.schema_store import SchemaLink, SchemaStore
 
 if TYPE_CHECKING:  # pragma: no cover

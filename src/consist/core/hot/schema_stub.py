@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from consist.core.hot.schema_fields import SYSTEM_COLUMNS, SchemaField, SchemaProfile
+from consist.core.store.schema_fields import SYSTEM_COLUMNS, SchemaField, SchemaProfile
 
 _INT_TYPES = {
     "TINYINT",

@@ -14,7 +14,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple
 
-from consist.core.hot.schema_fields import is_system_column
 from consist.core.hot.schema_models import (
     duckdb_type_for_annotation,
     is_sqlmodel_class,
@@ -26,6 +25,7 @@ from consist.core.hot.views import (
     split_namespace,
     type_facet_column,
 )
+from consist.core.store.schema_fields import is_system_column
 from consist.core.store.schema_store import RUN_FILTER_COLUMNS, SchemaStore, ViewSource
 from consist.core.store.view_store import FacetColumn
 

@@ -47,9 +47,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from consist.core.hot.schema_fields import SYSTEM_COLUMNS
 from consist.core.hot.schema_models import mapped_columns
-from consist.core.query.facets import decode_value, dumps_json
+from consist.core.store.facet_rows import decode_value, dumps_json
+from consist.core.store.schema_fields import SYSTEM_COLUMNS
 from consist.core.store.schema_store import KVPredicate, SchemaStore, ViewSource
 from consist.core.store.sql_text import quote_ident as qi
 from consist.core.store.sql_text import quote_literal as ql

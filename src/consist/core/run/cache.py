@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from consist.core.identity.hashing import ContentHasher
-from consist.core.query.flatten import flatten
 from consist.core.run.artifacts import ArtifactBuilder
+from consist.core.store.flatten import flatten
 from consist.core.store.metadata_store import MetadataStore
 from consist.models.artifact import Artifact
 from consist.models.run import Run

@@ -28,8 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from consist.core.query.facets import dumps_json
-from consist.core.query.flatten import flatten
+from consist.core.store.facet_rows import dumps_json
+from consist.core.store.flatten import flatten
 
 __all__ = [
     "FACET_INDEX_MAX_BYTES",

@@ -16,13 +16,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from consist.core.drivers import tabular
 from consist.core.run import context
 from consist.core.run.artifacts import ArtifactRequest, validate_key
 from consist.core.run.binding import BindingPlan, BindingPlanner, InputBinding
 from consist.core.run.lifecycle import RunLifecycle
+from consist.core.run.step_names import check_name_template
 from consist.core.validation import validate_model, validate_path_name, validate_run_id
 from consist.models.artifact import Artifact
 from consist.models.results import RunResult
@@ -101,6 +102,32 @@ class StepSpec:
     binding: BindingPlan | None = None  # which parameter receives what (fn only)
 
 
+class StepHost(Protocol):
+    """What the step runner needs from the object it runs steps for.
+
+    The :class:`~consist.core.tracker.Tracker` is the host: it becomes the
+    current tracker while a step executes (so ``consist.output_path`` and
+    friends find it), loads inputs bound as data, and serves ``RunContext``.
+    The runner never needs more of it.
+    """
+
+    def load_df(self, artifact: Artifact, **kwargs: Any) -> Any:
+        """Load an artifact's data (see ``Tracker.load_df``)."""
+        ...
+
+    def output_path(self, key: str, ext: str = "parquet") -> Path:
+        """A managed output path of the active run."""
+        ...
+
+    def log_artifact(self, path: Any, key: str | None = None, **kwargs: Any) -> Artifact:
+        """Log an artifact on the active run."""
+        ...
+
+    def log_meta(self, **kwargs: Any) -> None:
+        """Add metadata to the active run."""
+        ...
+
+
 class RunContext:
     """Handed to a step function that asked for it (``inject_context``).
 
@@ -116,8 +143,8 @@ class RunContext:
         Where managed outputs of this run go.
     """
 
-    def __init__(self, tracker: Any, lifecycle: RunLifecycle) -> None:
-        self._tracker = tracker
+    def __init__(self, host: StepHost, lifecycle: RunLifecycle) -> None:
+        self._host = host
         active = lifecycle.require_active("RunContext")
         self.run = active.run
         self.config = dict(active.record.config)
@@ -126,15 +153,15 @@ class RunContext:
 
     def output_path(self, key: str, ext: str = "parquet") -> Path:
         """A managed output path ``artifact_dir/key.ext`` (logged automatically)."""
-        return self._tracker.output_path(key, ext)
+        return self._host.output_path(key, ext)
 
     def log_artifact(self, path: Any, key: str | None = None, **kwargs: Any) -> Artifact:
         """Log an artifact on the run (see ``Tracker.log_artifact``)."""
-        return self._tracker.log_artifact(path, key, **kwargs)
+        return self._host.log_artifact(path, key, **kwargs)
 
     def log_meta(self, **kwargs: Any) -> None:
         """Add run metadata (see ``Tracker.log_meta``)."""
-        self._tracker.log_meta(**kwargs)
+        self._host.log_meta(**kwargs)
 
 
 def step_defaults(fn: Callable[..., Any] | None) -> dict[str, Any]:
@@ -142,6 +169,26 @@ def step_defaults(fn: Callable[..., Any] | None) -> dict[str, Any]:
     if fn is None:
         return {}
     return dict(getattr(fn, STEP_ATTR, None) or {})
+
+
+def step_decorator(**kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The decorator behind ``consist.define_step`` (documented there).
+
+    Raises
+    ------
+    TypeError
+        For an unknown keyword, at decoration time.
+    """
+    template = check_name_template(kwargs.pop("name_template", None))
+    metadata = validate_step_metadata(kwargs)
+    if template is not None:
+        metadata["name_template"] = template
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(fn, STEP_ATTR, {**(getattr(fn, STEP_ATTR, None) or {}), **metadata})
+        return fn
+
+    return decorate
 
 
 def validate_step_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
@@ -185,14 +232,14 @@ class StepRunner:
     ----------
     lifecycle:
         The run lifecycle (begin/end, artifact logging).
-    tracker:
-        The facade, made current while a step executes (for
-        ``consist.output_path`` and friends) and handed to ``RunContext``.
+    host:
+        The facade (see :class:`StepHost`), made current while a step
+        executes and handed to ``RunContext``.
     """
 
-    def __init__(self, lifecycle: RunLifecycle, tracker: Any) -> None:
+    def __init__(self, lifecycle: RunLifecycle, host: StepHost) -> None:
         self.lifecycle = lifecycle
-        self.tracker = tracker
+        self.host = host
         self.binding = BindingPlanner()
 
     # -- declaration --------------------------------------------------------------
@@ -348,7 +395,7 @@ class StepRunner:
             raise ValueError("fn is required for executor='python'")
         lifecycle = self.lifecycle
         request = self._begin_request(spec)
-        token = context.set_current(self.tracker)
+        token = context.set_current(self.host)
         try:
             run = lifecycle.begin(request, defer_writes=True)
             active = lifecycle.active
@@ -387,13 +434,13 @@ class StepRunner:
 
         def input_value(binding: InputBinding) -> Any:
             art = inputs[binding.key]
-            return self.tracker.load_df(art) if binding.load else _local_path(art)
+            return self.host.load_df(art) if binding.load else _local_path(art)
 
         return spec.binding.call_kwargs(
             active.record.config,
             input_value=input_value,
             runtime_kwargs=spec.execution.runtime_kwargs,
-            context=lambda: RunContext(self.tracker, self.lifecycle),
+            context=lambda: RunContext(self.host, self.lifecycle),
         )
 
     def _log_outputs(self, spec: StepSpec, value: Any, before: dict[str, tuple[int, int]]) -> None:
@@ -453,12 +500,12 @@ class StepRunner:
         """Inline run: the block always executes; hits are visible via ``is_cached``."""
         lifecycle = self.lifecycle
         request = self._begin_request(spec)
-        token = context.set_current(self.tracker)
+        token = context.set_current(self.host)
         try:
             lifecycle.begin(request)
             before = _snapshot(spec.capture_dir, spec.capture_pattern)
             try:
-                yield self.tracker
+                yield self.host
             except BaseException as exc:
                 if lifecycle.active is not None:
                     lifecycle.end("failed", error=exc)

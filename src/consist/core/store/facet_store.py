@@ -3,7 +3,7 @@
 Tables (migration 3, see :mod:`consist.core.store.schema`):
 
 * ``config_facet``: facet payloads, deduplicated by content id
-  (:func:`consist.core.query.facets.facet_id`).
+  (:func:`consist.core.store.facet_rows.facet_id`).
 * ``run_facet`` / ``artifact_facet``: which payload a run / an artifact has.
 * ``run_config_kv`` / ``artifact_kv``: the payload flattened to dotted keys
   with a typed value (``value_type`` + ``value_str`` / ``value_num`` /
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from consist.core.query.facets import (
+from consist.core.store.facet_rows import (
     VALUE_TYPES,
     ArtifactKV,
     ConfigFacet,

@@ -15,7 +15,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from consist.core.hot.schema_fields import stat_text
+from consist.core.store.schema_fields import stat_text
 from consist.core.store.sql_text import describe, quote_ident, quote_literal
 
 _SCALAR_STAT_TYPES = re.compile(

@@ -3,7 +3,7 @@
 Tables (migration 5, see :mod:`consist.core.store.schema`):
 
 * ``schema_profile``: one row per distinct layout, keyed by its digest
-  (:func:`consist.core.hot.schema_fields.schema_digest`): the ordered field list
+  (:func:`consist.core.store.schema_fields.schema_digest`): the ordered field list
   as JSON and the field names (for compatible-schema lookups).
 * ``artifact_schema``: artifact -> schema links, one per ``(artifact, source)``
   with ``source`` in ``"file"`` / ``"duckdb"`` / ``"user_provided"``. Each link
@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from consist.core.hot.schema_fields import (
+from consist.core.store.profile_scan import column_stats
+from consist.core.store.rows import json_load, to_db_time
+from consist.core.store.schema_fields import (
     ProfileObservation,
     SchemaProfile,
     is_system_column,
     profile_from_columns,
 )
-from consist.core.store.profile_scan import column_stats
-from consist.core.store.rows import json_load, to_db_time
 from consist.core.store.sql_text import quote_ident
 
 _LINK_COLUMNS = (

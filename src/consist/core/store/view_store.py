@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from consist.core.hot.schema_fields import SYSTEM_COLUMNS, is_system_column
 from consist.core.store.hot_tables import GLOBAL_SCHEMA, table_name_for
+from consist.core.store.schema_fields import SYSTEM_COLUMNS, is_system_column
 from consist.core.store.schema_store import ViewSource
 from consist.core.store.sql_text import quote_ident as qi
 from consist.core.store.sql_text import quote_literal as ql
