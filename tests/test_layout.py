@@ -33,6 +33,8 @@ RANKS = {
     "consist.core.tracker_config": 1,
     "consist.core.tracker": 8,
     "consist.api": 9,
+    "consist.integrations": 9,
+    "consist.cli": 10,
     "consist": 10,
 }
 

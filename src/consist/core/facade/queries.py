@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Hashable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ class TrackerRunQueries:
         limit: int = 100,
         index_by: str | IndexBySpec | None = None,
         name: str | None = None,
+        since: datetime | str | None = None,
     ) -> list[Run] | dict[Hashable, Run]:
         """Runs matching every given filter, newest first.
 
@@ -62,6 +64,10 @@ class TrackerRunQueries:
             key: the newest wins.
         name:
             Alias filter on the model name.
+        since:
+            Only runs created at or after this moment: a ``datetime`` or an
+            ISO 8601 string (``"2026-12-04"``, ``"2026-12-04T18:00"``). A
+            value without a time zone is the machine's local time.
 
         Returns
         -------
@@ -86,6 +92,7 @@ class TrackerRunQueries:
                 name=name,
                 status=status,
                 parent_id=parent_id,
+                since=_moment(since, "since"),
             ),
             tags=tags,
             metadata=metadata,
@@ -587,3 +594,20 @@ def _adapter_name(adapter: Any) -> str | None:
     if adapter is None or isinstance(adapter, str):
         return adapter
     return getattr(adapter, "name", None) or type(adapter).__name__
+
+
+def _moment(value: datetime | str | None, param: str) -> datetime | None:
+    """``value`` as an aware datetime (naive values are local time)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(
+                f"{param}={value!r} is not an ISO 8601 date or time; use e.g. '2026-12-04' "
+                "or '2026-12-04T18:00'"
+            ) from None
+    if not isinstance(value, datetime):
+        raise TypeError(f"{param} must be a datetime or an ISO 8601 string, got {value!r}")
+    return value if value.tzinfo is not None else value.astimezone()

@@ -15,6 +15,7 @@ from consist.core.store.rows import (
     RUN_COLUMNS,
     artifact_from_row,
     run_from_row,
+    to_db_time,
 )
 from consist.models.artifact import Artifact
 from consist.models.run import Run
@@ -40,6 +41,10 @@ def run_filter_sql(
     params: list[Any] = []
     for name, value in filters.items():
         if value is None:
+            continue
+        if name == "since":
+            clauses.append("created_at >= ?")
+            params.append(to_db_time(value))
             continue
         clauses.append(f"{RUN_FILTER_COLUMNS[name]} = ?")
         params.append(value)

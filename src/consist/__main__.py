@@ -1,0 +1,5 @@
+"""``python -m consist``: the ``consist`` command line."""
+
+from consist.cli import main
+
+main()

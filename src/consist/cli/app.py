@@ -1,0 +1,214 @@
+"""The typer application: global options, command registration, error handling.
+
+Command modules register with :func:`store_command`::
+
+    @store_command(app, "runs", example="consist runs --model beam --limit 5")
+    def runs(session: Session, model: Annotated[str | None, typer.Option()] = None) -> None:
+        ...
+
+The decorator adds the store options (``--db-path``, ``--run-dir``,
+``--mount``, ``--lock-timeout``, ``--json``) to the command, so they work
+before or after the command name, builds the :class:`Session`, and turns
+:class:`~consist.cli.errors.CliError` (and the store's lock/permission
+errors) into one line on stderr with the command's exit code. Any other
+exception is reported in one line too; ``CONSIST_DEBUG=1`` shows the
+traceback instead.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+import sys
+import typing
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from consist.cli.errors import PROBLEMS, CliError
+from consist.cli.session import Session
+from consist.cli.store_access import StoreOptions
+
+_CONTEXT = {"help_option_names": ["-h", "--help"]}
+
+app = typer.Typer(
+    name="consist",
+    help=(
+        "Runs, lineage, cache misses and the store of a Consist project, from a terminal.\n\n"
+        "The store is --db-path, else $CONSIST_DB, else ./provenance.duckdb. Every command "
+        "prints a readable table by default and JSON with --json."
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings=_CONTEXT,
+    add_completion=False,
+)
+
+DbPathOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db-path",
+        help="The store's DuckDB file [default: $CONSIST_DB, else ./provenance.duckdb].",
+        show_default=False,
+    ),
+]
+RunDirOption = Annotated[
+    str | None,
+    typer.Option(
+        "--run-dir",
+        help="Where relative artifact paths resolve [default: $CONSIST_RUN_DIR, else the "
+        "store's directory].",
+        show_default=False,
+    ),
+]
+MountOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--mount", help="A mount as NAME=PATH (repeatable), e.g. inputs=/data.", show_default=False
+    ),
+]
+LockTimeoutOption = Annotated[
+    float | None,
+    typer.Option(
+        "--lock-timeout",
+        help="Seconds to wait for a store another process is writing [default: "
+        "$CONSIST_LOCK_TIMEOUT, else 10].",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")]
+
+_STORE_PARAMS = [
+    inspect.Parameter(
+        "db_path", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=DbPathOption
+    ),
+    inspect.Parameter(
+        "run_dir", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=RunDirOption
+    ),
+    inspect.Parameter(
+        "mount", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=MountOption
+    ),
+    inspect.Parameter(
+        "lock_timeout", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=LockTimeoutOption
+    ),
+    inspect.Parameter(
+        "json_output", inspect.Parameter.KEYWORD_ONLY, default=False, annotation=JsonOption
+    ),
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            number = version("consist")
+        except PackageNotFoundError:  # pragma: no cover - running from a source tree
+            number = "unknown"
+        typer.echo(f"consist {number}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global_options(
+    ctx: typer.Context,
+    db_path: DbPathOption = None,
+    run_dir: RunDirOption = None,
+    mount: MountOption = None,
+    lock_timeout: LockTimeoutOption = None,
+    json_output: JsonOption = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
+    """Options given before the command apply to it (the command's own win)."""
+    ctx.obj = StoreOptions(
+        db_path=db_path,
+        run_dir=run_dir,
+        mounts=tuple(mount or ()),
+        lock_timeout=lock_timeout,
+        json=json_output,
+    )
+
+
+def fail(error: CliError) -> typer.Exit:
+    """Print ``error`` on stderr as one line; return the Exit to raise."""
+    sys.stderr.write(f"consist: {error.message}\n")
+    return typer.Exit(error.code)
+
+
+def run_in_session(options: StoreOptions, body: Callable[[Session], Any]) -> Any:
+    """Run a command body with its session; errors become one line and an exit code."""
+    session = Session(options)
+    try:
+        with session.guard():
+            return body(session)
+    except CliError as error:
+        raise fail(error) from None
+    except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        if os.environ.get("CONSIST_DEBUG"):
+            raise
+        raise fail(
+            CliError(
+                f"{type(exc).__name__}: {exc} (set CONSIST_DEBUG=1 to see the traceback)",
+                PROBLEMS,
+            )
+        ) from None
+    finally:
+        session.close()
+
+
+def store_command(
+    group: typer.Typer, name: str, *, example: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn(session, **options)`` as command ``name`` of ``group``.
+
+    Parameters
+    ----------
+    group:
+        The typer app or sub-app.
+    name:
+        The command's name on the command line.
+    example:
+        One example invocation, shown at the end of ``--help``.
+    """
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        hints = typing.get_type_hints(fn, include_extras=True)
+        own = [
+            p.replace(annotation=hints.get(p.name, p.annotation))
+            for p in inspect.signature(fn).parameters.values()
+            if p.name != "session"
+        ]
+        ctx_param = inspect.Parameter(
+            "ctx", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context
+        )
+
+        @functools.wraps(fn)
+        def command(ctx: typer.Context, **kwargs: Any) -> Any:
+            base = ctx.find_root().obj if ctx.find_root().obj is not None else StoreOptions()
+            options = base.overridden_by(
+                db_path=kwargs.pop("db_path"),
+                run_dir=kwargs.pop("run_dir"),
+                mounts=kwargs.pop("mount"),
+                lock_timeout=kwargs.pop("lock_timeout"),
+                json=kwargs.pop("json_output"),
+            )
+            return run_in_session(options, lambda session: fn(session, **kwargs))
+
+        params = [ctx_param, *own, *_STORE_PARAMS]
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        doc = inspect.getdoc(fn) or ""
+        group.command(name, help=doc, epilog=f"Example: {example}")(command)
+        return fn
+
+    return register

@@ -1,0 +1,18 @@
+"""Assembles the ``consist`` application from its command modules."""
+
+from __future__ import annotations
+
+import typer
+
+from consist.cli.app import app
+
+_BUILT: list[typer.Typer] = []
+
+
+def build_app() -> typer.Typer:
+    """The application with every command group registered (once per process)."""
+    if not _BUILT:
+        import consist.cli.runs_commands  # noqa: F401  (registers its commands)
+
+        _BUILT.append(app)
+    return app
