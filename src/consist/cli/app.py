@@ -47,6 +47,25 @@ app = typer.Typer(
     add_completion=False,
 )
 
+db_app = typer.Typer(
+    help="The store itself: inspect, doctor, rebuild, compact, export/merge runs, purge.",
+    no_args_is_help=True,
+    context_settings=_CONTEXT,
+)
+schema_app = typer.Typer(
+    help="Schemas of table artifacts: export SQLModel classes.",
+    no_args_is_help=True,
+    context_settings=_CONTEXT,
+)
+views_app = typer.Typer(
+    help="Views over ingested and file data: create grouped views.",
+    no_args_is_help=True,
+    context_settings=_CONTEXT,
+)
+app.add_typer(db_app, name="db")
+app.add_typer(schema_app, name="schema")
+app.add_typer(views_app, name="views")
+
 DbPathOption = Annotated[
     str | None,
     typer.Option(

@@ -12,7 +12,8 @@ _BUILT: list[typer.Typer] = []
 def build_app() -> typer.Typer:
     """The application with every command group registered (once per process)."""
     if not _BUILT:
-        import consist.cli.runs_commands  # noqa: F401  (registers its commands)
+        # Each module registers its commands on import (one line per module).
+        import consist.cli.runs_commands  # noqa: F401
 
         _BUILT.append(app)
     return app

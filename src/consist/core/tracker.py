@@ -19,8 +19,10 @@ from typing import Any
 from consist.core.facade.facets import TrackerFacets
 from consist.core.facade.hotdata import TrackerHotData
 from consist.core.facade.lineage import TrackerLineage
+from consist.core.facade.maintenance import TrackerMaintenance
 from consist.core.facade.queries import TrackerQueries
 from consist.core.facade.scenarios import TrackerScenarios
+from consist.core.facade.shards import TrackerShards
 from consist.core.facade.steps import TrackerSteps
 from consist.core.facade.views import TrackerViews
 from consist.core.identity.code_identity import CodeIdentityResolver
@@ -55,6 +57,8 @@ class Tracker(
     TrackerScenarios,
     TrackerHotData,
     TrackerViews,
+    TrackerMaintenance,
+    TrackerShards,
 ):
     """Records runs and artifacts, answers cache lookups and provenance queries.
 
