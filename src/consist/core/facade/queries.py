@@ -6,6 +6,7 @@ the metadata store or the journal.
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Hashable
 from datetime import datetime
@@ -273,20 +274,153 @@ class TrackerRunQueries:
         creator: str | Run | None = None,
         consumer: str | Run | None = None,
         key: str | None = None,
+        driver: str | None = None,
+        direction: str | None = None,
         limit: int = 100,
     ) -> list[Artifact]:
-        """Artifacts output by ``creator`` and/or input to ``consumer``, optionally by key.
+        """Artifacts output by ``creator`` and/or input to ``consumer``, newest first.
 
-        Returns an empty list without a database.
+        Parameters
+        ----------
+        creator, consumer:
+            A run (or run id) that logged the artifact as an output / as an
+            input. Artifacts then carry the key and metadata that run logged
+            them with.
+        key:
+            Exact key (the run-local key when ``creator`` or ``consumer`` is
+            given).
+        driver:
+            Exact driver, e.g. ``"parquet"`` or ``"csv"``.
+        direction:
+            ``"input"`` or ``"output"``: only artifacts that at least one run
+            logged in that direction (raw inputs never produced by a run are
+            inputs only).
+        limit:
+            Maximum number of artifacts.
+
+        Returns
+        -------
+        list[Artifact]
+            Newest first; empty without a database.
+
+        Raises
+        ------
+        ValueError
+            If ``direction`` is not ``"input"`` or ``"output"``, or ``limit``
+            is negative.
         """
+        if direction is not None and direction not in ("input", "output"):
+            raise ValueError(f"direction must be 'input' or 'output', got {direction!r}")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"limit must be a non-negative int, got {limit!r}")
         if self.store is None:
             return []
         creator_id = creator.id if isinstance(creator, Run) else creator
         consumer_id = consumer.id if isinstance(consumer, Run) else consumer
         found = self.store.find_artifacts(
-            creator=creator_id, consumer=consumer_id, key=key, limit=limit
+            creator=creator_id,
+            consumer=consumer_id,
+            key=key,
+            driver=driver,
+            direction=direction,
+            limit=limit,
         )
         return [self._localize(a) for a in found]  # type: ignore[attr-defined]
+
+    def search_runs(self, text: str, *, limit: int = 50) -> list[Run]:
+        """Runs mentioning ``text``, newest first.
+
+        A run matches when ``text`` occurs (case-insensitively, as a
+        substring) in its id, its model name, one of its tags, its
+        description, or the key of an artifact it logged (input or output).
+
+        Parameters
+        ----------
+        text:
+            The text to look for (surrounding whitespace is ignored).
+        limit:
+            Maximum number of runs.
+
+        Returns
+        -------
+        list[Run]
+            Newest first; empty without a database.
+
+        Raises
+        ------
+        TypeError
+            If ``text`` is not a string.
+        ValueError
+            If ``text`` is empty or whitespace, or ``limit`` is negative.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"text must be a string, got {type(text).__name__}")
+        if not text.strip():
+            raise ValueError("text must contain something to search for")
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise ValueError(f"limit must be a non-negative int, got {limit!r}")
+        if self.store is None:
+            return []
+        return self.store.search_runs(text.strip(), limit)
+
+    def store_summary(self) -> dict[str, Any]:
+        """What the store holds: runs by model and status, date range, artifacts, file size.
+
+        Returns
+        -------
+        dict
+            ``{"db_path", "db_size_bytes", "runs", "cache_hits", "by_status",
+            "by_model", "first_run_at", "last_run_at", "artifacts", "links",
+            "scenarios"}``: ``by_status`` maps status to a count; ``by_model``
+            lists ``{"model", "runs", "cache_hits", "statuses": {status:
+            count}}`` by model name; ``first_run_at`` / ``last_run_at`` are
+            UTC datetimes (None without runs); ``db_size_bytes`` counts the
+            DuckDB file and its write-ahead log; ``scenarios`` counts scenario
+            header runs. Without a database: ``db_path`` is None and every
+            count is 0.
+        """
+        summary: dict[str, Any] = {
+            "db_path": None,
+            "db_size_bytes": 0,
+            "runs": 0,
+            "cache_hits": 0,
+            "by_status": {},
+            "by_model": [],
+            "first_run_at": None,
+            "last_run_at": None,
+            "artifacts": 0,
+            "links": 0,
+            "scenarios": 0,
+        }
+        if self.store is None:
+            return summary
+        counts = self.store.store_counts()
+        models: dict[str, dict[str, Any]] = {}
+        for model, status, count, hits in counts["by_model"]:
+            entry = models.setdefault(
+                model, {"model": model, "runs": 0, "cache_hits": 0, "statuses": {}}
+            )
+            entry["runs"] += count
+            entry["cache_hits"] += hits
+            entry["statuses"][status] = count
+            summary["by_status"][status] = summary["by_status"].get(status, 0) + count
+        db_path = self.store.db_path
+        size = sum(
+            os.path.getsize(path) for path in (db_path, db_path + ".wal") if os.path.isfile(path)
+        )
+        summary.update(
+            db_path=db_path,
+            db_size_bytes=size,
+            runs=sum(m["runs"] for m in models.values()),
+            cache_hits=sum(m["cache_hits"] for m in models.values()),
+            by_model=list(models.values()),
+            first_run_at=counts["first_run_at"],
+            last_run_at=counts["last_run_at"],
+            artifacts=counts["artifacts"],
+            links=counts["links"],
+            scenarios=counts["scenarios"],
+        )
+        return summary
 
     def load_input_bundle(self, run_id: str) -> dict[str, Artifact]:
         """The outputs of a "bundle" run, by key, ready to pass as ``inputs=``.

@@ -14,6 +14,7 @@ from consist.core.store.rows import (
     LINKED_ARTIFACT_COLUMNS,
     RUN_COLUMNS,
     artifact_from_row,
+    from_db_time,
     run_from_row,
     to_db_time,
 )
@@ -129,22 +130,26 @@ class RunQueryMixin:
         creator: str | None = None,
         consumer: str | None = None,
         key: str | None = None,
+        driver: str | None = None,
+        direction: str | None = None,
         limit: int = 100,
     ) -> list[Artifact]:
-        """Artifacts output by ``creator`` / input to ``consumer`` / with ``key``.
+        """Artifacts output by ``creator`` / input to ``consumer`` / with ``key`` (newest first).
 
         With a creator or consumer, artifacts carry the key and metadata that
         run logged them with, and ``key`` matches that run-local key.
+        ``driver`` matches the artifact's driver; ``direction`` (``"input"``
+        or ``"output"``) keeps artifacts some run logged in that direction.
         """
         self._flush_before_read()
         joins, clauses, params = [], [], []
         columns = ARTIFACT_COLUMNS_QUALIFIED
-        for run_id, direction, alias in ((creator, "output", "c"), (consumer, "input", "u")):
+        for run_id, link_direction, alias in ((creator, "output", "c"), (consumer, "input", "u")):
             if run_id is None:
                 continue
             joins.append(
                 f"JOIN run_artifact_link {alias} ON {alias}.artifact_id = a.id "
-                f"AND {alias}.direction = '{direction}' AND {alias}.run_id = ?"
+                f"AND {alias}.direction = '{link_direction}' AND {alias}.run_id = ?"
             )
             params.append(run_id)
         if creator is not None or consumer is not None:
@@ -156,6 +161,15 @@ class RunQueryMixin:
         elif key is not None:
             clauses.append("a.key = ?")
             params.append(key)
+        if driver is not None:
+            clauses.append("a.driver = ?")
+            params.append(driver)
+        if direction is not None:
+            clauses.append(
+                "EXISTS (SELECT 1 FROM run_artifact_link d "
+                "WHERE d.artifact_id = a.id AND d.direction = ?)"
+            )
+            params.append(direction)
         sql = f"SELECT DISTINCT {columns} FROM artifact a " + " ".join(joins)
         if clauses:
             sql += " WHERE " + " AND ".join(clauses)
@@ -164,6 +178,53 @@ class RunQueryMixin:
         with self.connections.connection() as con:
             rows = con.execute(sql, params).fetchall()
         return [artifact_from_row(r) for r in rows]
+
+    def search_runs(self, text: str, limit: int | None) -> list[Run]:
+        """Runs whose id, model name, a tag, the description or a logged artifact key
+        contains ``text`` (case-insensitive), newest first."""
+        self._flush_before_read()
+        needle = text.lower()
+        sql = (
+            f"SELECT {RUN_COLUMNS} FROM run WHERE contains(lower(id), ?) "
+            "OR contains(lower(model_name), ?) "
+            "OR contains(lower(coalesce(description, '')), ?) "
+            "OR coalesce(list_bool_or([contains(lower(t), ?) FOR t IN tags]), false) "
+            "OR EXISTS (SELECT 1 FROM run_artifact_link l JOIN artifact a ON a.id = l.artifact_id "
+            "WHERE l.run_id = run.id AND (contains(lower(l.key), ?) OR contains(lower(a.key), ?))) "
+            "ORDER BY created_at DESC, id DESC"
+        )
+        params: list[Any] = [needle] * 6
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        with self.connections.connection() as con:
+            rows = con.execute(sql, params).fetchall()
+        return [run_from_row(r) for r in rows]
+
+    def store_counts(self) -> dict[str, Any]:
+        """Counts for a store summary: runs by model and status, cache hits, date range,
+        artifacts, links and scenario headers."""
+        self._flush_before_read()
+        hit = "coalesce(json_extract(meta, '$.cache_hit')::BOOLEAN, false)"
+        with self.connections.connection() as con:
+            by_model = con.execute(
+                f"SELECT model_name, status, count(*), count(*) FILTER (WHERE {hit}) FROM run "
+                "GROUP BY model_name, status ORDER BY model_name, status"
+            ).fetchall()
+            first, last = con.execute("SELECT min(created_at), max(created_at) FROM run").fetchone()
+            artifacts = con.execute("SELECT count(*) FROM artifact").fetchone()[0]
+            links = con.execute("SELECT count(*) FROM run_artifact_link").fetchone()[0]
+            scenarios = con.execute(
+                "SELECT count(*) FROM run WHERE list_contains(tags, 'scenario_header')"
+            ).fetchone()[0]
+        return {
+            "by_model": [tuple(row) for row in by_model],
+            "first_run_at": from_db_time(first),
+            "last_run_at": from_db_time(last),
+            "artifacts": int(artifacts),
+            "links": int(links),
+            "scenarios": int(scenarios),
+        }
 
 
 ARTIFACT_COLUMNS_QUALIFIED = ", ".join("a." + c for c in ARTIFACT_COLUMNS.split(", "))
