@@ -13,6 +13,7 @@ def build_app() -> typer.Typer:
     """The application with every command group registered (once per process)."""
     if not _BUILT:
         # Each module registers its commands on import (one line per module).
+        import consist.cli.browse_commands
         import consist.cli.runs_commands  # noqa: F401
 
         _BUILT.append(app)
