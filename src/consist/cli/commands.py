@@ -14,6 +14,7 @@ def build_app() -> typer.Typer:
     if not _BUILT:
         # Each module registers its commands on import (one line per module).
         import consist.cli.browse_commands
+        import consist.cli.db_commands
         import consist.cli.runs_commands  # noqa: F401
 
         _BUILT.append(app)

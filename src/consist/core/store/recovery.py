@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -319,7 +319,10 @@ def _pids(ledgers: Iterable[Path]) -> set[int]:
 
 
 def rebuild_from_journal(
-    db_path: str | os.PathLike[str], run_dirs: Iterable[str | os.PathLike[str]]
+    db_path: str | os.PathLike[str],
+    run_dirs: Iterable[str | os.PathLike[str]],
+    *,
+    progress: Callable[[int, int], None] | None = None,
 ) -> RecoveryReport:
     """Re-create (or refill) the database at ``db_path`` from journal snapshots.
 
@@ -330,6 +333,9 @@ def rebuild_from_journal(
         and only updated by newer snapshots.
     run_dirs:
         Run directories whose ``consist_runs/*.json`` snapshots are replayed.
+    progress:
+        Called with ``(done, total)``: snapshot files read (the first half
+        of ``total``) and runs written (the second half).
 
     Returns
     -------
@@ -345,12 +351,18 @@ def rebuild_from_journal(
     store = MetadataStore(str(db_path))
     report = RecoveryReport()
     records = []
-    for run_dir in run_dirs:
-        for path, record, error in Journal(Path(run_dir)).scan():
+    journals = [Journal(Path(run_dir)) for run_dir in run_dirs]
+    files = sum(len(j.snapshot_ids()) for j in journals) if progress is not None else 0
+    read = 0
+    for journal in journals:
+        for path, record, error in journal.scan():
             if error is not None:
                 report.errors[str(path)] = error
             else:
                 records.append(record)
+            read += 1
+            if progress is not None:
+                progress(min(read, files), 2 * files)
     # Oldest first, so producers are written before the runs that consumed
     # their outputs. Pending markers are left alone: they belong to the
     # run_dir's own store, which may not be the one rebuilt here.
@@ -359,6 +371,9 @@ def rebuild_from_journal(
         store.ensure_schema()
         for start in range(0, len(records), _REBUILD_BATCH):
             store.sync_records(records[start : start + _REBUILD_BATCH])
+            if progress is not None:
+                written = min(start + _REBUILD_BATCH, len(records))
+                progress(files + written * files // max(len(records), 1), 2 * files)
         report.replayed.extend(r.run.id for r in records)
     finally:
         store.close()
