@@ -14,8 +14,12 @@ def build_app() -> typer.Typer:
     if not _BUILT:
         # Each module registers its commands on import (one line per module).
         import consist.cli.browse_commands
+        import consist.cli.data_commands
         import consist.cli.db_commands
-        import consist.cli.runs_commands  # noqa: F401
+        import consist.cli.provenance_commands
+        import consist.cli.runs_commands
+        import consist.cli.schema_commands
+        import consist.cli.shard_commands  # noqa: F401
 
         _BUILT.append(app)
     return app

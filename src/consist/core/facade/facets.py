@@ -11,7 +11,9 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from consist.core.query.facets import diff_values, unique_keys
+from consist.core.query.lineage import diff_inputs
 from consist.core.store.facet_rows import VALUE_TYPES, ConfigFacet, ConfigKV
+from consist.core.store.flatten import flatten
 
 if TYPE_CHECKING:  # pragma: no cover
     from consist.core.query.runset import RunSet
@@ -405,6 +407,8 @@ class TrackerFacets:
         keys: Iterable[str] | None = None,
         limit: int = 10_000,
         include_equal: bool = False,
+        config_source: str = "facets",
+        include_inputs: bool = False,
     ) -> dict[str, Any]:
         """Compare flattened config facets between two runs.
 
@@ -424,6 +428,16 @@ class TrackerFacets:
             Maximum number of entries to inspect per run (the first by key).
         include_equal : bool, default False
             If True, include keys whose values are unchanged.
+        config_source : {"facets", "snapshot"}, default "facets"
+            ``"facets"`` compares the indexed config facets (only the values
+            each run was given as ``facet``). ``"snapshot"`` compares each
+            run's full config from its JSON snapshot under ``run_dir``
+            (flattened to dotted keys); ``namespace`` is then ignored and
+            reported as each run's model name. ``prefix``, ``keys`` and
+            ``limit`` apply to either.
+        include_inputs : bool, default False
+            Also compare the runs' inputs (by the key each run used): adds
+            ``"inputs"`` to the result.
 
         Returns
         -------
@@ -436,15 +450,21 @@ class TrackerFacets:
             a; ``"b"`` is None) or, with ``include_equal``, ``"equal"``.
             Values compare with their type (``1``, ``1.0`` and ``True``
             differ). Without a DB the namespaces are None and ``changes`` is
-            empty.
+            empty. With ``include_inputs``, ``"inputs"``: ``{key: {"a":
+            input_or_None, "b": input_or_None, "status": status}}`` sorted by
+            key, an input being ``{"id", "key", "uri", "hash"}`` and two
+            inputs equal when they are the same artifact or have the same
+            digest (statuses as for ``changes``).
 
         Raises
         ------
         TypeError
             If a run id is not a string or ``keys`` is a bare string.
         ValueError
-            If either run is not recorded in the store, or ``limit`` is
-            negative.
+            If either run is not recorded in the store, ``limit`` is
+            negative, ``config_source`` is not ``"facets"`` or
+            ``"snapshot"``, or (``"snapshot"``) a run has no snapshot under
+            ``run_dir``.
         """
         _check_str(run_id_a, "run_id_a", optional=False)
         _check_str(run_id_b, "run_id_b", optional=False)
@@ -458,23 +478,55 @@ class TrackerFacets:
             "namespace": {"a": namespace, "b": namespace},
             "changes": {},
         }
+        if config_source not in ("facets", "snapshot"):
+            raise ValueError(f"config_source must be 'facets' or 'snapshot', got {config_source!r}")
+        if include_inputs:
+            result["inputs"] = {}
         if self.store is None:
             return result
-        found = self.store.facets.runs_with_values(
-            [run_id_a, run_id_b],
-            namespace=namespace,
-            prefix=prefix,
-            keys=key_list,
-            limit_per_run=limit,
-        )
+        if config_source == "facets":
+            found = self.store.facets.runs_with_values(
+                [run_id_a, run_id_b],
+                namespace=namespace,
+                prefix=prefix,
+                keys=key_list,
+                limit_per_run=limit,
+            )
+        else:
+            found = {}
+            for run_id in (run_id_a, run_id_b):
+                run = self.store.get_run(run_id)
+                if run is None:
+                    continue
+                config = self.get_run_config(run_id, allow_missing=True)  # type: ignore[attr-defined]
+                if config is None:
+                    raise ValueError(
+                        f"diff_runs: run {run_id!r} has no config snapshot under run_dir "
+                        f"(consist_runs/{run_id}.json); use the run directory it was "
+                        "recorded in, or config_source='facets'"
+                    )
+                flat = flatten(config)
+                wanted = sorted(
+                    k
+                    for k in flat
+                    if (prefix is None or k.startswith(prefix))
+                    and (key_list is None or k in key_list)
+                )[:limit]
+                found[run_id] = (run.model_name, {k: flat[k] for k in wanted})
         for side, run_id in (("a", run_id_a), ("b", run_id_b)):
             if run_id not in found:
                 raise ValueError(f"diff_runs: no run {run_id!r} (run_id_{side}) in the store")
-            if namespace is None:
+            if namespace is None or config_source == "snapshot":
                 result["namespace"][side] = found[run_id][0]
         result["changes"] = diff_values(
             found[run_id_a][1], found[run_id_b][1], include_equal=include_equal
         )
+        if include_inputs:
+            result["inputs"] = diff_inputs(
+                self.get_artifacts_for_run(run_id_a).inputs,  # type: ignore[attr-defined]
+                self.get_artifacts_for_run(run_id_b).inputs,  # type: ignore[attr-defined]
+                include_equal=include_equal,
+            )
         return result
 
     # -- RunSet ---------------------------------------------------------------------

@@ -1,9 +1,11 @@
-"""Hot-data methods of the Tracker (ingest, log_dataframe).
+"""Hot-data methods of the Tracker (ingest, log_dataframe, validate_artifacts).
 
 Mixed into :class:`~consist.core.tracker.Tracker`. The work is done by
 :class:`~consist.core.hot.ingest.IngestService` (what to ingest, which schema,
 which run) and :class:`~consist.core.store.hot_store.HotStore` (all SQL);
 table conventions are documented in :mod:`consist.core.store.hot_tables`.
+Checking recorded files against their digests is
+:class:`~consist.core.run.artifact_check.ArtifactChecker`.
 """
 
 from __future__ import annotations
@@ -11,13 +13,21 @@ from __future__ import annotations
 import os
 import uuid
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from consist.core.hot.ingest import IngestResult, IngestService, check_schema, validate_frame
+from consist.core.identity.hashing import ContentHasher
 from consist.core.paths import PathResolver
-from consist.core.run.artifacts import validate_direction, validate_key
+from consist.core.run.artifact_check import (
+    ArtifactChecker,
+    ValidationReport,
+    availability_patches,
+)
+from consist.core.run.artifacts import ArtifactBuilder, validate_direction, validate_key
 from consist.core.run.lifecycle import RunLifecycle
 from consist.core.store.hot_store import HotStore, ingest_meta
 from consist.core.store.metadata_store import MetadataStore
@@ -51,12 +61,14 @@ _LOG_ARTIFACT_PARAMS = frozenset(
 
 
 class TrackerHotData:
-    """Hot-data methods of the Tracker (ingest, log_dataframe)."""
+    """Hot-data methods of the Tracker (ingest, log_dataframe, validate_artifacts)."""
 
     store: MetadataStore | None
     lifecycle: RunLifecycle
     paths: PathResolver
     run_dir: Path
+    hasher: ContentHasher
+    artifacts: ArtifactBuilder
 
     @property
     def hot_data_store(self) -> HotStore | None:
@@ -301,6 +313,109 @@ class TrackerHotData:
             else:
                 self.ingest(artifact, schema=schema)
         return artifact
+
+    def validate_artifacts(
+        self,
+        run_ids: Sequence[str] | None = None,
+        fix: bool = False,
+        *,
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> ValidationReport:
+        """Check that recorded artifact files still exist and hold their recorded digests.
+
+        Each artifact's URI is resolved with this tracker's ``run_dir`` and
+        mounts. A file whose stat identity (device, inode, size, mtime, ctime)
+        matches a trusted entry of the stat cache is judged by that entry
+        without being read; every other file is read once and hashed.
+        Nothing is written unless ``fix`` is True.
+
+        Parameters
+        ----------
+        run_ids : list of str | None
+            Check the inputs and outputs of these runs. None: every artifact
+            in the store.
+        fix : bool
+            Record availability in the store: a missing artifact gets
+            ``meta["missing_since"]`` (UTC ISO 8601 time of the first
+            validation that found it gone; kept by later ones), an artifact
+            whose file is back loses it. The flag is written to the artifact
+            row and its run links (the run journals are not rewritten), and
+            the digests learned while reading files are saved to the stat
+            cache so the next validation does not read them again. Changed
+            and unresolved artifacts are only reported.
+        on_progress : callable | None
+            ``on_progress(done, total)``, called before the first file and
+            after every batch of files (for progress bars).
+
+        Returns
+        -------
+        ValidationReport
+            ``checks`` (one :class:`~consist.core.run.artifact_check.ArtifactCheck`
+            per distinct artifact, with ``status`` ``"ok"``, ``"missing"``,
+            ``"changed"``, ``"unresolved"`` (unknown mount) or ``"unhashed"``
+            (no digest recorded; it exists)), ``counts`` by status, ``ok``
+            (nothing missing, changed or unresolved), and with ``fix`` the
+            ids it ``marked_missing`` and ``cleared``. ``to_dict()`` gives a
+            plain dict.
+
+        Raises
+        ------
+        RuntimeError
+            If the tracker has no database (``db_path``).
+        ValueError
+            If ``fix`` is True on a read-only tracker, or ``run_ids`` is not
+            a list of strings (nothing is checked).
+        KeyError
+            If a run in ``run_ids`` does not exist (nothing is checked).
+        """
+        store = self.store
+        if store is None:
+            raise RuntimeError(
+                "validate_artifacts needs a database: create the Tracker with db_path=..."
+            )
+        if not isinstance(fix, bool):
+            raise ValueError(f"fix must be True or False, got {fix!r}")
+        if fix and store.read_only:
+            raise ValueError(
+                "validate_artifacts(fix=True) writes availability flags: open the tracker "
+                "without read_only=True"
+            )
+        if run_ids is not None:
+            if isinstance(run_ids, str) or not all(isinstance(r, str) for r in run_ids):
+                raise ValueError(
+                    f"run_ids must be a list of run id strings, got {run_ids!r}; e.g. "
+                    "run_ids=['baseline_2030']"
+                )
+            run_ids = list(dict.fromkeys(run_ids))
+            unknown = [r for r in run_ids if store.get_run(r) is None]
+            if unknown:
+                raise KeyError(f"no run(s) {unknown} in this store")
+            found = [a for r in run_ids for a, _direction in store.get_run_artifacts(r)]
+        else:
+            total = store.table_counts()["artifact"]
+            found = store.find_artifacts(limit=max(total, 1))[::-1]  # oldest first
+        checker = ArtifactChecker(self.hasher, self.artifacts.local_path)
+        checks = checker.check(found, on_progress)
+        report = ValidationReport(checks=checks, run_ids=run_ids)
+        if not fix:
+            return report
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        patches = availability_patches(checks, now)
+        hot = self.hot_data_store
+        assert hot is not None  # a store implies a hot store
+        for artifact_id, patch in patches.items():
+            hot.annotate_artifact(artifact_id, patch)
+        store.put_stat_entries(self.hasher.take_new_entries())
+        report.checks = [
+            replace(c, missing_since=patches[c.artifact_id]["missing_since"])
+            if c.artifact_id in patches
+            else c
+            for c in checks
+        ]
+        report.fixed = True
+        report.marked_missing = [i for i, p in patches.items() if p["missing_since"] is not None]
+        report.cleared = [i for i, p in patches.items() if p["missing_since"] is None]
+        return report
 
     # -- internals ---------------------------------------------------------------
 

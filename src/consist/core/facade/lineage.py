@@ -11,9 +11,12 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from consist.core.query.lineage import (
+    build_run_tree,
     build_tree,
+    rich_run_tree,
     rich_tree,
     rich_tree_width,
+    run_graph,
     to_dot,
     to_mermaid,
     validate_direction,
@@ -255,7 +258,162 @@ class TrackerLineage:
             graph, max_depth=max_depth, direction=direction, show_run_ids=bool(show_run_ids)
         )
 
+    # -- the lineage of a run ------------------------------------------------------------
+
+    def get_run_lineage(
+        self, run_id: str, *, max_depth: int | None = None
+    ) -> dict[str, Any] | None:
+        """The upstream graph of a run: its inputs and where each came from.
+
+        Like :meth:`get_artifact_lineage`, with a run at the root instead of
+        an artifact (useful for a run with no outputs, such as a failed run).
+        Each input's upstream graph is fetched in one query.
+
+        Parameters
+        ----------
+        run_id:
+            The run's id.
+        max_depth:
+            Maximum depth to traverse. The run's inputs are at depth 1 (as the
+            inputs of an artifact's producing run are): 0 returns the run
+            alone, 1 its inputs without their upstream. ``None`` (default)
+            traverses everything.
+
+        Returns
+        -------
+        dict or None
+            None when the run is unknown or the tracker has no database.
+            Otherwise ``{"run": {...}, "inputs": [...]}``: the run's fields as
+            in :meth:`get_artifact_lineage` (without ``cache_hits``, with
+            ``cache_source``: the run a cache hit was served from, else None)
+            and one node per input (the artifact's fields and ``input_key``,
+            sorted by it), shaped and flagged exactly like the nodes of
+            :meth:`get_artifact_lineage`.
+
+        Raises
+        ------
+        TypeError
+            If ``run_id`` is not a string, or ``max_depth`` is not an int or None.
+        ValueError
+            If ``max_depth`` is negative.
+        """
+        max_depth = validate_max_depth(max_depth)
+        graph = self._run_lineage_graph(run_id, max_depth)
+        return None if graph is None else build_run_tree(graph, max_depth=max_depth)
+
+    def print_run_lineage(
+        self,
+        run_id: str,
+        *,
+        max_depth: int | None = None,
+        show_run_ids: bool = True,
+        console: Console | None = None,
+    ) -> None:
+        """Print a run's lineage as a tree: the run, then its inputs as :meth:`print_lineage` does.
+
+        Parameters
+        ----------
+        run_id:
+            The run's id.
+        max_depth:
+            As in :meth:`get_run_lineage`.
+        show_run_ids:
+            Include the ids of the runs that produced the inputs (default True).
+        console:
+            A ``rich.console.Console`` (default: standard output, made wide
+            enough not to wrap when it is not a terminal).
+
+        Raises
+        ------
+        TypeError, ValueError
+            As :meth:`get_run_lineage`.
+        """
+        max_depth = validate_max_depth(max_depth)
+        graph = self._run_lineage_graph(run_id, max_depth)
+        tree = None
+        if graph is not None:
+            tree = rich_run_tree(
+                build_run_tree(graph, max_depth=max_depth, max_nodes=0),
+                show_run_ids=bool(show_run_ids),
+            )
+        if console is None:
+            from rich.console import Console
+
+            console = Console()
+            if tree is not None and not console.is_terminal:
+                console = Console(width=max(console.width, rich_tree_width(tree) + 1))
+        if tree is None:
+            where = "this tracker has no database" if self.store is None else "no such run"
+            console.print(f"No lineage for run {run_id!r}: {where}", markup=False)
+            return
+        console.print(tree)
+
+    def run_lineage_mermaid(
+        self,
+        run_id: str,
+        *,
+        max_depth: int | None = None,
+        direction: str = "LR",
+        show_run_ids: bool = False,
+    ) -> str | None:
+        """A run's lineage as Mermaid flowchart text (see :meth:`lineage_mermaid`).
+
+        The run is the root node (class ``root``); depth as in
+        :meth:`get_run_lineage`. Returns None for an unknown run or without a
+        database.
+        """
+        max_depth = validate_max_depth(max_depth)
+        direction = validate_direction(direction)
+        graph = self._run_lineage_graph(run_id, max_depth)
+        if graph is None:
+            return None
+        return to_mermaid(
+            graph, max_depth=max_depth, direction=direction, show_run_ids=bool(show_run_ids)
+        )
+
+    def run_lineage_dot(
+        self,
+        run_id: str,
+        *,
+        max_depth: int | None = None,
+        direction: str = "LR",
+        show_run_ids: bool = False,
+    ) -> str | None:
+        """A run's lineage as Graphviz DOT text (see :meth:`lineage_dot`).
+
+        The run's box is bold; depth as in :meth:`get_run_lineage`. Returns
+        None for an unknown run or without a database.
+        """
+        max_depth = validate_max_depth(max_depth)
+        direction = validate_direction(direction)
+        graph = self._run_lineage_graph(run_id, max_depth)
+        if graph is None:
+            return None
+        return to_dot(
+            graph, max_depth=max_depth, direction=direction, show_run_ids=bool(show_run_ids)
+        )
+
     # -- helpers ---------------------------------------------------------------------
+
+    def _run_lineage_graph(self, run_id: str, max_depth: int | None) -> UpstreamGraph | None:
+        """The run, its inputs and the upstream graph of each input, as one graph."""
+        if not isinstance(run_id, str):
+            raise TypeError(f"run_id must be a string, got {type(run_id).__name__}")
+        if self.store is None:
+            return None
+        lineage = self.store.lineage_store()
+        found = lineage.run_inputs(run_id)
+        if found is None:
+            return None
+        graphs = []
+        if max_depth is None or max_depth > 0:
+            # The inputs are at depth 1: each one's walk goes one step less deep.
+            below = None if max_depth is None else max_depth - 1
+            for input_id in dict.fromkeys(i for i, _ in found.inputs):
+                graph = lineage.upstream(input_id, max_depth=below)
+                if graph is not None:
+                    graphs.append(graph)
+        return run_graph(found, graphs, max_depth=max_depth)
 
     def _lineage_graph(
         self, artifact_key_or_id: ArtifactKeyOrId, max_depth: int | None

@@ -31,9 +31,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from consist.core.store.lineage_store import LineageArtifact, LineageRun, UpstreamGraph
+from consist.core.store.lineage_store import (
+    LineageArtifact,
+    LineageRun,
+    RunInputs,
+    UpstreamGraph,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
+    from rich.text import Text
     from rich.tree import Tree
 
 # Once a tree holds this many nodes, an artifact that was already expanded
@@ -171,10 +177,22 @@ def build_tree(
         (0: never re-expand an artifact, as ``print_lineage`` does).
     """
     root = artifact_fields(graph.root)
+    _grow(graph, [(root, graph.root, 0)], max_depth=max_depth, max_nodes=max_nodes)
+    return root
+
+
+def _grow(
+    graph: UpstreamGraph,
+    roots: list[tuple[dict[str, Any], LineageArtifact, int]],
+    *,
+    max_depth: int | None,
+    max_nodes: int,
+) -> None:
+    """Expand ``(node, artifact, depth)`` roots in place, as :func:`build_tree` describes."""
     expanded: set[uuid.UUID] = set()
     on_path: set[uuid.UUID] = set()
-    count = 1
-    stack: list[Any] = [(root, graph.root_id, 0)]
+    count = len(roots)
+    stack: list[Any] = [(node, art.id, depth) for node, art, depth in reversed(roots)]
     while stack:
         item = stack.pop()
         if item[0] is _EXIT:
@@ -210,7 +228,93 @@ def build_tree(
             pending.append((child, input_id, depth + 1))
         count += len(pending)
         stack.extend(reversed(pending))
-    return root
+
+
+# -- the lineage of a run ------------------------------------------------------------
+
+
+def run_graph(
+    found: RunInputs, graphs: list[UpstreamGraph], *, max_depth: int | None = None
+) -> UpstreamGraph:
+    """One graph for the lineage of a run: its inputs and everything upstream of them.
+
+    ``graphs`` are the upstream graphs of the run's inputs, fetched with
+    ``max_depth - 1`` (the run's inputs are at depth 1, as the inputs of an
+    artifact's producing run are). The result has ``root_id=None`` and
+    ``root_run_id`` = the run; its inputs are ``inputs[run.id]``.
+    """
+    artifacts: dict[uuid.UUID, LineageArtifact] = {}
+    runs: dict[str, LineageRun] = {}
+    producer: dict[uuid.UUID, str] = {}
+    inputs: dict[str, tuple[tuple[uuid.UUID, str], ...]] = {}
+    cache_hits: dict[uuid.UUID, int] = {}
+    produced: set[uuid.UUID] = set()
+    for graph in graphs:
+        artifacts.update(graph.artifacts)
+        runs.update(graph.runs)
+        producer.update(graph.producer)
+        inputs.update(graph.inputs)
+        cache_hits.update(graph.cache_hits)
+        produced |= graph.produced
+    for input_id, input_key in found.inputs:
+        if input_id not in artifacts:  # a link to a missing artifact row
+            artifacts[input_id] = LineageArtifact(
+                id=input_id,
+                key=input_key,
+                uri=None,
+                driver=None,
+                hash=None,
+                table_path=None,
+                array_path=None,
+                run_id=None,
+                created_at=None,
+                missing=True,
+            )
+    run = found.run
+    runs[run.id] = run
+    inputs[run.id] = tuple(
+        sorted(found.inputs, key=lambda p: (p[1], artifacts[p[0]].key, str(p[0])))
+    )
+    return UpstreamGraph(
+        root_id=None,
+        artifacts=artifacts,
+        runs=runs,
+        producer=producer,
+        inputs=inputs,
+        cache_hits=cache_hits,
+        produced=frozenset(produced),
+        max_depth=max_depth,
+        root_run_id=run.id,
+    )
+
+
+def build_run_tree(
+    graph: UpstreamGraph, *, max_depth: int | None = None, max_nodes: int = MAX_TREE_NODES
+) -> dict[str, Any]:
+    """The lineage of run ``graph.root_run_id`` as a nested, JSON-friendly dict.
+
+    ``{"run": <run fields as in build_tree, plus "cache_source">, "inputs":
+    [...]}``, one node per input of the run, carrying ``input_key`` and sorted
+    by it, each node shaped and expanded as in :func:`build_tree` (the
+    run's inputs are at depth 1: ``max_depth=0`` lists no inputs,
+    ``max_depth=1`` lists them without expanding them).
+    """
+    assert graph.root_run_id is not None
+    run = graph.runs[graph.root_run_id]
+    fields = run_fields(run)
+    del fields["cache_hits"]
+    fields["cache_source"] = run.cache_source
+    roots = []
+    children: list[dict[str, Any]] = []
+    if max_depth is None or max_depth > 0:
+        for input_id, input_key in graph.inputs.get(run.id, ()):
+            art = graph.artifacts[input_id]
+            child = artifact_fields(art)
+            child["input_key"] = input_key
+            children.append(child)
+            roots.append((child, art, 1))
+    _grow(graph, roots, max_depth=max_depth, max_nodes=max_nodes)
+    return {"run": fields, "inputs": children}
 
 
 def iter_tree(tree: dict[str, Any]) -> Iterator[tuple[dict[str, Any], int]]:
@@ -241,6 +345,51 @@ def _run_details(run: dict[str, Any] | LineageRun) -> list[str]:
     return details
 
 
+def _label(node: dict[str, Any], show_run_ids: bool) -> Text:
+    from rich.text import Text
+
+    text = Text()
+    input_key = node.get("input_key")
+    if input_key is not None and input_key != node["key"]:
+        text.append(input_key, style="bold")
+        text.append(f" ({node['key']})", style="bold dim")
+    else:
+        text.append(node["key"], style="bold")
+    text.append("  ")
+    text.append(node["uri"] or "<missing artifact>", style="cyan")
+    run = node.get("producing_run")
+    if run:
+        text.append("  <- ")
+        text.append(run["model_name"], style="green")
+        details = _run_details(run)
+        if details:
+            text.append(" (" + ", ".join(details) + ")", style="dim")
+        if show_run_ids:
+            text.append(f"  [run {run['id']}]", style="magenta")
+    elif "producing_run" in node:
+        text.append("  (raw input)", style="dim")
+        if show_run_ids and node.get("run_id"):
+            text.append(f"  [logged by run {node['run_id']}]", style="magenta")
+    if node.get("cycle"):
+        text.append("  (cycle: already on this path)", style="yellow")
+    if node.get("truncated"):
+        text.append("  (more upstream beyond max_depth)", style="yellow")
+    if node.get("shared"):
+        text.append("  (upstream shown above)", style="yellow")
+    return text
+
+
+def _add_branches(pairs: list[tuple[dict[str, Any], Tree]], show_run_ids: bool) -> None:
+    stack = list(pairs)
+    while stack:
+        node, branch = stack.pop()
+        run = node.get("producing_run")
+        if not run:
+            continue
+        for child in run["inputs"]:
+            stack.append((child, branch.add(_label(child, show_run_ids))))
+
+
 def rich_tree(tree: dict[str, Any], *, show_run_ids: bool = False) -> Tree:
     """A ``rich.tree.Tree`` of a lineage tree (one line per artifact).
 
@@ -249,49 +398,38 @@ def rich_tree(tree: dict[str, Any], *, show_run_ids: bool = False) -> Tree:
     and workflow dimensions; with ``show_run_ids`` also the id of that run
     (or, for a raw input, of the run that logged it).
     """
+    from rich.tree import Tree
+
+    root = Tree(_label(tree, show_run_ids), guide_style="dim")
+    _add_branches([(tree, root)], show_run_ids)
+    return root
+
+
+def rich_run_tree(tree: dict[str, Any], *, show_run_ids: bool = True) -> Tree:
+    """A ``rich.tree.Tree`` of a run's lineage (:func:`build_run_tree`).
+
+    The root line names the run (id, model, workflow dimensions, a
+    non-completed status or the run a cache hit was served from); below it
+    one branch per input, drawn as :func:`rich_tree` draws artifacts.
+    """
     from rich.text import Text
     from rich.tree import Tree
 
-    def label(node: dict[str, Any]) -> Text:
-        text = Text()
-        input_key = node.get("input_key")
-        if input_key is not None and input_key != node["key"]:
-            text.append(input_key, style="bold")
-            text.append(f" ({node['key']})", style="bold dim")
-        else:
-            text.append(node["key"], style="bold")
-        text.append("  ")
-        text.append(node["uri"] or "<missing artifact>", style="cyan")
-        run = node.get("producing_run")
-        if run:
-            text.append("  <- ")
-            text.append(run["model_name"], style="green")
-            details = _run_details(run)
-            if details:
-                text.append(" (" + ", ".join(details) + ")", style="dim")
-            if show_run_ids:
-                text.append(f"  [run {run['id']}]", style="magenta")
-        elif "producing_run" in node:
-            text.append("  (raw input)", style="dim")
-            if show_run_ids and node.get("run_id"):
-                text.append(f"  [logged by run {node['run_id']}]", style="magenta")
-        if node.get("cycle"):
-            text.append("  (cycle: already on this path)", style="yellow")
-        if node.get("truncated"):
-            text.append("  (more upstream beyond max_depth)", style="yellow")
-        if node.get("shared"):
-            text.append("  (upstream shown above)", style="yellow")
-        return text
-
-    root = Tree(label(tree), guide_style="dim")
-    stack = [(tree, root)]
-    while stack:
-        node, branch = stack.pop()
-        run = node.get("producing_run")
-        if not run:
-            continue
-        for child in run["inputs"]:
-            stack.append((child, branch.add(label(child))))
+    run = tree["run"]
+    head = Text()
+    head.append(run["id"], style="bold magenta")
+    head.append("  ")
+    head.append(run["model_name"], style="green")
+    details = _run_details(run)
+    if details:
+        head.append(" (" + ", ".join(details) + ")", style="dim")
+    if run.get("cache_source"):
+        head.append(f"  served from {run['cache_source']}", style="dim")
+    if not tree["inputs"]:
+        head.append("  (no inputs)", style="dim")
+    root = Tree(head, guide_style="dim")
+    pairs = [(child, root.add(_label(child, show_run_ids))) for child in tree["inputs"]]
+    _add_branches(list(reversed(pairs)), show_run_ids)
     return root
 
 
@@ -318,16 +456,33 @@ class _View:
     # (source kind, source id, target kind, target id, label); kinds "a"/"r"
     edges: list[tuple[str, str, str, str, str | None]]
     truncated: set[uuid.UUID]
-    root_id: uuid.UUID
+    root_id: uuid.UUID | None
+    root_run_id: str | None = None
 
 
 def _view(graph: UpstreamGraph, max_depth: int | None) -> _View:
     """The nodes and edges within ``max_depth``, each artifact and run once."""
-    depth = {graph.root_id: 0}
-    queue = deque([graph.root_id])
+    depth: dict[uuid.UUID, int] = {}
+    queue: deque[uuid.UUID] = deque()
     run_ids: set[str] = set()
     edges: set[tuple[str, str, str, str, str | None]] = set()
     truncated: set[uuid.UUID] = set()
+    if graph.root_run_id is None:
+        assert graph.root_id is not None
+        depth[graph.root_id] = 0
+        queue.append(graph.root_id)
+    else:  # a run's lineage: its inputs are at depth 1
+        run_id = graph.root_run_id
+        run_ids.add(run_id)
+        if max_depth is None or max_depth > 0:
+            for input_id, input_key in graph.inputs.get(run_id, ()):
+                own_key = graph.artifacts[input_id].key
+                edges.add(
+                    ("a", str(input_id), "r", run_id, input_key if input_key != own_key else None)
+                )
+                if input_id not in depth:
+                    depth[input_id] = 1
+                    queue.append(input_id)
     while queue:
         artifact_id = queue.popleft()
         d = depth[artifact_id]
@@ -357,6 +512,7 @@ def _view(graph: UpstreamGraph, max_depth: int | None) -> _View:
         edges=sorted(edges, key=lambda e: (e[0], e[1], e[2], e[3], e[4] or "")),
         truncated=truncated,
         root_id=graph.root_id,
+        root_run_id=graph.root_run_id,
     )
 
 
@@ -425,9 +581,8 @@ def to_mermaid(
     direction = validate_direction(direction)
     view = _view(graph, max_depth)
     ids = _mermaid_ids(view)
-    root = graph.root
     out = [
-        f"%% lineage of {root.key} ({root.id})".translate(_MERMAID_ESCAPES),
+        f"%% lineage of {_title(graph)}".translate(_MERMAID_ESCAPES),
         f"flowchart {direction}",
     ]
     for art in view.artifacts:
@@ -442,11 +597,18 @@ def to_mermaid(
     out.append("    classDef truncated stroke-dasharray:5 5")
     if view.runs:
         out.append("    class " + ",".join(ids[("r", r.id)] for r in view.runs) + " run")
-    out.append(f"    class {ids[('a', str(view.root_id))]} root")
+    root_node = ("r", view.root_run_id) if view.root_run_id else ("a", str(view.root_id))
+    out.append(f"    class {ids[root_node]} root")
     if view.truncated:
         names = sorted(ids[("a", str(a))] for a in view.truncated)
         out.append("    class " + ",".join(names) + " truncated")
     return "\n".join(out) + "\n"
+
+
+def _title(graph: UpstreamGraph) -> str:
+    if graph.root_run_id is not None:
+        return f"run {graph.root_run_id}"
+    return f"{graph.root.key} ({graph.root.id})"
 
 
 def _dot_quote(text: str) -> str:
@@ -474,10 +636,9 @@ def to_dot(
     """
     rankdir = _DIRECTIONS[validate_direction(direction)]
     view = _view(graph, max_depth)
-    root = graph.root
     out = [
         "digraph lineage {",
-        f"    // lineage of {root.key} ({root.id})".replace("\n", " "),
+        f"    // lineage of {_title(graph)}".replace("\n", " "),
         f"    rankdir={rankdir};",
         '    node [fontname="Helvetica", fontsize=10];',
         '    edge [fontname="Helvetica", fontsize=9];',
@@ -494,9 +655,10 @@ def to_dot(
         out.append(f"    {_dot_quote('a:' + str(art.id))} [{', '.join(attrs)}];")
     for run in view.runs:
         label = _dot_label(_run_lines(run, show_run_ids))
+        style = "rounded,filled,bold" if run.id == view.root_run_id else "rounded,filled"
         out.append(
             f"    {_dot_quote('r:' + run.id)} [label={label}, shape=box, "
-            'style="rounded,filled", fillcolor="#eef3fb"];'
+            f'style="{style}", fillcolor="#eef3fb"];'
         )
     for src_kind, src, dst_kind, dst, label in view.edges:
         attr = f" [label={_dot_quote(label)}]" if label else ""
@@ -505,3 +667,46 @@ def to_dot(
         )
     out.append("}")
     return "\n".join(out) + "\n"
+
+
+# -- inputs of two runs -----------------------------------------------------------------
+
+
+def _input_fields(art: Any) -> dict[str, Any] | None:
+    if art is None:
+        return None
+    return {"id": str(art.id), "key": art.key, "uri": art.uri, "hash": art.hash}
+
+
+def diff_inputs(
+    a: dict[str, Any], b: dict[str, Any], *, include_equal: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Compare the inputs of two runs key by key (by the key each run used).
+
+    ``a`` and ``b`` map input keys to artifacts. Two inputs are equal when
+    they are the same artifact or their content digests (``hash``) match.
+
+    Returns
+    -------
+    dict
+        ``{key: {"a": fields_or_None, "b": fields_or_None, "status": status}}``
+        sorted by key; fields are ``id``, ``key`` (the artifact's own),
+        ``uri`` and ``hash``; ``status`` is ``"changed"`` (other digest),
+        ``"added"`` (only in ``b``), ``"removed"`` (only in ``a``) or, with
+        ``include_equal``, ``"equal"``.
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if x is None:
+            status = "added"
+        elif y is None:
+            status = "removed"
+        elif x.id == y.id or (x.hash is not None and x.hash == y.hash):
+            status = "equal"
+        else:
+            status = "changed"
+        if status == "equal" and not include_equal:
+            continue
+        out[key] = {"a": _input_fields(x), "b": _input_fields(y), "status": status}
+    return out

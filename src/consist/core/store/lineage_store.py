@@ -69,7 +69,7 @@ class UpstreamGraph:
     Attributes
     ----------
     root_id:
-        The artifact whose lineage was requested.
+        The artifact whose lineage was requested (None for a run's lineage).
     artifacts:
         Every artifact reached (the root and all inputs walked).
     runs:
@@ -89,9 +89,12 @@ class UpstreamGraph:
     max_depth:
         The depth bound the walk was fetched with (``None``: everything
         upstream was fetched).
+    root_run_id:
+        For the lineage of a run (not of an artifact): that run, whose inputs
+        are ``inputs[root_run_id]``; ``root_id`` is then None.
     """
 
-    root_id: uuid.UUID
+    root_id: uuid.UUID | None
     artifacts: Mapping[uuid.UUID, LineageArtifact]
     runs: Mapping[str, LineageRun]
     producer: Mapping[uuid.UUID, str]
@@ -99,10 +102,19 @@ class UpstreamGraph:
     cache_hits: Mapping[uuid.UUID, int] = field(default_factory=dict)
     produced: frozenset[uuid.UUID] = frozenset()
     max_depth: int | None = None
+    root_run_id: str | None = None
 
     @property
     def root(self) -> LineageArtifact:
-        """The artifact whose lineage was requested."""
+        """The artifact whose lineage was requested.
+
+        Raises
+        ------
+        ValueError
+            For the lineage of a run (``root_run_id`` set).
+        """
+        if self.root_id is None:
+            raise ValueError(f"the lineage of run {self.root_run_id!r} has no root artifact")
         return self.artifacts[self.root_id]
 
 
@@ -191,6 +203,23 @@ _SQL_BOUNDED = _WALK_BOUNDED + _SELECT.format(
     produced_root=_PRODUCED,
 )
 
+# A run and its input links (one row per input; one row with NULLs for none).
+_RUN_INPUTS = f"""
+SELECT {_RUN_COLS}, i.artifact_id, i.key
+FROM run r
+LEFT JOIN run_artifact_link i ON i.run_id = r.id AND i.direction = 'input'
+WHERE r.id = $run
+"""
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """A run (lineage columns) and its ``(input artifact id, key)`` pairs, sorted by key."""
+
+    run: LineageRun
+    inputs: tuple[tuple[uuid.UUID, str], ...]
+
+
 # Offsets in a result row.
 _A0 = 3  # first artifact column
 _R0 = _A0 + 9  # first run column
@@ -249,6 +278,24 @@ class LineageStore:
         with self.connections.connection() as con:
             rows = con.execute(sql, params).fetchall()
         return _graph_from_rows(_as_uuid(root), rows, bound)
+
+    def run_inputs(self, run_id: str) -> RunInputs | None:
+        """A run and the artifacts it logged as inputs, in one query.
+
+        Returns
+        -------
+        RunInputs or None
+            None when no run has this id.
+        """
+        if self.before_read is not None:
+            self.before_read()
+        with self.connections.connection() as con:
+            rows = con.execute(_RUN_INPUTS, {"run": str(run_id)}).fetchall()
+        if not rows:
+            return None
+        run = _run((None,) * _R0 + tuple(rows[0][:13]))
+        pairs = {(_as_uuid(row[13]), row[14]) for row in rows if row[13] is not None}
+        return RunInputs(run=run, inputs=tuple(sorted(pairs, key=lambda p: (p[1], str(p[0])))))
 
 
 def _as_uuid(value: Any) -> uuid.UUID:
