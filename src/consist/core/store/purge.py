@@ -348,6 +348,12 @@ def execute_purge(store: MetadataStore, journal: Journal, plan: PurgePlan) -> Pu
     params = {"runs": [r.id for r in plan.runs]}
     paths = [f.path for f in plan.files]
     with store.connections.transaction() as con:
+        late = _dependents(con, params["runs"])
+        if late:  # a run recorded since the plan was made
+            raise PurgeRefusedError(
+                f"run {late[0].id!r} started depending on the purged runs ({late[0].reason}) "
+                "after the purge was planned; nothing was deleted: plan the purge again"
+            )
         for table, sql in _DELETES:
             plan.deleted_rows[table] = _deleted(con, sql, params)
         plan.deleted_rows["config_facet"] = _deleted(con, _ORPHAN_FACETS, {})

@@ -367,6 +367,7 @@ def export_shard(
         atomic_write_bytes(
             tmp / MANIFEST_NAME, json.dumps(manifest.to_json(), indent=2).encode() + b"\n"
         )
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private; a shard is for sharing
         os.rename(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
