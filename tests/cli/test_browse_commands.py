@@ -21,6 +21,29 @@ def test_help_has_an_example(cli, name: str) -> None:
     out = cli(name, "--help")
     assert out.code == 0
     assert f"Example: consist {name}" in out.stdout and "--json" in out.stdout
+    assert "JSON: " in out.stdout  # the --json shape is documented
+
+
+def test_recorded_text_with_brackets_prints_as_is(cli, tmp_path: Path) -> None:
+    """Keys, ids and tags are data, not rich markup."""
+    tracker = Tracker(tmp_path / "runs", db_path=tmp_path / "odd.duckdb", project_root=tmp_path)
+    data = tmp_path / "z.csv"
+    data.write_text("a\n1\n")
+    with tracker.start_run("odd[1]", "m[red]", config={}, tags=["[/bold]"]):
+        tracker.log_input(data, key="zone[bold]")
+    tracker.close()
+    args = ["--db-path", str(tmp_path / "odd.duckdb"), "--run-dir", str(tmp_path / "runs")]
+    out = cli("artifacts", "odd[1]", *args)
+    assert out.code == 0, out.stderr
+    assert "zone[bold]" in out.stdout and "artifacts of odd[1]" in out.stdout
+    out = cli("search", "[", *args)
+    assert out.code == 0, out.stderr
+    assert "odd[1]" in out.stdout and "m[red]" in out.stdout
+    assert "tag:[/bold]" in out.stdout and "artifact:zone[bold]" in out.stdout
+    out = cli("history", "m[red]", *args)
+    assert out.code == 0 and "odd[1]" in out.stdout
+    out = cli("summary", *args)
+    assert out.code == 0 and "m[red]" in out.stdout
 
 
 # -- artifacts -----------------------------------------------------------------------------

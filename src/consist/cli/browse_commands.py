@@ -36,6 +36,13 @@ def human_size(size: int | None) -> str:
     return f"{value:.1f} TiB"  # pragma: no cover - unreachable
 
 
+def _e(value: Any) -> str:
+    """Recorded text (keys, ids, paths) for a rich cell: brackets print as themselves."""
+    from rich.markup import escape
+
+    return escape("" if value is None else str(value))
+
+
 def _styled_status(run: dict[str, Any]) -> str:
     status = run["status"] + (" (hit)" if run["cache_hit"] else "")
     style = _STATUS_STYLE.get(run["status"], "")
@@ -59,9 +66,9 @@ def _render_artifacts(console: Console, rows: list[dict[str, Any]], title: str) 
     from rich.table import Table
 
     if not rows:
-        console.print(f"{title}: no artifacts match")
+        console.print(f"{_e(title)}: no artifacts match")
         return
-    table = Table(title=title, title_justify="left")
+    table = Table(title=_e(title), title_justify="left")
     show_direction = any(row["direction"] for row in rows)
     columns = ["key", "driver", "created by", "created", "size", "on disk", "path"]
     if show_direction:
@@ -70,13 +77,13 @@ def _render_artifacts(console: Console, rows: list[dict[str, Any]], title: str) 
         table.add_column(column, overflow="fold", min_width=4)
     for row in rows:
         cells = [
-            row["key"],
-            row["driver"] or "",
-            row["run_id"] or "",
+            _e(row["key"]),
+            _e(row["driver"]),
+            _e(row["run_id"]),
             local_time(row["created_at"]),
             human_size(row["size_bytes"]),
             "[green]yes[/]" if row["reachable"] else "[red]no[/]",
-            row["path"] or row["uri"],
+            _e(row["path"] or row["uri"]),
         ]
         if show_direction:
             cells.insert(1, row["direction"])
@@ -172,17 +179,17 @@ def _describe_change(entry: dict[str, Any]) -> str:
 def _render_history(console: Console, data: dict[str, Any]) -> None:
     from rich.table import Table
 
-    table = Table(title=f"history of {data['model']}", title_justify="left")
+    table = Table(title=f"history of {_e(data['model'])}", title_justify="left")
     for column in ("run id", "status", "created", "took", "cache", "what changed"):
         table.add_column(column, overflow="fold", no_wrap=column == "run id", min_width=4)
     for entry in data["runs"]:
         table.add_row(
-            entry["id"],
+            _e(entry["id"]),
             _styled_status(entry),
             local_time(entry["created_at"]),
             _took(entry),
             "hit" if entry["cache_hit"] else "miss",
-            _describe_change(entry),
+            _e(_describe_change(entry)),
         )
     console.print(table)
 
@@ -196,9 +203,9 @@ def history(
     """A model's runs over time, newest first: status, cache hit or miss, duration, and what
     changed since the run it was compared with (config keys with old and new values).
 
-    JSON: {model, runs: [run fields as in `consist runs --json`, plus compared_to (the
-    run reused or the nearest earlier run), changes (one-line summary), config_changes
-    {key: {old, new}}]}.
+    JSON: {model, runs}; runs is a list of run fields as in `consist runs --json`, plus
+    compared_to (the run reused, or the nearest earlier run), changes (one-line summary)
+    and config_changes {key: {old, new}}.
     """
     found = session.tracker().find_runs(model=model, limit=limit)
     if not found:
@@ -230,18 +237,18 @@ def _render_search(console: Console, text: str, rows: list[dict[str, Any]]) -> N
     from rich.table import Table
 
     if not rows:
-        console.print(f"no runs mention {text!r}")
+        console.print(f"no runs mention {_e(repr(text))}")
         return
-    table = Table(title=f"runs mentioning {text!r}", title_justify="left")
+    table = Table(title=f"runs mentioning {_e(repr(text))}", title_justify="left")
     for column in ("run id", "model", "status", "created", "matched in"):
         table.add_column(column, overflow="fold", no_wrap=column == "run id", min_width=4)
     for row in rows:
         table.add_row(
-            row["id"],
-            row["model"],
+            _e(row["id"]),
+            _e(row["model"]),
             _styled_status(row),
             local_time(row["created_at"]),
-            ", ".join(row["matched"]) or "artifact",
+            _e(", ".join(row["matched"])),
         )
     console.print(table)
 
@@ -283,7 +290,7 @@ def _render_summary(console: Console, data: dict[str, Any]) -> None:
     if data["first_run_at"] is not None:
         span = f"{local_time(data['first_run_at'])} → {local_time(data['last_run_at'])}"
     for label, value in (
-        ("store", f"{data['db_path']} ({human_size(data['db_size_bytes'])})"),
+        ("store", f"{_e(data['db_path'])} ({human_size(data['db_size_bytes'])})"),
         ("runs", f"{data['runs']}" + (f" ({statuses})" if statuses else "")),
         ("cache hits", str(data["cache_hits"])),
         ("runs from", span),
@@ -300,7 +307,7 @@ def _render_summary(console: Console, data: dict[str, Any]) -> None:
         table.add_column(column, justify="left" if column == "model" else "right")
     for model in data["by_model"]:
         table.add_row(
-            model["model"],
+            _e(model["model"]),
             str(model["runs"]),
             *(str(model["statuses"].get(s, 0)) for s in names),
             str(model["cache_hits"]),
@@ -313,9 +320,9 @@ def summary(session: Session) -> None:
     """The store at a glance: runs by model and status, cache hits, the date range of runs,
     artifacts, scenarios and the file's size.
 
-    JSON: {db_path, db_size_bytes, runs, cache_hits, by_status {status: n}, by_model [{model,
-    runs, cache_hits, statuses {status: n}}], first_run_at, last_run_at, artifacts, links,
-    scenarios}.
+    JSON: {db_path, db_size_bytes, runs, cache_hits, by_status, by_model, first_run_at,
+    last_run_at, artifacts, links, scenarios}; by_status is {status: n}, by_model a list of
+    {model, runs, cache_hits, statuses {status: n}}.
     """
     data = session.tracker().store_summary()
     session.emit(data, lambda console: _render_summary(console, data))
@@ -341,7 +348,7 @@ def _render_scenarios(console: Console, rows: list[dict[str, Any]]) -> None:
         table.add_column(column, overflow="fold", no_wrap=column == "scenario", min_width=4)
     for row in rows:
         table.add_row(
-            row["id"],
+            _e(row["id"]),
             _styled_status(row),
             local_time(row["created_at"]),
             _took(row),
@@ -385,20 +392,20 @@ def _render_scenario(console: Console, data: dict[str, Any]) -> None:
 
     header = data["header"]
     tree = Tree(
-        f"[bold]{header['id']}[/]  {header['model']}  {_styled_status(header)}  "
+        f"[bold]{_e(header['id'])}[/]  {_e(header['model'])}  {_styled_status(header)}  "
         f"{local_time(header['created_at'])}  {_took(header)}  "
         f"[dim]{len(data['steps'])} step(s)[/]"
     )
     for step in data["steps"]:
-        label = f"[bold]{step['model']}[/]  {_styled_status(step)}  {_took(step)}"
-        label += f"  [dim]{step['id']}[/]"
+        label = f"[bold]{_e(step['model'])}[/]  {_styled_status(step)}  {_took(step)}"
+        label += f"  [dim]{_e(step['id'])}[/]"
         if step["year"] is not None:
             label += f"  [dim]year {step['year']}[/]"
         branch = tree.add(label)
         if step["inputs"]:
-            branch.add("in: " + ", ".join(step["inputs"]))
+            branch.add("in: " + _e(", ".join(step["inputs"])))
         if step["outputs"]:
-            branch.add("out: " + ", ".join(step["outputs"]))
+            branch.add("out: " + _e(", ".join(step["outputs"])))
     console.print(tree)
     if not data["steps"]:
         console.print("[dim](no steps recorded)[/]")
@@ -411,8 +418,8 @@ def scenario(
 ) -> None:
     """One scenario: its header run and its steps, in the order they ran, as a tree.
 
-    JSON: {header: run fields as in `consist runs --json` plus description, steps: [run
-    fields plus inputs and outputs (artifact keys)]}.
+    JSON: {header, steps}; header has the run fields of `consist runs --json` plus
+    description; steps is a list of run fields plus inputs and outputs (artifact keys).
     """
     tracker = session.tracker()
     header = tracker.get_run(name)
