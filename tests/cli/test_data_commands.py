@@ -243,3 +243,10 @@ def test_preview_errors(cli, project: Project) -> None:
     out = cli("preview", "persons", "--rows", "0", *project.args())
     assert out.code == 2
     assert all("Traceback" not in o for o in (out.stderr, out.stdout))
+
+
+def test_help_shows_an_example(cli) -> None:
+    for command, example in (("validate", "consist validate --fix"), ("preview", "--rows")):
+        out = cli(command, "--help")
+        assert out.code == 0 and f"Example: consist {command}" in out.stdout
+        assert example in out.stdout and "--json" in out.stdout

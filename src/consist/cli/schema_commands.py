@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from consist.cli.app import schema_app, store_command, views_app
-from consist.cli.errors import NOT_FOUND, CliError, usage
+from consist.cli.errors import NOT_FOUND, PROBLEMS, CliError, usage
 from consist.cli.session import Session
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -21,6 +21,22 @@ _PREFER = ("file", "duckdb", "user_provided")
 _MODES = ("hybrid", "hot_only", "cold_only")
 _IF_EXISTS = ("replace", "error")
 _MISSING = ("warn", "error", "skip_silent")
+
+
+# The library's messages name keyword arguments; on the command line they are options.
+_OPTION_NAMES = (
+    ("if_exists='replace'", "--if-exists replace"),
+    ("missing_files='warn' or 'skip_silent'", "--missing-files warn or skip_silent"),
+    ("attach_facets", "--attach-facet"),
+    ("params entries", "--param values"),
+    ("drivers", "--driver"),
+)
+
+
+def _as_options(message: str) -> str:
+    for keyword, option in _OPTION_NAMES:
+        message = message.replace(keyword, option)
+    return message
 
 
 def _choice(option: str, value: str, allowed: tuple[str, ...]) -> None:
@@ -143,7 +159,7 @@ def _render_view(console: Console, data: dict[str, Any]) -> None:
             "(ingest them):[/] " + ", ".join(data["skipped"]),
             soft_wrap=True,
         )
-    console.print(f"query it: SELECT * FROM {data['name']}")
+    console.print(f"query it in the store: SELECT * FROM {data['name']}")
 
 
 @store_command(
@@ -246,11 +262,11 @@ def views_create(
                 schema_compatible=schema_compatible,
             )
     except FileNotFoundError as exc:
-        raise CliError(
-            f"views create: {exc}".replace("missing_files=", "--missing-files "), 1
-        ) from None
+        raise CliError(f"views create: {_as_options(str(exc))}", PROBLEMS) from None
     except ValueError as exc:
-        message = str(exc)
+        message = _as_options(str(exc))
+        if "already exists" in message:
+            raise CliError(f"views create: {message}", PROBLEMS) from None
         if "matches no stored schema" in message:
             raise CliError(
                 f"views create: --schema-id {schema_id!r} matches no recorded schema; take the "
