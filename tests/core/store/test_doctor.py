@@ -127,6 +127,15 @@ def test_a_sigkilled_run_is_found_and_marked_failed(
     if mode == "run":  # only a start record in the dead process's ledger
         assert ("unreplayed", "victim") in kinds(found)
 
+    if mode == "begin":  # the row is in the database; its journal is not in this run_dir
+        elsewhere = Tracker(repo / "other_runs", db_path=db, project_root=repo)
+        kept = elsewhere.doctor(fix=True)
+        elsewhere.close()
+        [finding] = [f for f in kept.findings if f.kind == "dead_running"]
+        assert not finding.fixed and "--run-dir" in finding.action
+        assert not kept.healthy
+        assert not (repo / "other_runs" / "consist_runs" / "victim.json").exists()
+
     rw = Tracker(repo / "runs", db_path=db, project_root=repo)
     fixed = rw.doctor(fix=True)
     assert fixed.healthy, fixed.as_dict()

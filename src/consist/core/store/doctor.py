@@ -19,10 +19,11 @@ How a run's process is known to be gone
 ---------------------------------------
 Every run records ``meta["host"]`` and ``meta["pid"]`` at its start. A
 ``running`` run is *dead* when its host is this host and either no process
-has that pid (``kill(pid, 0)`` fails with ``ESRCH``) or the process with
-that pid started after the run was created (the pid was reused; read from
-``/proc`` where available). A run recorded on another host, or without a
-pid, cannot be checked from here: it is listed as a note, never changed.
+has that pid (``kill(pid, 0)`` fails with ``ESRCH``), or that pid is a
+zombie, or the process with that pid started after the run was created (the
+pid was reused); the last two are read from ``/proc`` where available. A
+run recorded on another host, or without a pid, cannot be checked from
+here: it is listed as a note, never changed.
 A live pid always counts as alive, so a repair never touches a run that is
 still executing. (The pending ledgers' locks tell a dead process's ledger
 from a live one's too, but a ledger is truncated once everything in it is
@@ -31,7 +32,8 @@ committed, so it cannot say which process owns a run; the recorded pid can.)
 :func:`repair` acts on a diagnosis: replays snapshots the database lacks or
 holds older (an older snapshot never overwrites a newer row), marks dead
 ``running`` runs ``failed`` (journal first, then the database, like any run
-end) and deletes dangling link rows. What cannot be repaired (a database row
+end; a run without a snapshot under this ``run_dir`` is left alone, since
+its journal is elsewhere) and deletes dangling link rows. What cannot be repaired (a database row
 newer than its snapshot, an unreadable snapshot) is left alone and stays in
 the report.
 """
@@ -165,7 +167,9 @@ def process_state(run: Run, *, host: str | None = None) -> tuple[str, str]:
     except OSError as exc:
         if exc.errno != errno.EPERM:
             return "unknown", f"cannot check pid {pid} ({exc.strerror})"
-    started = _process_start(pid)
+    started, zombie = _process_start(pid)
+    if zombie:
+        return "dead", f"pid {pid} on {here} has exited (a zombie not yet reaped)"
     if started is not None and started > run.created_at.timestamp() + 2.0:
         return "dead", (
             f"pid {pid} on {here} now belongs to a process started after the run "
@@ -174,8 +178,8 @@ def process_state(run: Run, *, host: str | None = None) -> tuple[str, str]:
     return "alive", f"pid {pid} on {here} is running"
 
 
-def _process_start(pid: int) -> float | None:
-    """When process ``pid`` started (epoch seconds), from ``/proc``; None if unknown."""
+def _process_start(pid: int) -> tuple[float | None, bool]:
+    """``(start time in epoch seconds or None, is a zombie)`` of ``pid``, from ``/proc``."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
         boot = next(
@@ -185,12 +189,13 @@ def _process_start(pid: int) -> float | None:
         )
         ticks = os.sysconf("SC_CLK_TCK")
     except (OSError, StopIteration, ValueError):
-        return None
-    fields = stat[stat.rfind(")") + 2 :].split()
+        return None, False
+    fields = stat[stat.rfind(")") + 2 :].split()  # from field 3 (state) on
+    zombie = bool(fields) and fields[0] in ("Z", "X")
     try:
-        return boot + int(fields[19]) / ticks  # field 22 of stat: starttime
+        return boot + int(fields[19]) / ticks, zombie  # field 22 of stat: starttime
     except (IndexError, ValueError):
-        return None
+        return None, zombie
 
 
 # -- diagnosis --------------------------------------------------------------------------
@@ -487,10 +492,12 @@ def _fail_dead_run(store: MetadataStore, journal: Journal, run_id: str, why: str
     if record is None:
         if unreadable:
             return f"left alone: its journal snapshot cannot be read ({unreadable})"
-        # No snapshot (recorded under another run_dir): the row's own content.
-        record = ConsistRecord(run=run)
-        for artifact, direction in store.get_run_artifacts(run_id):
-            (record.inputs if direction == "input" else record.outputs).append(artifact)
+        # The journal is written first; a run_dir without the run's snapshot is
+        # not its run_dir, and a snapshot made up there would be a stray.
+        return (
+            f"left alone: no journal snapshot at {journal.path_for(run_id)}; pass the run "
+            "directory the run was recorded in (--run-dir) to repair it"
+        )
     ended = utc_now()
     record.run.status = "failed"
     record.run.ended_at = ended
