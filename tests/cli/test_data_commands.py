@@ -8,10 +8,14 @@ ingested table ``trips_hot`` and a free-text ``notes`` file.
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pytest
 from sqlmodel import Field, SQLModel
 
 from conftest import Project
@@ -250,3 +254,33 @@ def test_help_shows_an_example(cli) -> None:
         out = cli(command, "--help")
         assert out.code == 0 and f"Example: consist {command}" in out.stdout
         assert example in out.stdout and "--json" in out.stdout
+
+
+def test_validate_draws_a_progress_bar_on_a_terminal_stderr(project: Project) -> None:
+    pty = pytest.importorskip("pty")
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSIST_")}
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "consist", "validate", *project.args()],
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(slave)
+    drawn = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the terminal's other end is closed: all read
+            break
+        if not chunk:
+            break
+        drawn += chunk
+    os.close(master)
+    assert proc.returncode == 0
+    assert b"validating files" in drawn and b"7/7" in drawn  # on stderr, not stdout
+    assert b"validating" not in proc.stdout and b"7 ok" in proc.stdout
