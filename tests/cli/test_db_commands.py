@@ -15,7 +15,7 @@ from typing import Any
 import duckdb
 import pytest
 
-from _support import Child
+from _support import Child, git, write
 from consist import Tracker
 
 # Every table a rebuild must restore, with an order that makes rows comparable.
@@ -33,6 +33,16 @@ t = Tracker(run_dir, db_path=db_path, project_root=root)
 t.begin_run("victim", "households", config={"scale": 9})
 print("ready", flush=True)
 time.sleep(120)
+"""
+
+SLOW_VICTIM = r"""
+import sys, time
+from consist import Tracker
+run_dir, db_path, root = sys.argv[1:4]
+sys.path.insert(0, root)
+from slow_step import slow
+t = Tracker(run_dir, db_path=db_path, project_root=root)
+t.run(fn=slow, name="slow", run_id="slow_victim", config={"x": 1})
 """
 
 
@@ -181,6 +191,44 @@ def test_doctor_and_fix_after_a_sigkilled_run_in_a_real_subprocess(
     assert f"pid {pid}" in show["error"]
     again = run_consist("db", "doctor", *project.args())
     assert again.code == 0 and "healthy" in again.stdout
+
+
+def test_a_run_killed_inside_tracker_run_is_pending_then_replayed_and_failed(
+    project: Any, run_consist: Callable[..., Any], children: list[Child]
+) -> None:
+    write(
+        project.root / "slow_step.py",
+        "import time\n\n\ndef slow(x: int = 1) -> None:\n"
+        "    print('ready', flush=True)\n    time.sleep(120)\n",
+    )
+    git(project.root, "add", "slow_step.py")
+    git(project.root, "commit", "-q", "-m", "slow step")
+    child = Child(SLOW_VICTIM, project.run_dir, project.db_path, project.root, timeout=60)
+    children.append(child)
+    child.wait_for("ready")
+    child.sigkill()
+
+    # Only the dead process's ledger knows the run: inspect shows it as pending.
+    info = run_consist("db", "inspect", "--json", *project.args())
+    assert info.code == 0, info.stderr
+    assert info.json()["dead_starts"] == ["slow_victim"]
+    shown = run_consist("db", "inspect", *project.args())
+    assert "run start(s) of dead processes not replayed: slow_victim" in shown.stdout
+    found = run_consist("db", "doctor", "--json", *project.args())
+    assert found.code == 1
+    assert ("unreplayed", "slow_victim") in {
+        (f["kind"], f["subject"]) for f in found.json()["findings"]
+    }
+
+    fixed = run_consist("db", "doctor", "--fix", *project.args())
+    assert fixed.code == 0, fixed.stdout + fixed.stderr
+    assert "replayed 1 run(s) from the journal: slow_victim" in fixed.stdout
+    assert "marked failed" in fixed.stdout
+    after = run_consist("db", "inspect", "--json", *project.args()).json()
+    assert after["dead_starts"] == [] and after["journal_pending"] == []
+    assert after["tables"]["run"] == 8
+    show = run_consist("show", "slow_victim", "--json", *project.args()).json()
+    assert show["run"]["status"] == "failed"
 
 
 # -- rebuild ----------------------------------------------------------------------------
