@@ -352,3 +352,23 @@ def test_real_subprocess_search_and_summary(run_consist, project: Project) -> No
     assert out.code == 0 and "runs by model" in out.stdout
     out = run_consist("summary")  # no store in the working directory
     assert out.code == 3 and "Traceback" not in out.stderr
+
+
+def step(**config: object) -> None:
+    """A step whose config is all that matters."""
+
+
+def test_history_lists_long_config_changes_briefly(cli, tmp_path: Path) -> None:
+    tracker = Tracker(tmp_path / "runs", db_path=tmp_path / "h.duckdb", project_root=tmp_path)
+    keys = "abcdefg"
+    tracker.run(fn=step, name="wide", config={k: 1 for k in keys})
+    tracker.run(fn=step, name="wide", config={**{k: 2 for k in keys}, "a": "x" * 100})
+    tracker.close()
+    args = ["--db-path", str(tmp_path / "h.duckdb"), "--run-dir", str(tmp_path / "runs")]
+    data = cli("history", "wide", *args, "--json").json()
+    assert set(data["runs"][0]["config_changes"]) == set(keys)
+    assert data["runs"][0]["config_changes"]["a"] == {"old": 1, "new": "x" * 100}
+    out = cli("history", "wide", *args)
+    assert out.code == 0
+    assert "+2 more config keys" in out.stdout and "b: 1 → 2" in out.stdout
+    assert "x" * 100 not in out.stdout.replace("\n", "").replace("│", "").replace(" ", "")

@@ -165,13 +165,23 @@ def _history_entry(run: Run) -> dict[str, Any]:
     return entry
 
 
+def _short(value: Any, width: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _describe_change(entry: dict[str, Any]) -> str:
     if entry["cache_hit"]:
         return f"reused {entry['cache_source'] or 'an earlier run'}"
     if entry["config_changes"]:
-        parts = [f"{k}: {v['old']!r} → {v['new']!r}" for k, v in entry["config_changes"].items()]
+        changes = list(entry["config_changes"].items())
+        parts = [f"{k}: {_short(v['old'])} → {_short(v['new'])}" for k, v in changes[:5]]
+        if len(changes) > 5:
+            parts.append(f"+{len(changes) - 5} more config keys")
         rest = entry["changes"] or ""
-        others = [p.strip() for p in rest.split(";") if p.strip() and not p.startswith("config")]
+        others = [
+            p.strip() for p in rest.split(";") if p.strip() and not p.strip().startswith("config:")
+        ]
         return "; ".join(parts + others)
     return entry["changes"] or ""
 
