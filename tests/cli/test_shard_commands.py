@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pytest
 
 from _support import make_model_project
-from conftest import Outcome, Project, build_project
 from consist import Tracker
+
+if TYPE_CHECKING:  # pragma: no cover
+    from conftest import Outcome, Project
 
 
 def sha(path: Path) -> str:
@@ -27,12 +30,33 @@ def query(db: Path, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
         con.close()
 
 
+@dataclass
+class Store:
+    """A second project's store."""
+
+    root: Path
+    db_path: Path
+    run_dir: Path
+
+    def args(self) -> list[str]:
+        return ["--db-path", str(self.db_path), "--run-dir", str(self.run_dir)]
+
+
+def second_project(root: Path, *, scenario: str | None = None) -> Store:
+    """A second model project; its store is empty, or holds one scenario header."""
+    repo = make_model_project(root)
+    tracker = Tracker(repo / "runs", db_path=repo / "provenance.duckdb", project_root=repo)
+    if scenario is not None:
+        with tracker.scenario(scenario, config={"policy": "strict"}):
+            pass
+    tracker.close()
+    return Store(root=repo, db_path=repo / "provenance.duckdb", run_dir=repo / "runs")
+
+
 @pytest.fixture
-def fresh(tmp_path: Path) -> Project:
+def fresh(tmp_path: Path) -> Store:
     """A second model project with an empty store."""
-    repo = make_model_project(tmp_path / "fresh")
-    Tracker(repo / "runs", db_path=repo / "provenance.duckdb", project_root=repo).close()
-    return Project(root=repo, db_path=repo / "provenance.duckdb", run_dir=repo / "runs")
+    return second_project(tmp_path / "fresh")
 
 
 def test_export_writes_the_step_and_everything_upstream(
@@ -69,7 +93,7 @@ def test_export_writes_the_step_and_everything_upstream(
 
 def test_merge_through_a_subprocess_brings_every_row_and_is_idempotent(
     project: Project,
-    fresh: Project,
+    fresh: Store,
     cli: Callable[..., Outcome],
     run_consist: Callable[..., Outcome],
     tmp_path: Path,
@@ -120,7 +144,7 @@ def test_merge_conflict_is_reported_and_writes_nothing(
         cli("db", "export", project.runs["d2040"], "--out", str(shard), *project.args()).code == 0
     )
     # Another project recorded its own scenario "baseline" (same id, other content).
-    other = build_project(tmp_path / "other")
+    other = second_project(tmp_path / "other", scenario="baseline")
     runs_before = query(other.db_path, "SELECT id, updated_ns FROM run")
     out = cli("db", "merge", str(shard), *other.args())
     assert out.code == 1
@@ -137,7 +161,7 @@ def test_merge_conflict_is_reported_and_writes_nothing(
 
 
 def test_export_and_merge_errors(
-    project: Project, fresh: Project, cli: Callable[..., Outcome], tmp_path: Path
+    project: Project, fresh: Store, cli: Callable[..., Outcome], tmp_path: Path
 ) -> None:
     unknown = cli("db", "export", "nope", "--out", str(tmp_path / "s"), *project.args())
     assert unknown.code == 5 and "no run 'nope'" in unknown.stderr

@@ -226,12 +226,14 @@ def purge(
         raise CliError(str(exc), PROBLEMS) from None
     session.emit(plan.to_json(), lambda console: _render_plan(console, plan))
     if plan.blocked:
-        if not session.json:
-            raise CliError(
-                f"run {run_id!r} has {len(plan.blocked_by)} dependent run(s); nothing was "
-                "purged: pass --cascade to purge them too",
-                PROBLEMS,
-            )
-        raise typer.Exit(PROBLEMS)
+        raise CliError(
+            f"run {run_id!r} has {len(plan.blocked_by)} dependent run(s); nothing was "
+            "purged: pass --cascade to purge them too",
+            PROBLEMS,
+        )
     if plan.errors:
-        raise typer.Exit(PROBLEMS)
+        raise CliError(
+            f"purged the records, but {len(plan.errors)} file(s) could not be deleted: "
+            f"{plan.errors[0]}",
+            PROBLEMS,
+        )

@@ -316,3 +316,20 @@ def test_purge_unknown_run(history: tuple[Path, dict[str, str]]) -> None:
         pytest.raises(ValueError, match="no run with id"),
     ):
         tracker.purge_run("nope")
+
+
+def test_purge_of_the_latest_run_removes_its_copy_in_consist_json(
+    history: tuple[Path, dict[str, str]],
+) -> None:
+    repo, ids = history
+    latest = repo / "runs" / "consist.json"
+    assert json.loads(latest.read_text())["run"]["id"] == ids["other"]
+    with closing(project_tracker(repo)) as tracker:
+        plan = tracker.purge_run(ids["other"], dry_run=False)
+        assert not plan.blocked and [r.id for r in plan.runs] == [ids["other"]]
+        assert str(latest) in plan.journal_files
+        output = repo / "runs" / "outputs" / "other" / ids["other"] / "persons.parquet"
+        assert [f.path for f in plan.files] == [str(output)]
+        assert tracker.get_run(ids["prep"]) is not None
+    assert not latest.exists() and not output.exists()
+    assert (repo / "runs" / "consist_runs" / f"{ids['prep']}.json").is_file()

@@ -13,7 +13,7 @@ A purge of run ``R`` removes:
   those roots: such files are listed as kept), with their stat-cache rows,
   and the directories that the deletions leave empty;
 * the purged runs' journal snapshots (else a rebuild from the journal would
-  bring them back).
+  bring them back), and ``consist.json`` when it is a copy of one of them.
 
 A run's *dependents* are the runs that would lose something: runs that link
 an artifact the purge removes (a consumer, or a cache hit that was handed
@@ -24,6 +24,7 @@ and theirs, and so on.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -216,7 +217,7 @@ def plan_purge(
     ValueError
         If no run has this id.
     """
-    store._flush_before_read()
+    store.flush()  # queued snapshots join the write log, applied before the read
     plan = PurgePlan(run_id=run_id, cascade=cascade)
     with store.connections.connection() as con:
         row = con.execute(
@@ -296,7 +297,18 @@ def plan_purge(
         snapshot = journal.path_for(rid)
         if snapshot.is_file():
             plan.journal_files.append(str(snapshot))
+    if _latest_run_id(journal.latest_path) in purged:
+        plan.journal_files.append(str(journal.latest_path))  # a copy of a purged snapshot
     return plan
+
+
+def _latest_run_id(path: Path) -> str | None:
+    """The run ``consist.json`` holds, or None (missing or unreadable)."""
+    try:
+        run = json.loads(path.read_bytes()).get("run") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    return run.get("id") if isinstance(run, dict) else None
 
 
 # Deletions in dependency order; every statement takes $runs (the purged run ids).

@@ -37,7 +37,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -302,8 +302,6 @@ def export_shard(
     journal: Journal,
     run_id: str,
     out: Path,
-    *,
-    on_table: Callable[[str], None] | None = None,
 ) -> ShardManifest:
     """Write the shard of ``run_id`` (and everything upstream) to the new directory ``out``.
 
@@ -328,7 +326,7 @@ def export_shard(
             f"--out {str(out)!r}: its parent directory {str(out.parent)!r} does not exist; "
             "create it first"
         )
-    store._flush_before_read()
+    store.flush()  # queued snapshots join the write log, applied before the read
     with store.connections.connection() as con:
         if con.execute("SELECT 1 FROM run WHERE id = ?", [run_id]).fetchone() is None:
             raise ValueError(f"no run with id {run_id!r}")
@@ -341,8 +339,6 @@ def export_shard(
             version = target.ensure_schema()
             with target.connections.transaction() as con:
                 for table in TABLES:
-                    if on_table is not None:
-                        on_table(table)
                     _insert_rows(con, table, rows[table], skip_existing=False)
         finally:
             target.close()
@@ -539,7 +535,7 @@ def merge_shard(store: MetadataStore, journal: Journal, shard: Path) -> MergeRes
     """
     manifest = read_manifest(shard)
     rows = read_shard_rows(Path(shard))
-    store._flush_before_read()
+    store.flush()  # queued snapshots join the write log, applied before the read
     inserted: dict[str, int] = {}
     with store.connections.transaction() as con:
         conflicts, present = find_conflicts(con, rows)
