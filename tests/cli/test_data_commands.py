@@ -100,7 +100,9 @@ def test_validate_intact_store_exits_0_and_writes_nothing(cli, project: Project)
     assert digest(project.db_path) == before  # a read command writes nothing
 
 
-def test_validate_scoped_to_runs_and_unknown_run(cli, project: Project) -> None:
+def test_validate_scoped_to_runs_and_unknown_run(
+    cli, project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     out = cli("validate", project.runs["d2040"], *project.args(), "--json")
     assert out.code == 0, out.stderr
     report = out.json()
@@ -110,6 +112,22 @@ def test_validate_scoped_to_runs_and_unknown_run(cli, project: Project) -> None:
     assert {c["run_id"] for c in report["checks"]} == {project.runs["d2030"], project.runs["d2040"]}
     out = cli("validate", "no_such_run", *project.args())
     assert out.code == 5 and "no_such_run" in out.stderr and "consist runs" in out.stderr
+
+    import consist.cli.session as session_module
+
+    opened: list[bool] = []
+    real_open = session_module.open_tracker
+
+    def recording_open(options, *, write=False):
+        opened.append(write)
+        return real_open(options, write=write)
+
+    monkeypatch.setattr(session_module, "open_tracker", recording_open)
+    out = cli("validate", project.runs["d2040"], "no_such_run", "--fix", *project.args())
+    assert out.code == 5 and "no_such_run" in out.stderr
+    assert opened == [False]  # refused before the store was opened for writing
+    out = cli("validate", project.runs["d2040"], "--fix", *project.args())
+    assert out.code == 0 and opened == [False, False, True]
 
 
 def test_validate_finds_changed_and_missing_files_in_a_subprocess(

@@ -126,9 +126,9 @@ def validate(
     "path", "expected_hash", "status", "missing_since"}]} with status one of
     ok, missing, changed, unresolved, unhashed.
     """
-    tracker = session.tracker(write=fix)
     ids = list(dict.fromkeys(run_ids or []))
-    _check_runs(tracker, ids)
+    _check_runs(session.tracker(), ids)  # bad input fails before the store is opened to write
+    tracker = session.tracker(write=fix)
     with progress_bar(session, "validating files") as on_progress:
         report = tracker.validate_artifacts(ids or None, fix=fix, on_progress=on_progress)
     session.emit(report.to_dict(), lambda console: _render_validation(console, report))
