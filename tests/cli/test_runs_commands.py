@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from conftest import Project
+if TYPE_CHECKING:  # the fixture's type; tests/core has a conftest module too
+    from conftest import Project
 
 
 def test_version_and_help(cli) -> None:

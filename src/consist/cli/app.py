@@ -70,7 +70,7 @@ DbPathOption = Annotated[
     str | None,
     typer.Option(
         "--db-path",
-        help="The store's DuckDB file [default: $CONSIST_DB, else ./provenance.duckdb].",
+        help="The store's DuckDB file \\[default: $CONSIST_DB, else ./provenance.duckdb].",
         show_default=False,
     ),
 ]
@@ -78,7 +78,7 @@ RunDirOption = Annotated[
     str | None,
     typer.Option(
         "--run-dir",
-        help="Where relative artifact paths resolve [default: $CONSIST_RUN_DIR, else the "
+        help="Where relative artifact paths resolve \\[default: $CONSIST_RUN_DIR, else the "
         "store's directory].",
         show_default=False,
     ),
@@ -93,7 +93,7 @@ LockTimeoutOption = Annotated[
     float | None,
     typer.Option(
         "--lock-timeout",
-        help="Seconds to wait for a store another process is writing [default: "
+        help="Seconds to wait for a store another process is writing \\[default: "
         "$CONSIST_LOCK_TIMEOUT, else 10].",
         show_default=False,
     ),
