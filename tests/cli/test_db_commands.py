@@ -314,6 +314,29 @@ def test_compact_reports_sizes_and_keeps_the_store(project: Any, cli: Callable[.
     assert listed.code == 0 and len(listed.json()) == 7
 
 
+HOLDER = r"""
+import fcntl, sys, time
+fd = open(sys.argv[1] + ".consist.lock", "a")
+fcntl.flock(fd, fcntl.LOCK_EX)
+print("holding", flush=True)
+time.sleep(120)
+"""
+
+
+def test_compact_waits_for_a_writer_and_gives_up_cleanly(
+    project: Any, run_consist: Callable[..., Any], children: list[Child]
+) -> None:
+    before = project.db_path.read_bytes()
+    holder = Child(HOLDER, project.db_path, timeout=60)
+    children.append(holder)
+    holder.wait_for("holding")  # a writing Consist process holds its turn
+    out = run_consist("db", "compact", "--lock-timeout", "1", *project.args())
+    assert out.code == 4, out.stdout + out.stderr
+    assert "locked" in out.stderr and "--lock-timeout" in out.stderr
+    assert project.db_path.read_bytes() == before
+    assert not list(project.db_path.parent.glob("*.compact-*"))
+
+
 def test_db_commands_have_help_with_an_example(cli: Callable[..., Any]) -> None:
     for command in ("inspect", "doctor", "rebuild", "compact"):
         out = cli("db", command, "--help")

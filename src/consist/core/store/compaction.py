@@ -111,10 +111,32 @@ def compact(store: MetadataStore, *, lock_timeout_s: float = 120.0) -> Compactio
     path = os.path.realpath(store.db_path)
     store.schema_version()  # applies the write log and commits queued writes first
     deadline = time.monotonic() + lock_timeout_s
-    turn = _ProcessTurn.acquire(path, deadline, lock_timeout_s)
+    manager = store.connections
+    # Holding the manager's lock keeps this process's other threads from
+    # re-opening the old file while it is copied and replaced.
+    with manager._lock:
+        turn = _ProcessTurn.acquire(path, deadline, lock_timeout_s)
+        try:
+            manager.release()  # this process's own connection: the file is ours alone
+            if manager.is_open:
+                raise RuntimeError(
+                    f"{path} is in use by another thread of this process; compact it when "
+                    "no store operation is running"
+                )
+            before, expected = _copy_and_replace(path, deadline, lock_timeout_s)
+        finally:
+            turn.release()
+    return CompactionReport(
+        db_path=store.db_path, size_before=before, size_after=_file_size(path), tables=expected
+    )
+
+
+def _copy_and_replace(
+    path: str, deadline: float, lock_timeout_s: float
+) -> tuple[int, dict[str, int]]:
+    """Copy ``path`` into a compact file, check it, rename it over ``path`` (turn held)."""
     tmp = f"{path}.compact-{os.getpid()}.tmp"
     try:
-        store.connections.release()  # this process's own connection: the file is ours alone
         before = _file_size(path)
         con = _connect(path, deadline, lock_timeout_s)
         try:
@@ -158,10 +180,7 @@ def compact(store: MetadataStore, *, lock_timeout_s: float = 120.0) -> Compactio
     finally:
         for leftover in (tmp, tmp + ".wal"):
             Path(leftover).unlink(missing_ok=True)
-        turn.release()
-    return CompactionReport(
-        db_path=store.db_path, size_before=before, size_after=_file_size(path), tables=expected
-    )
+    return before, expected
 
 
 def _sql_text(value: str) -> str:

@@ -474,7 +474,12 @@ def repair(
                 finding.action = "deleted the link row"
     for finding in report.findings:
         if finding.kind in ("unapplied_writes", "unreplayed"):
-            finding.fixed = True  # the writable open did it (see Tracker.doctor)
+            # The writable open replays and applies these before the diagnosis
+            # (see Tracker.doctor): one still found could not be replayed.
+            finding.action = (
+                "still pending after opening the store for writing replayed the journal; "
+                "see the recovery warnings for why"
+            )
 
 
 def _fail_dead_run(store: MetadataStore, journal: Journal, run_id: str, why: str) -> str:
