@@ -222,7 +222,7 @@ def diff(
 
     JSON: {"run_a": RUN, "run_b": RUN, "config_source": "snapshot" | "facets",
     "note": str or null, "config": {key: {"a", "b", "status"}}, "inputs":
-    {key: {"a": {"id", "key", "uri", "hash"} or null, "b": ..., "status"}}},
+    {key: {"a": {"id", "uri", "hash"} or null, "b": ..., "status"}}},
     RUN as in `consist runs --json`, status changed/added/removed (or equal
     with --all).
     """

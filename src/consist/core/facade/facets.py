@@ -452,7 +452,7 @@ class TrackerFacets:
             differ). Without a DB the namespaces are None and ``changes`` is
             empty. With ``include_inputs``, ``"inputs"``: ``{key: {"a":
             input_or_None, "b": input_or_None, "status": status}}`` sorted by
-            key, an input being ``{"id", "key", "uri", "hash"}`` and two
+            key, an input being ``{"id", "uri", "hash"}`` and two
             inputs equal when they are the same artifact or have the same
             digest (statuses as for ``changes``).
 

@@ -675,7 +675,7 @@ def to_dot(
 def _input_fields(art: Any) -> dict[str, Any] | None:
     if art is None:
         return None
-    return {"id": str(art.id), "key": art.key, "uri": art.uri, "hash": art.hash}
+    return {"id": str(art.id), "uri": art.uri, "hash": art.hash}
 
 
 def diff_inputs(
@@ -690,8 +690,8 @@ def diff_inputs(
     -------
     dict
         ``{key: {"a": fields_or_None, "b": fields_or_None, "status": status}}``
-        sorted by key; fields are ``id``, ``key`` (the artifact's own),
-        ``uri`` and ``hash``; ``status`` is ``"changed"`` (other digest),
+        sorted by key; fields are the artifact's ``id``, ``uri`` and
+        ``hash``; ``status`` is ``"changed"`` (other digest),
         ``"added"`` (only in ``b``), ``"removed"`` (only in ``a``) or, with
         ``include_equal``, ``"equal"``.
     """
