@@ -157,6 +157,34 @@ def test_a_sigkilled_run_is_found_and_marked_failed(
     rw.close()
 
 
+def test_a_dead_run_missing_from_the_database_is_replayed_then_failed(
+    repo: Path, children: list[Child]
+) -> None:
+    record_runs(repo, 1).close()
+    db = repo / "provenance.duckdb"
+    child = Child(VICTIM, repo / "runs", db, repo, "begin", timeout=60)
+    children.append(child)
+    child.wait_for("ready")
+    child.sigkill()
+    Tracker(repo / "runs", db_path=db, project_root=repo).close()  # applies its writes
+    con = duckdb.connect(str(db))
+    con.execute("DELETE FROM run_artifact_link WHERE run_id = 'victim'")
+    con.execute("DELETE FROM run WHERE id = 'victim'")
+    con.close()
+
+    ro = reader(repo)
+    found = ro.doctor()
+    ro.close()
+    assert kinds(found) == [("dead_running", "victim"), ("missing_in_db", "victim")]
+    rw = Tracker(repo / "runs", db_path=db, project_root=repo)
+    fixed = rw.doctor(fix=True)
+    assert fixed.healthy, fixed.as_dict()
+    assert rw.get_run("victim").status == "failed"
+    assert "part" in rw.get_run_outputs("victim")
+    assert rw.doctor().findings == []
+    rw.close()
+
+
 def test_dangling_links_are_found_and_removed(repo: Path) -> None:
     tracker = record_runs(repo)
     art = tracker.get_run_outputs("r1")["out"]

@@ -303,8 +303,12 @@ def diagnose(store: MetadataStore, journal: Journal) -> tuple[DoctorReport, dict
         )
     _check_ledgers(journal, report)
     _check_journal(store, journal, report, plan)
-    for run_id in running_ids:
-        run = store.get_run(run_id)
+    # The newest known state of each run: its row, or the snapshot a repair replays.
+    latest: dict[str, Run | None] = {run_id: None for run_id in running_ids}
+    for record in plan["replay"]:
+        latest[record.run.id] = record.run
+    for run_id, known in latest.items():
+        run = known if known is not None else store.get_run(run_id)
         if run is None or run.status != "running":
             continue
         state, why = process_state(run)
@@ -458,7 +462,7 @@ def repair(
     for run_id, why in plan["fail"]:
         finding = by_subject[("dead_running", run_id)]
         finding.action = _fail_dead_run(store, journal, run_id, why)
-        finding.fixed = finding.action.startswith("marked")
+        finding.fixed = finding.action.startswith(("marked", "already"))
     links = plan["links"]
     if links:
         with store.connections.transaction() as con:
@@ -493,7 +497,8 @@ def _fail_dead_run(store: MetadataStore, journal: Journal, run_id: str, why: str
         unreadable = ""
     run = store.get_run(run_id)
     if run is None or run.status != "running":
-        return "left alone: the run is no longer running"
+        status = "gone" if run is None else run.status
+        return f"already ended meanwhile (now {status}); nothing to do"
     if record is None:
         if unreadable:
             return f"left alone: its journal snapshot cannot be read ({unreadable})"
