@@ -260,3 +260,22 @@ def test_purge_unknown_run_and_help(project: Project, cli: Callable[..., Outcome
     helped = cli("db", "purge", "--help")
     assert helped.code == 0 and "Example: consist db purge" in helped.stdout
     assert "--cascade" in helped.stdout and "--yes" in helped.stdout
+
+
+def test_purge_with_the_wrong_run_dir_deletes_no_stranger_file(
+    project: Project, cli: Callable[..., Outcome], tmp_path: Path
+) -> None:
+    runs = project.runs
+    decoy_dir = tmp_path / "elsewhere"
+    decoy = decoy_dir / "outputs" / "households" / runs["scaled"] / "persons.parquet"
+    decoy.parent.mkdir(parents=True)
+    decoy.write_bytes(b"not the recorded file")
+    args = ["--db-path", str(project.db_path), "--run-dir", str(decoy_dir)]
+    out = cli("db", "purge", runs["scaled"], "--yes", *args)
+    assert out.code == 0, out.stderr
+    assert "size differs from the recorded" in out.stdout
+    assert f"no journal snapshot under {decoy_dir}" in out.stdout
+    assert decoy.read_bytes() == b"not the recorded file"
+    real = project.run_dir / "outputs" / "households" / runs["scaled"] / "persons.parquet"
+    assert real.is_file()  # outside this --run-dir: untouched
+    assert cli("show", runs["scaled"], *project.args()).code == 5

@@ -57,15 +57,20 @@ def export(
     data = _manifest_json(manifest)
 
     def render(console: Console) -> None:
+        from rich.markup import escape
+
         counts = manifest.counts
         console.print(
             f"exported {len(manifest.run_ids)} run(s), {counts.get('artifact', 0)} artifact(s), "
             f"{counts.get('run_artifact_link', 0)} link(s) and {len(manifest.journal)} journal "
-            f"snapshot(s) to [bold]{manifest.path}[/]"
+            f"snapshot(s) to [bold]{escape(str(manifest.path))}[/]"
         )
         for rid in manifest.run_ids:
             console.print(f"  {rid}")
-        console.print(f"bring it into another store with: consist db merge {manifest.path}")
+        console.print(
+            f"bring it into another store with: consist db merge {escape(str(manifest.path))}",
+            soft_wrap=True,
+        )
 
     session.emit(data, render)
 
@@ -128,15 +133,17 @@ def merge(
     data = _merge_json(result)
 
     def render(console: Console) -> None:
+        from rich.markup import escape
+
         if not result.changed:
             console.print(
-                f"nothing to merge: all {len(result.skipped_runs)} run(s) of {shard} are "
+                f"nothing to merge: all {len(result.skipped_runs)} run(s) of {escape(shard)} are "
                 "already in this store"
             )
             return
         inserted = result.inserted
         console.print(
-            f"merged {shard}: added {len(result.added_runs)} run(s), "
+            f"merged {escape(shard)}: added {len(result.added_runs)} run(s), "
             f"{inserted.get('artifact', 0)} artifact(s), {inserted.get('run_artifact_link', 0)} "
             f"link(s); wrote {len(result.journal_written)} journal snapshot(s); "
             f"{len(result.skipped_runs)} run(s) were already here"
@@ -147,7 +154,16 @@ def merge(
     session.emit(data, render)
 
 
-def _render_plan(console: Console, plan: PurgePlan) -> None:
+def _path_line(console: Console, path: str, note: str | None = None) -> None:
+    """One path per line, never wrapped or read as markup (so it can be copied)."""
+    from rich.markup import escape
+
+    tail = f"  [dim]({escape(note)})[/]" if note else ""
+    console.print(f"  {escape(path)}{tail}", soft_wrap=True)
+
+
+def _render_plan(console: Console, plan: PurgePlan, run_dir: str) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     if plan.executed:
@@ -169,14 +185,19 @@ def _render_plan(console: Console, plan: PurgePlan) -> None:
     verb = "deleted" if plan.executed else "to delete"
     console.print(f"[bold]files {verb}[/] ({len(plan.files)})")
     for f in plan.files:
-        console.print(f"  {f.path}")
+        _path_line(console, f.path)
     if plan.kept_files:
         console.print(f"[bold]files kept[/] ({len(plan.kept_files)})")
         for f in plan.kept_files:
-            console.print(f"  {f.path}  [dim]({f.reason})[/]")
+            _path_line(console, f.path, f.reason)
     console.print(f"[bold]journal snapshots {verb}[/] ({len(plan.journal_files)})")
     for path in plan.journal_files:
-        console.print(f"  {path}")
+        _path_line(console, path)
+    if plan.missing_journal:
+        console.print(
+            f"[yellow]no journal snapshot under {escape(run_dir)} for "
+            f"{len(plan.missing_journal)} run(s)[/] (pass the run directory with --run-dir)"
+        )
     for error in plan.errors:
         console.print(f"[red]could not delete[/] {error}")
     if not plan.executed and not plan.blocked:
@@ -210,7 +231,8 @@ def purge(
     "runs": [{"id", "model", "status", "reason"}], "blocked_by": [...],
     "links": [{"run_id", "artifact_id", "direction", "key"}], "artifacts":
     [{"id", "key", "uri", "run_id"}], "files": [paths], "kept_files":
-    [{"path", "reason"}], "journal_files", "deleted_rows": {table: rows},
+    [{"path", "reason"}], "journal_files", "missing_journal": [run ids],
+    "deleted_rows": {table: rows},
     "errors"}.
     """
     from consist.core.store.purge import PurgeRefusedError
@@ -224,7 +246,8 @@ def purge(
             plan = tracker.purge_run(run_id, cascade=cascade, dry_run=False)
     except PurgeRefusedError as exc:
         raise CliError(str(exc), PROBLEMS) from None
-    session.emit(plan.to_json(), lambda console: _render_plan(console, plan))
+    run_dir = str(tracker.run_dir)
+    session.emit(plan.to_json(), lambda console: _render_plan(console, plan, run_dir))
     if plan.blocked:
         raise CliError(
             f"run {run_id!r} has {len(plan.blocked_by)} dependent run(s); nothing was "

@@ -10,7 +10,8 @@ A purge of run ``R`` removes:
 * the files of owned artifacts that a purged run logged as *outputs*, when
   the file lies strictly inside ``run_dir`` or a mount and no artifact that
   stays records the same URI (inputs are never deleted, nor anything outside
-  those roots: such files are listed as kept), with their stat-cache rows,
+  those roots, nor a file whose size differs from the recorded one: such
+  files are listed as kept), with their stat-cache rows,
   and the directories that the deletions leave empty;
 * the purged runs' journal snapshots (else a rebuild from the journal would
   bring them back), and ``consist.json`` when it is a copy of one of them.
@@ -105,6 +106,9 @@ class PurgePlan:
         that stays, already missing).
     journal_files:
         Journal snapshots removed.
+    missing_journal:
+        Purged runs with no journal snapshot under this run_dir (another
+        run_dir may still hold one, which a rebuild from it would restore).
     executed:
         True once the purge was carried out (False for a dry run).
     deleted_rows:
@@ -122,6 +126,7 @@ class PurgePlan:
     files: list[PurgeFile] = field(default_factory=list)
     kept_files: list[PurgeFile] = field(default_factory=list)
     journal_files: list[str] = field(default_factory=list)
+    missing_journal: list[str] = field(default_factory=list)
     executed: bool = False
     deleted_rows: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
@@ -148,6 +153,7 @@ class PurgePlan:
             "files": [f.path for f in self.files],
             "kept_files": [{"path": f.path, "reason": f.reason} for f in self.kept_files],
             "journal_files": list(self.journal_files),
+            "missing_journal": list(self.missing_journal),
             "deleted_rows": dict(self.deleted_rows),
             "errors": list(self.errors),
         }
@@ -246,7 +252,7 @@ def plan_purge(
             ).fetchall()
         ]
         arts = con.execute(
-            "SELECT a.id, a.key, a.uri, a.run_id, "
+            "SELECT a.id, a.key, a.uri, a.run_id, a.size_bytes, "
             "EXISTS (SELECT 1 FROM run_artifact_link o WHERE o.artifact_id = a.id "
             "  AND o.direction = 'output' AND o.run_id IN (SELECT unnest($runs))), "
             "EXISTS (SELECT 1 FROM artifact s WHERE s.uri = a.uri "
@@ -267,7 +273,7 @@ def plan_purge(
             f"hot data ({tables}); purge does not remove hot data rows, so nothing was deleted"
         )
     seen_paths: set[str] = set()
-    for art_id, _key, uri, _owner, is_output, shared in arts:
+    for art_id, _key, uri, _owner, size, is_output, shared in arts:
         art_id = str(art_id)
         try:
             path = resolve(uri)
@@ -289,6 +295,9 @@ def plan_purge(
             reason = "also recorded by an artifact that stays"
         elif not os.path.isfile(path):
             reason = "already missing" if not os.path.exists(path) else "not a regular file"
+        elif size is not None and os.path.getsize(path) != size:
+            # Another file at that path (a wrong --run-dir, or rewritten since): not ours.
+            reason = f"its size differs from the recorded {size} bytes"
         else:
             plan.files.append(PurgeFile(path, art_id))
             continue
@@ -297,6 +306,8 @@ def plan_purge(
         snapshot = journal.path_for(rid)
         if snapshot.is_file():
             plan.journal_files.append(str(snapshot))
+        else:
+            plan.missing_journal.append(rid)
     if _latest_run_id(journal.latest_path) in purged:
         plan.journal_files.append(str(journal.latest_path))  # a copy of a purged snapshot
     return plan
