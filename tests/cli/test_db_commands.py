@@ -132,6 +132,8 @@ def test_inspect_without_a_store_names_the_path(tmp_path: Path, cli: Callable[..
 
 
 def test_doctor_on_a_healthy_store(project: Any, cli: Callable[..., Any]) -> None:
+    before = project.db_path.read_bytes()
+    journal = sorted(p.name for p in (project.run_dir / "consist_runs").rglob("*"))
     out = cli("db", "doctor", *project.args())
     assert out.code == 0, out.stderr
     assert "the store is healthy" in out.stdout
@@ -143,6 +145,8 @@ def test_doctor_on_a_healthy_store(project: Any, cli: Callable[..., Any]) -> Non
         "notes": [],
         "replayed_on_open": [],
     }
+    assert project.db_path.read_bytes() == before
+    assert sorted(p.name for p in (project.run_dir / "consist_runs").rglob("*")) == journal
 
 
 def test_doctor_finds_and_removes_dangling_links(project: Any, cli: Callable[..., Any]) -> None:

@@ -28,8 +28,9 @@ VICTIM = r"""
 import sys, time
 from consist import Tracker
 run_dir, db_path, root, mode = sys.argv[1:5]
-t = Tracker(run_dir, db_path=db_path, project_root=root)
-if mode == "begin":
+hold = {"idle_release_s": 600.0, "max_hold_s": 600.0} if mode == "hold" else {}
+t = Tracker(run_dir, db_path=db_path, project_root=root, **hold)
+if mode in ("begin", "hold"):
     t.begin_run("victim", "sim", config={"x": 1})
     out = t.run_artifact_dir() / "part.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -182,6 +183,30 @@ def test_a_dead_run_missing_from_the_database_is_replayed_then_failed(
     assert rw.get_run("victim").status == "failed"
     assert "part" in rw.get_run_outputs("victim")
     assert rw.doctor().findings == []
+    rw.close()
+
+
+def test_writes_a_killed_process_left_in_the_write_log(repo: Path, children: list[Child]) -> None:
+    record_runs(repo, 1).close()
+    db = repo / "provenance.duckdb"
+    child = Child(VICTIM, repo / "runs", db, repo, "hold", timeout=60)
+    children.append(child)
+    child.wait_for("ready")
+    child.sigkill()  # it held the file: its run writes are logged, not applied
+
+    ro = reader(repo)
+    info = ro.store_report()
+    found = ro.doctor()
+    ro.close()
+    assert info.logged_writes > 0 and info.tables["run"] == 1
+    assert ("unapplied_writes", str(db)) in kinds(found)
+    assert ("missing_in_db", "victim") in kinds(found)
+    assert ("dead_running", "victim") in kinds(found)
+    rw = Tracker(repo / "runs", db_path=db, project_root=repo)
+    fixed = rw.doctor(fix=True)
+    assert fixed.healthy, fixed.as_dict()
+    assert rw.get_run("victim").status == "failed"
+    assert rw.store_report().logged_writes == 0
     rw.close()
 
 
