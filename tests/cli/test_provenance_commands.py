@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from conftest import Project, prepare
 from consist import Tracker
+
+if TYPE_CHECKING:  # the fixture's type; tests/core has a conftest module too
+    from conftest import Project
+
+
+def prepare_again(households: pd.DataFrame, scale: int = 1) -> pd.DataFrame:
+    """Persons per household, scaled (the project's ``prepare``, from this module)."""
+    return households.assign(persons=households["size"] * scale)
 
 
 def lineage_spine(node: dict) -> list[dict]:
@@ -305,7 +313,7 @@ def test_why_names_code_files_and_input_digests(cli, project: Project) -> None:
     tracker = Tracker(project.run_dir, db_path=project.db_path, project_root=project.root)
     try:
         rerun = tracker.run(
-            fn=prepare,
+            fn=prepare_again,
             name="households",
             config={"scale": 2},
             inputs={"households": households},
@@ -325,6 +333,9 @@ def test_why_names_code_files_and_input_digests(cli, project: Project) -> None:
     assert not any(section == "config" for section, _ in found)
     text = cli("why", rerun.run_id, *project.args()).stdout
     assert "model.py" in text and "code file" in text and "households" in text
+    # Digests are cut to 12 hex digits in the table (the JSON keeps them whole).
+    algo, hexpart = change["new"].split(":")
+    assert f"{algo}:{hexpart[:12]}" in text and hexpart not in text
 
 
 def test_why_a_run_with_caching_off(cli, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -28,20 +29,26 @@ def _run_or_fail(tracker: Tracker, run_id: str) -> Run:
     return run
 
 
+_DIGEST = re.compile(r"^([A-Za-z0-9_-]+):([0-9a-f]{32,})$")
+
+
+def _short(value: Any) -> str:
+    """A value in a cell: digests (``blake3:<64 hex>``) cut to 12 hex digits, mappings as
+    ``k=v`` pairs."""
+    if isinstance(value, str):
+        match = _DIGEST.match(value)
+        return f"{match.group(1)}:{match.group(2)[:12]}" if match else value
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_short(v)}" for k, v in value.items())
+    return repr(value)
+
+
 def _show(value: Any) -> str:
     """A recorded value as one short cell (None as an em dash)."""
     if value is None:
         return "—"
-    text = value if isinstance(value, str) else repr(value)
+    text = _short(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _short_digest(value: Any) -> str:
-    """``blake3:<64 hex>`` as ``blake3:<12 hex>``; anything else as :func:`_show`."""
-    if isinstance(value, str) and ":" in value and len(value) > 30:
-        algo, _, hexpart = value.partition(":")
-        return f"{algo}:{hexpart[:12]}"
-    return _show(value)
 
 
 _CHANGE_STYLE = {"changed": "yellow", "added": "green", "removed": "red", "equal": "dim"}
@@ -197,7 +204,7 @@ def _render_diff(console: Console, data: dict[str, Any]) -> None:
         cells = []
         for side in ("a", "b"):
             art = change[side]
-            cells.append("—" if art is None else f"{_short_digest(art['hash'])}\n{art['uri']}")
+            cells.append("—" if art is None else f"{_show(art['hash'])}\n{art['uri']}")
         table.add_row(key, *cells, _change(change["status"]))
     console.print(table)
 
@@ -339,9 +346,7 @@ def _why(tracker: Tracker, run: Run) -> dict[str, Any]:
         data["verdict"] = "miss"
         data["differences"] = _differences(explanation)
         if "cached_outputs" in explanation:
-            summary += (
-                f" (a run with the same identity existed, but {explanation['cached_outputs']})"
-            )
+            summary += f" (cache lookup: {explanation['cached_outputs']})"
     if overwrite:
         data["verdict"] = "overwrite"
         summary = "re-executed on request (cache_mode='overwrite'); " + summary
@@ -390,12 +395,13 @@ def _render_why(console: Console, data: dict[str, Any]) -> None:
         for column in ("what", "key", "before", "now", "change"):
             table.add_column(column, overflow="fold")
         for row in rows:
-            old, new = row["old"], row["new"]
-            if row["section"] in ("inputs", "identity_inputs"):
-                old, new = _short_digest(old), _short_digest(new)
-            else:
-                old, new = _show(old), _show(new)
-            table.add_row(row["section"], row["key"], old, new, _change(row["change"]))
+            table.add_row(
+                row["section"],
+                row["key"],
+                _show(row["old"]),
+                _show(row["new"]),
+                _change(row["change"]),
+            )
         console.print(table)
     console.print(f"[dim]next: consist diff {nearest['id']} {run['id']}[/]")
 
