@@ -12,14 +12,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pytest
 from sqlmodel import Field, SQLModel
 
-from conftest import Project
 from consist import Tracker
+
+if TYPE_CHECKING:  # pragma: no cover - the fixture's type, from tests/cli/conftest.py
+    from conftest import Project
 
 
 class HotTrip(SQLModel, table=True):

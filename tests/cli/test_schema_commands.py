@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 import pytest
 from test_data_commands import add_table_artifacts, digest
 
-from conftest import Project
+if TYPE_CHECKING:  # pragma: no cover - the fixture's type, from tests/cli/conftest.py
+    from conftest import Project
 
 
 @pytest.fixture
