@@ -333,3 +333,35 @@ def test_purge_of_the_latest_run_removes_its_copy_in_consist_json(
         assert tracker.get_run(ids["prep"]) is not None
     assert not latest.exists() and not output.exists()
     assert (repo / "runs" / "consist_runs" / f"{ids['prep']}.json").is_file()
+
+
+def test_merge_detects_changed_links_and_artifacts(
+    history: tuple[Path, dict[str, str]], tmp_path: Path
+) -> None:
+    repo, ids = history
+    with closing(project_tracker(repo)) as source:
+        source.export_runs(ids["demand"], tmp_path / "shard")
+    target = empty_store(tmp_path / "target")
+    with closing(project_tracker(target)) as tracker:
+        tracker.merge_store(tmp_path / "shard")
+    db = target / "provenance.duckdb"
+    con = duckdb.connect(str(db))
+    con.execute(
+        "UPDATE run_artifact_link SET key = 'renamed' WHERE run_id = ? AND direction = 'input' "
+        "AND key = 'survey'",
+        [ids["demand"]],
+    )
+    survey_id = con.execute(
+        "SELECT id FROM artifact WHERE run_id = ? AND key = 'survey'", [ids["survey"]]
+    ).fetchone()[0]
+    con.execute("UPDATE artifact SET size_bytes = size_bytes + 1 WHERE id = ?", [survey_id])
+    con.close()
+    links_before = rows(db, "SELECT * FROM run_artifact_link")
+    with closing(project_tracker(target)) as tracker, pytest.raises(ShardConflictError) as caught:
+        tracker.merge_store(tmp_path / "shard")
+    found = {(c.kind, c.id, c.fields) for c in caught.value.conflicts}
+    assert found == {
+        ("run", ids["demand"], ("links",)),
+        ("artifact", str(survey_id), ("size_bytes",)),
+    }
+    assert rows(db, "SELECT * FROM run_artifact_link") == links_before

@@ -285,15 +285,26 @@ def collect_rows(con: Any, run_ids: Sequence[str]) -> dict[str, Rows]:
     return out
 
 
+_ROWS_PER_STATEMENT = 5000
+
+
 def _insert_rows(con: Any, table: str, rows: Rows, *, skip_existing: bool) -> int:
-    """Insert ``rows`` into ``table`` by column name; return how many were new."""
+    """Insert ``rows`` into ``table`` by column name; return how many were new.
+
+    Each column goes in as one list, ``unnest``-ed side by side: DuckDB
+    converts Python parameters one by one, so this is a hundred times faster
+    than one ``VALUES`` tuple per row.
+    """
     if not rows.rows:
         return 0
     before = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     cols = ", ".join(rows.columns)
-    placeholders = ", ".join("?" * len(rows.columns))
+    select = ", ".join(["unnest(?)"] * len(rows.columns))
     conflict = " ON CONFLICT DO NOTHING" if skip_existing else ""
-    con.executemany(f"INSERT INTO {table} ({cols}) VALUES ({placeholders}){conflict}", rows.rows)
+    for start in range(0, len(rows.rows), _ROWS_PER_STATEMENT):
+        chunk = rows.rows[start : start + _ROWS_PER_STATEMENT]
+        columns = [[row[i] for row in chunk] for i in range(len(rows.columns))]
+        con.execute(f"INSERT INTO {table} ({cols}) SELECT {select}{conflict}", columns)
     return int(con.execute(f"SELECT count(*) FROM {table}").fetchone()[0] - before)
 
 
@@ -472,24 +483,24 @@ def find_conflicts(con: Any, rows: dict[str, Rows]) -> tuple[list[ShardConflict]
     conflicts: list[ShardConflict] = []
     shard_runs = {r["id"]: r for r in rows["run"].dicts()}
     existing = _fetch(con, "run", "id", list(shard_runs))
+    shard_links = _links_by_run(rows["run_artifact_link"].dicts())
+    target_links = _links_by_run(
+        dict(zip(("run_id", "artifact_id", "direction", "key", "meta"), r, strict=True))
+        for r in (
+            con.execute(
+                "SELECT run_id, artifact_id, direction, key, meta FROM run_artifact_link "
+                "WHERE run_id IN (SELECT unnest($ids))",
+                {"ids": list(existing)},
+            ).fetchall()
+            if existing
+            else []
+        )
+    )
     for run_id, theirs in existing.items():
         ours = shard_runs[run_id]
         differ = [c for c in _RUN_CONTENT if c in ours and _norm(ours[c]) != _norm(theirs.get(c))]
-        if not differ:
-            links = _links(rows["run_artifact_link"].dicts(), run_id)
-            target_links = _links(
-                [
-                    dict(zip(["run_id", "artifact_id", "direction", "key", "meta"], r, strict=True))
-                    for r in con.execute(
-                        "SELECT run_id, artifact_id, direction, key, meta FROM run_artifact_link "
-                        "WHERE run_id = ?",
-                        [run_id],
-                    ).fetchall()
-                ],
-                run_id,
-            )
-            if links != target_links:
-                differ = ["links"]
+        if not differ and shard_links.get(run_id, set()) != target_links.get(run_id, set()):
+            differ = ["links"]
         if differ:
             conflicts.append(ShardConflict("run", run_id, tuple(differ)))
     shard_arts = {str(a["id"]): a for a in rows["artifact"].dicts()}
@@ -501,12 +512,14 @@ def find_conflicts(con: Any, rows: dict[str, Rows]) -> tuple[list[ShardConflict]
     return conflicts, set(existing)
 
 
-def _links(dicts: Iterable[dict[str, Any]], run_id: str) -> set[tuple[Any, ...]]:
-    return {
-        (str(d["artifact_id"]), d["direction"], d["key"], json.dumps(_norm(d["meta"])))
-        for d in dicts
-        if d["run_id"] == run_id
-    }
+def _links_by_run(dicts: Iterable[dict[str, Any]]) -> dict[str, set[tuple[Any, ...]]]:
+    """Link rows as comparable tuples, by run id."""
+    out: dict[str, set[tuple[Any, ...]]] = {}
+    for d in dicts:
+        out.setdefault(d["run_id"], set()).add(
+            (str(d["artifact_id"]), d["direction"], d["key"], json.dumps(_norm(d["meta"])))
+        )
+    return out
 
 
 def _fetch(
