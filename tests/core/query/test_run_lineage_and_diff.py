@@ -188,11 +188,15 @@ class TestRunLineage:
     def test_print_run_lineage(self, tracker: Tracker, base: Path) -> None:
         runs = chain(tracker, write(base / "raw.txt", "raw\n"), 2)
         console = Console(record=True, width=300)
-        tracker.print_run_lineage(runs[-1].run_id, console=console)
+        tracker.print_run_lineage(runs[-1].run_id, console=console, show_run_ids=True)
         lines = console.export_text().splitlines()
         assert lines[0].startswith(runs[-1].run_id) and "chain (year=2021)" in lines[0]
         assert "upstream (out)" in lines[1] and f"[run {runs[0].run_id}]" in lines[1]
         assert "raw.txt" in lines[2] and "(raw input)" in lines[2]
+        console = Console(record=True, width=300)
+        tracker.print_run_lineage(runs[-1].run_id, console=console)
+        plain = console.export_text()
+        assert plain.startswith(runs[-1].run_id) and "[run " not in plain
         console = Console(record=True, width=300)
         tracker.print_run_lineage("nope", console=console)
         assert "No lineage for run 'nope': no such run" in console.export_text()

@@ -306,7 +306,7 @@ class TrackerLineage:
         run_id: str,
         *,
         max_depth: int | None = None,
-        show_run_ids: bool = True,
+        show_run_ids: bool = False,
         console: Console | None = None,
     ) -> None:
         """Print a run's lineage as a tree: the run, then its inputs as :meth:`print_lineage` does.
@@ -318,7 +318,8 @@ class TrackerLineage:
         max_depth:
             As in :meth:`get_run_lineage`.
         show_run_ids:
-            Include the ids of the runs that produced the inputs (default True).
+            Include the ids of the runs that produced the inputs (the root line
+            always names the run).
         console:
             A ``rich.console.Console`` (default: standard output, made wide
             enough not to wrap when it is not a terminal).

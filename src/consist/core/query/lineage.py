@@ -5,7 +5,9 @@ The store fetches the whole upstream graph of an artifact in one query
 that graph into
 
 * a JSON-friendly nested dict (:func:`build_tree`), the shape returned by
-  ``Tracker.get_artifact_lineage``;
+  ``Tracker.get_artifact_lineage``; for a run, :func:`run_graph` merges the
+  upstream graphs of its inputs and :func:`build_run_tree` gives
+  ``Tracker.get_run_lineage``'s shape;
 * a ``rich`` tree for the terminal (:func:`rich_tree`);
 * Mermaid flowchart text and Graphviz DOT text (:func:`to_mermaid`,
   :func:`to_dot`), deterministic so they can be diffed and pasted into a
@@ -405,7 +407,7 @@ def rich_tree(tree: dict[str, Any], *, show_run_ids: bool = False) -> Tree:
     return root
 
 
-def rich_run_tree(tree: dict[str, Any], *, show_run_ids: bool = True) -> Tree:
+def rich_run_tree(tree: dict[str, Any], *, show_run_ids: bool = False) -> Tree:
     """A ``rich.tree.Tree`` of a run's lineage (:func:`build_run_tree`).
 
     The root line names the run (id, model, workflow dimensions, a
@@ -574,7 +576,7 @@ def to_mermaid(
     artifact to the run that consumed it (labelled with the run's key when
     it differs from the artifact's) and from the run to its output. Nodes
     beyond ``max_depth`` that have more upstream are dashed (class
-    ``truncated``); the requested artifact has class ``root``. Node ids are
+    ``truncated``); the requested artifact (or run) has class ``root``. Node ids are
     ``a_<first 12 hex digits of the artifact id>`` and ``r_<run id with
     anything but letters, digits and _ replaced by _>``. Output is sorted.
     """
@@ -631,8 +633,8 @@ def to_dot(
 
     Artifacts are ellipses (id ``"a:<uuid>"``), runs boxes (id
     ``"r:<run id>"``); edges as in :func:`to_mermaid`. Nodes beyond
-    ``max_depth`` with more upstream are dashed; the requested artifact is
-    bold. Every id and label is quoted and escaped; output is sorted.
+    ``max_depth`` with more upstream are dashed; the requested artifact (or
+    run) is bold. Every id and label is quoted and escaped; output is sorted.
     """
     rankdir = _DIRECTIONS[validate_direction(direction)]
     view = _view(graph, max_depth)
