@@ -89,6 +89,10 @@ def test_export_writes_the_step_and_everything_upstream(
         "runs", "--json", "--db-path", str(shard / "store.duckdb"), "--run-dir", str(shard)
     )
     assert {r["id"] for r in listed.json()} == set(data["run_ids"])
+    # Merging a shard back into the store it came from changes nothing.
+    back = cli("db", "merge", str(shard), "--json", *project.args())
+    assert back.code == 0 and back.json()["changed"] is False
+    assert set(back.json()["skipped_runs"]) == set(data["run_ids"])
 
 
 def test_merge_through_a_subprocess_brings_every_row_and_is_idempotent(
