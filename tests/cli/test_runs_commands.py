@@ -123,3 +123,12 @@ def test_real_subprocess_runs_and_show(run_consist, project: Project) -> None:
     assert out.code == 5 and out.stderr.startswith("consist: no run 'nope'")
     out = run_consist("runs")  # no store in the working directory
     assert out.code == 3 and "Traceback" not in out.stderr
+
+
+def test_run_dir_defaults_to_the_journal_next_to_the_store(cli, project: Project) -> None:
+    # The project keeps provenance.duckdb at its root and the journal in runs/:
+    # without --run-dir, show still finds the run's config in runs/consist_runs.
+    out = cli("show", project.runs["scaled"], "--db-path", str(project.db_path), "--json")
+    assert out.code == 0, out.stderr
+    assert out.json()["config"] == {"scale": 2}
+    assert out.json()["outputs"][0]["reachable"]

@@ -78,8 +78,8 @@ RunDirOption = Annotated[
     str | None,
     typer.Option(
         "--run-dir",
-        help="Where relative artifact paths resolve \\[default: $CONSIST_RUN_DIR, else the "
-        "store's directory].",
+        help="The tracker's run directory: journal and relative artifact paths \\[default: "
+        "$CONSIST_RUN_DIR, else the folder next to the store that holds consist_runs/].",
         show_default=False,
     ),
 ]

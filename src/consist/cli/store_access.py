@@ -2,8 +2,11 @@
 
 Discovery, in order: ``--db-path``, the ``CONSIST_DB`` environment variable,
 then ``./provenance.duckdb``. The run directory (where relative artifact
-paths resolve) is ``--run-dir``, then ``CONSIST_RUN_DIR``, then the store's
-own directory. ``--mount NAME=PATH`` (repeatable) maps the mounts that
+paths resolve and the JSON journal lives) is ``--run-dir``, then
+``CONSIST_RUN_DIR``, then the store's own directory if it holds the journal
+(``consist_runs/``), else the one subdirectory of it that does (the usual
+``project/provenance.duckdb`` + ``project/runs/`` layout), else the store's
+directory. ``--mount NAME=PATH`` (repeatable) maps the mounts that
 recorded URIs name (``inputs://...``).
 
 Read commands open the store read-only (nothing is written, not even a
@@ -109,6 +112,18 @@ def parse_mounts(values: tuple[str, ...]) -> dict[str, str]:
     return mounts
 
 
+def default_run_dir(db_path: Path) -> str:
+    """The run directory next to ``db_path`` (see the module docstring)."""
+    home = db_path.parent
+    if (home / "consist_runs").is_dir():
+        return str(home)
+    try:
+        found = [d for d in home.iterdir() if (d / "consist_runs").is_dir()]
+    except OSError:
+        found = []
+    return str(found[0]) if len(found) == 1 else str(home)
+
+
 def lock_timeout(options: StoreOptions) -> float:
     """Seconds to wait for a store another process holds."""
     if options.lock_timeout is not None:
@@ -155,7 +170,7 @@ def open_tracker(options: StoreOptions, *, write: bool = False) -> Tracker:
 
     db_path = resolve_db_path(options)
     mounts = parse_mounts(options.mounts)
-    run_dir = options.run_dir or os.environ.get("CONSIST_RUN_DIR") or str(db_path.parent)
+    run_dir = options.run_dir or os.environ.get("CONSIST_RUN_DIR") or default_run_dir(db_path)
     timeout = lock_timeout(options)
     with store_errors(db_path, timeout):
         try:
