@@ -85,7 +85,7 @@ def lineage(
         typer.Option(
             "--depth",
             min=0,
-            help="Producing-run steps to walk up (0: the artifact or run alone) [default: all].",
+            help="Producing-run steps to walk up; 0: the artifact or run alone (default: all).",
             show_default=False,
         ),
     ] = None,
