@@ -264,6 +264,7 @@ def test_purge_unknown_run_and_help(project: Project, cli: Callable[..., Outcome
     helped = cli("db", "purge", "--help")
     assert helped.code == 0 and "Example: consist db purge" in helped.stdout
     assert "--cascade" in helped.stdout and "--yes" in helped.stdout
+    assert '"files": ["path", ...]' in helped.stdout  # the --json shape survives rich markup
 
 
 def test_purge_with_the_wrong_run_dir_deletes_no_stranger_file(

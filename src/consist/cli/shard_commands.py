@@ -44,7 +44,7 @@ def export(
     opened read-only.
 
     --json prints the manifest: {"path", "format", "version", "root_run_id",
-    "run_ids", "counts": {table: rows}, "journal": [run ids], "schema_version",
+    "run_ids", "counts": {table: rows}, "journal": ["run id", ...], "schema_version",
     "exported_at", "source"}.
     """
     tracker = session.tracker()
@@ -230,10 +230,9 @@ def purge(
     --json prints the plan: {"run_id", "cascade", "executed", "blocked",
     "runs": [{"id", "model", "status", "reason"}], "blocked_by": [...],
     "links": [{"run_id", "artifact_id", "direction", "key"}], "artifacts":
-    [{"id", "key", "uri", "run_id"}], "files": [paths], "kept_files":
-    [{"path", "reason"}], "journal_files", "missing_journal": [run ids],
-    "deleted_rows": {table: rows},
-    "errors"}.
+    [{"id", "key", "uri", "run_id"}], "files": ["path", ...], "kept_files":
+    [{"path", "reason"}], "journal_files": ["path", ...], "missing_journal":
+    ["run id", ...], "deleted_rows": {table: rows}, "errors": ["message", ...]}.
     """
     from consist.core.store.purge import PurgeRefusedError
 
