@@ -22,6 +22,7 @@ import inspect
 import os
 import sys
 import typing
+import warnings
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -163,11 +164,21 @@ def fail(error: CliError) -> typer.Exit:
 
 
 def run_in_session(options: StoreOptions, body: Callable[[Session], Any]) -> Any:
-    """Run a command body with its session; errors become one line and an exit code."""
+    """Run a command body with its session; errors become one line and an exit code.
+
+    Warnings raised meanwhile (e.g. recovery notices when a store is opened
+    for writing) are printed as ``consist: warning: ...`` lines on stderr.
+    """
     session = Session(options)
     try:
-        with session.guard():
-            return body(session)
+        with session.guard(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                return body(session)
+            finally:
+                for item in caught:
+                    text = " ".join(str(item.message).split())
+                    sys.stderr.write(f"consist: warning: {text}\n")
     except CliError as error:
         raise fail(error) from None
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
