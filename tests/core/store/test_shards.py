@@ -365,3 +365,17 @@ def test_merge_detects_changed_links_and_artifacts(
         ("artifact", str(survey_id), ("size_bytes",)),
     }
     assert rows(db, "SELECT * FROM run_artifact_link") == links_before
+
+
+def test_purge_refuses_a_run_whose_output_was_ingested(
+    history: tuple[Path, dict[str, str]],
+) -> None:
+    repo, ids = history
+    with closing(project_tracker(repo)) as tracker:
+        persons = tracker.get_artifacts_for_run(ids["other"]).outputs["persons"]
+        tracker.ingest(persons, run=tracker.get_run(ids["other"]))
+        for dry_run in (True, False):
+            with pytest.raises(PurgeRefusedError, match="hot data"):
+                tracker.purge_run(ids["other"], dry_run=dry_run)
+        assert tracker.get_run(ids["other"]) is not None
+    assert (repo / "runs" / "outputs" / "other" / ids["other"] / "persons.parquet").is_file()
