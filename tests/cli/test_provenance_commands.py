@@ -9,6 +9,7 @@ these read commands leave the store untouched.
 from __future__ import annotations
 
 import hashlib
+import subprocess
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -336,6 +337,29 @@ def test_why_names_code_files_and_input_digests(cli, project: Project) -> None:
     # Digests are cut to 12 hex digits in the table (the JSON keeps them whole).
     algo, hexpart = change["new"].split(":")
     assert f"{algo}:{hexpart[:12]}" in text and hexpart not in text
+
+
+def test_why_a_new_commit(cli, project: Project) -> None:
+    """A re-run after committing a change: HEAD is named, with the git command for its files."""
+    (project.root / "model.py").write_text("def simulate():\n    return 3\n")
+    subprocess.run(["git", "commit", "-qam", "tune"], cwd=project.root, check=True)
+    tracker = Tracker(project.run_dir, db_path=project.db_path, project_root=project.root)
+    try:
+        rerun = tracker.run(
+            fn=prepare_again,
+            name="households",
+            config={"scale": 2},
+            inputs={"households": project.root / "data" / "households.csv"},
+            outputs=["persons"],
+        )
+    finally:
+        tracker.close()
+    data = cli("why", rerun.run_id, *project.args(), "--json").json()
+    head = next(d for d in data["differences"] if d["key"] == "head")
+    assert head["section"] == "code" and head["old"] != head["new"]
+    assert "cache lookup" not in data["summary"]
+    text = cli("why", rerun.run_id, *project.args()).stdout
+    assert f"code: git diff --stat {head['old'][:12]} {head['new'][:12]}" in text
 
 
 def test_why_a_run_with_caching_off(cli, tmp_path: Path) -> None:

@@ -403,6 +403,10 @@ def _render_why(console: Console, data: dict[str, Any]) -> None:
                 _change(row["change"]),
             )
         console.print(table)
+    head = next((r for r in rows if r["section"] == "code" and r["key"] == "head"), None)
+    if head is not None and head["old"] and head["new"]:
+        # The commits differ: git names the files (run it in the model's repository).
+        console.print(f"[dim]code: git diff --stat {head['old'][:12]} {head['new'][:12]}[/]")
     console.print(f"[dim]next: consist diff {nearest['id']} {run['id']}[/]")
 
 

@@ -41,6 +41,11 @@ class CacheHit:
     inputs: dict[str, Artifact] = field(default_factory=dict)
 
 
+# The lookup reason when no completed run had the signature at all (as opposed
+# to runs whose outputs were gone or changed).
+NO_RUN_WITH_SIGNATURE = "no completed run with this signature"
+
+
 @dataclass
 class LookupResult:
     """Outcome of a cache lookup: a hit, or why there is none."""
@@ -155,7 +160,7 @@ class CacheService:
             if recent is None or c[0].id != recent.source.id
         ]
         if not candidates:
-            return LookupResult(None, "; ".join(reasons) or "no completed run with this signature")
+            return LookupResult(None, "; ".join(reasons) or NO_RUN_WITH_SIGNATURE)
         for run, artifacts in candidates:
             outputs = {
                 art.key: art.with_local_path(self.artifacts.local_path(art)) for art in artifacts
@@ -292,8 +297,12 @@ def explain_difference(
     old, new:
         Identity manifests of ``nearest`` and of the new run.
     lookup_reason:
-        Why no run with the same signature was usable, if one existed.
+        Why no run with the same signature was usable. Reported (as
+        ``cached_outputs``) only when such runs existed and their outputs were
+        gone or changed, not when no run had the signature.
     """
+    if lookup_reason == NO_RUN_WITH_SIGNATURE:
+        lookup_reason = None
     if nearest is None:
         return {
             "nearest_run_id": None,
