@@ -10,7 +10,7 @@ import typer
 from consist.cli.app import app, store_command
 from consist.cli.errors import CliError, not_found, usage
 from consist.cli.runs_commands import local_time, run_summary
-from consist.cli.session import Session
+from consist.cli.session import Session, to_json
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
@@ -133,7 +133,7 @@ def lineage(
         if text is None:  # removed between the lookups
             raise not_found("artifact or run", key_or_id, _RUNS_HINT)
         if session.json:
-            session.emit({**head, "format": output_format, "text": text}, lambda console: None)
+            typer.echo(to_json({**head, "format": output_format, "text": text}))
         else:
             typer.echo(text, nl=False)
         return
@@ -144,13 +144,7 @@ def lineage(
             tree = tracker.get_run_lineage(str(ref), max_depth=depth)
         if tree is None:
             raise not_found("artifact or run", key_or_id, _RUNS_HINT)
-        data = {**head, "lineage": tree}
-        if output_format == "json" and not session.json:
-            from consist.cli.session import to_json
-
-            typer.echo(to_json(data))
-        else:
-            session.emit(data, lambda console: None)
+        typer.echo(to_json({**head, "lineage": tree}))
         return
     # A terminal gets the session's console; a pipe gets one wide enough that no
     # line (URIs) wraps, which the Tracker builds when given no console.
