@@ -126,6 +126,25 @@ def main() -> None:
     final = step3.outputs["report"]
     print(f"Lineage of {final.key} ({final.uri}):")
     tracker.print_lineage(final.id, show_run_ids=True)
+    tracker.close()
+    print()
+    print("Next, from a terminal:")
+    for args in ("runs", f"lineage {final.key}"):
+        print(f"  {_consist_command()} {args} --db-path {_shown(WORKSPACE / 'provenance.duckdb')}")
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it lies below it."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _consist_command() -> str:
+    """How to call the ``consist`` command installed next to this Python."""
+    script = Path(sys.executable).parent / "consist"
+    return _shown(script) if script.exists() else "consist"
 
 
 if __name__ == "__main__":
