@@ -78,29 +78,36 @@ _STATUS_STYLE = {"completed": "green", "failed": "red", "running": "yellow"}
 
 
 def render_runs(console: Console, runs: list[dict[str, Any]], title: str) -> None:
-    """A table of run summaries."""
+    """A table of run summaries; columns that are empty for every run are left out."""
+    from rich import box
+    from rich.markup import escape
     from rich.table import Table
 
     if not runs:
         console.print(f"{title}: no runs match")
         return
-    table = Table(title=title, title_justify="left")
-    for column in ("run id", "model", "status", "created", "took", "year", "iter", "tags"):
-        table.add_column(column, overflow="fold", no_wrap=column == "run id", min_width=4)
-    for run in runs:
-        status = run["status"] + (" (hit)" if run["cache_hit"] else "")
-        style = _STATUS_STYLE.get(run["status"], "")
-        took = "" if run["duration_s"] is None else f"{run['duration_s']:.1f}s"
-        table.add_row(
-            run["id"],
-            run["model"],
-            f"[{style}]{status}[/]" if style else status,
-            local_time(run["created_at"]),
-            took,
-            "" if run["year"] is None else str(run["year"]),
-            "" if run["iteration"] is None else str(run["iteration"]),
-            ", ".join(run["tags"]),
-        )
+    cells: dict[str, list[str]] = {
+        "run id": [escape(r["id"]) for r in runs],
+        "model": [escape(r["model"]) for r in runs],
+        "status": [],
+        "created": [local_time(r["created_at"])[:16] for r in runs],
+        "took": ["" if r["duration_s"] is None else f"{r['duration_s']:.1f}s" for r in runs],
+        "year": ["" if r["year"] is None else str(r["year"]) for r in runs],
+        "iter": ["" if r["iteration"] is None else str(r["iteration"]) for r in runs],
+        "stage": [escape(r["stage"] or "") for r in runs],
+        "tags": [escape(", ".join(r["tags"])) for r in runs],
+    }
+    for r in runs:
+        status = r["status"] + (" (hit)" if r["cache_hit"] else "")
+        style = _STATUS_STYLE.get(r["status"], "")
+        cells["status"].append(f"[{style}]{status}[/]" if style else status)
+    shown = [name for name, values in cells.items() if any(values)]
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD)
+    for name in shown:
+        # On a narrow terminal the long columns (ids, tags) fold; the short ones stay whole.
+        table.add_column(name, overflow="fold", no_wrap=name not in ("run id", "tags"))
+    for i in range(len(runs)):
+        table.add_row(*(cells[name][i] for name in shown))
     console.print(table)
 
 
