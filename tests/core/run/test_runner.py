@@ -840,3 +840,31 @@ def test_capture_pattern_without_capture_dir_is_refused(tmp_path: Path) -> None:
     assert calls == []
     assert tracker.find_runs(model="cap") == []
     tracker.close()
+
+
+def _same_table_twice(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame({"rows": [len(a), len(b)], "same": [a.equals(b), a.equals(b)]})
+
+
+def test_one_artifact_under_two_input_keys_binds_both_parameters(
+    tracker: Tracker, base: Path
+) -> None:
+    source = write(base / "data" / "zones.csv", "zone,pop\n1,10\n2,20\n3,30\n")
+    made = tracker.run(fn=lambda_free_copy, name="copy", inputs={"src": source}, outputs=["t"])
+    table = made.outputs["t"]
+    first = tracker.run(
+        fn=_same_table_twice, name="twice", inputs={"a": table, "b": table}, outputs=["out"]
+    )
+    assert not first.cache_hit
+    result = tracker.load_df(first.outputs["out"])
+    assert result["rows"].tolist() == [3, 3] and result["same"].all()
+    # The run links the artifact once; the identical call is a hit.
+    again = tracker.run(
+        fn=_same_table_twice, name="twice", inputs={"a": table, "b": table}, outputs=["out"]
+    )
+    assert again.cache_hit
+    assert list(tracker.get_run_inputs(first.run.id)) == ["b"]  # the last key given
+
+
+def lambda_free_copy(src: pd.DataFrame) -> pd.DataFrame:
+    return src

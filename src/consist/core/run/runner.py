@@ -433,7 +433,7 @@ class StepRunner:
         inputs = active.artifacts("input")
 
         def input_value(binding: InputBinding) -> Any:
-            art = inputs[binding.key]
+            art = inputs.get(binding.key) or _same_artifact(spec.inputs, binding.key, inputs)
             return self.host.load_df(art) if binding.load else _local_path(art)
 
         return spec.binding.call_kwargs(
@@ -700,3 +700,19 @@ def _captured(
         taken.add(key)
         out.append((key, path))
     return out
+
+
+def _same_artifact(
+    requests: list[ArtifactRequest], key: str, recorded: Mapping[str, Artifact]
+) -> Artifact:
+    """The recorded input behind ``key`` when one artifact was given under several keys.
+
+    A run links an artifact once per direction (under the last key it was
+    given), so every key that named the same artifact binds to that record.
+    """
+    for request in requests:
+        if request.key == key and isinstance(request.ref, Artifact):
+            for art in recorded.values():
+                if art.id == request.ref.id:
+                    return art
+    raise KeyError(key)
