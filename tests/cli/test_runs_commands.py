@@ -132,3 +132,51 @@ def test_run_dir_defaults_to_the_journal_next_to_the_store(cli, project: Project
     assert out.code == 0, out.stderr
     assert out.json()["config"] == {"scale": 2}
     assert out.json()["outputs"][0]["reachable"]
+
+
+def _all_commands(app) -> list[list[str]]:
+    """Every command path of the app, e.g. ['runs'], ['db', 'doctor']."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    paths = []
+    for name, command in group.commands.items():
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            paths.extend([name, sub] for sub in subcommands)
+        else:
+            paths.append([name])
+    return paths
+
+
+def test_every_command_has_help_with_an_example_and_the_store_options(cli) -> None:
+    from consist.cli.commands import build_app
+
+    paths = _all_commands(build_app())
+    assert len(paths) >= 22  # 15 commands and 7 under `db`
+    for path in paths:
+        out = cli(*path, "--help")
+        assert out.code == 0, path
+        assert f"Example: consist {path[0]}" in out.stdout, path
+        assert "--db-path" in out.stdout and "--json" in out.stdout, path
+
+
+def test_a_store_locked_by_another_process_exits_4_in_one_line(
+    run_consist, project: Project, children
+) -> None:
+    from _support import Child
+
+    holder = Child(
+        "import duckdb, sys, time\n"
+        "con = duckdb.connect(sys.argv[1])\n"
+        "con.execute('CREATE TABLE IF NOT EXISTS held (x INT)')\n"
+        "print('holding', flush=True)\n"
+        "time.sleep(60)\n",
+        str(project.db_path),
+    )
+    children.append(holder)
+    holder.wait_for("holding")
+    out = run_consist("runs", *project.args(), "--lock-timeout", "1")
+    assert out.code == 4, out.stderr
+    assert "locked by another process" in out.stderr and "--lock-timeout" in out.stderr
+    assert out.stderr.count("\n") == 1 and "Traceback" not in out.stderr
