@@ -1,8 +1,7 @@
-"""Tracker: the composition root and thin public facade of Consist.
+"""Tracker: the composition root of Consist; its public methods live in ``core/facade/``.
 
-The tracker wires the services together (paths, hashing, journal, store,
-artifact builder, run lifecycle) and delegates every public method to one of
-them. See ``README.md`` for a tour and ``DESIGN.md`` for the layering.
+The tracker wires the services together (paths, hashing, journal, store, artifact
+builder, run lifecycle); see ``README.md`` ("Layout") and ``DESIGN.md``.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from consist.core.facade.config import TrackerConfigPlans
 from consist.core.facade.facets import TrackerFacets
 from consist.core.facade.hotdata import TrackerHotData
 from consist.core.facade.lineage import TrackerLineage
@@ -59,6 +59,7 @@ class Tracker(
     TrackerViews,
     TrackerMaintenance,
     TrackerShards,
+    TrackerConfigPlans,
 ):
     """Records runs and artifacts, answers cache lookups and provenance queries.
 
@@ -197,10 +198,7 @@ class Tracker(
         return hot is not None and bool(hot.ingest_records(artifact_id=artifact.id))
 
     def close(self) -> None:
-        """Commit queued writes and release the database file.
-
-        The tracker stays usable: it re-opens the file on next use.
-        """
+        """Commit queued writes and release the database file (re-opened on next use)."""
         if self.store is not None:
             self.store.connections.release()  # flushes queued snapshots first
         self.journal.close()

@@ -98,6 +98,7 @@ class TrackerHotData:
         schema: type | None = None,
         run: Run | None = None,
         profile_schema: bool = True,
+        table: str | None = None,
     ) -> IngestResult:
         """Ingest an artifact's rows into the DuckDB table ``global_tables.<table>``.
 
@@ -143,6 +144,10 @@ class TrackerHotData:
         profile_schema : bool
             Profile the ingested table's schema afterwards (when schema
             profiling is available).
+        table : str | None
+            Write into ``global_tables.<table>`` instead of the table the
+            schema or the key names (lower-case letters, digits and ``_``);
+            rows of many artifacts can share one table this way.
 
         Returns
         -------
@@ -196,7 +201,9 @@ class TrackerHotData:
             schema_lookup=self.get_registered_schema,  # type: ignore[attr-defined]
             dlt_dir=self.dlt_dir,
         )
-        result = service.ingest(artifact, target, data=data, schema=schema, offline=offline)
+        result = service.ingest(
+            artifact, target, data=data, schema=schema, offline=offline, table=table
+        )
         # The hot store already annotated the stored artifact row and its links;
         # mirror that in memory, then journal the active run once.
         touched = self._mirror_meta(

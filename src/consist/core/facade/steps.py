@@ -294,11 +294,9 @@ class TrackerSteps:
         runtime_kwargs: Mapping[str, Any] | None = None,
         what: str,
     ) -> Any:
-        if args.get("adapter") is not None:
-            raise NotImplementedError(
-                "config adapters are not available in this version of consist; "
-                "pass config files through identity_inputs=[...] instead"
-            )
+        adapter = args.get("adapter")
+        # Resolved before anything is written: a bad config tree raises here.
+        plan = self.prepare_config(adapter, None) if adapter is not None else None  # type: ignore[attr-defined]
         if args.get("input_keys") is not None or args.get("optional_input_keys") is not None:
             warnings.warn(_DEPRECATED_INPUT_KEYS, DeprecationWarning, stacklevel=4)
             _check_input_keys(args.get("inputs"), args.get("input_keys"))
@@ -343,6 +341,19 @@ class TrackerSteps:
         # Outputs logged before their file exists are settled when the run
         # ends, under the step's output_missing policy.
         spec.begin_kwargs["output_missing"] = spec.policy.output_missing
+        if plan is not None:
+            spec.config_digests = plan.identity_components()
+            ingest = bool(args.get("config_plan_ingest", True))
+            profile = bool(args.get("config_plan_profile_schema", False))
+
+            def attach_plan(cache_hit: bool) -> None:
+                # A hit records its config files and bundle too; its tables were
+                # ingested by the run it reuses.
+                self.apply_config_plan(  # type: ignore[attr-defined]
+                    plan, adapter=adapter, ingest=ingest and not cache_hit, profile_schema=profile
+                )
+
+            spec.after_begin = attach_plan
         return spec
 
     def define_step(self, **kwargs: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

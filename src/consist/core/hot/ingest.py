@@ -142,12 +142,19 @@ class IngestService:
         data: Any = None,
         schema: type | None = None,
         offline: bool = False,
+        table: str | None = None,
     ) -> IngestResult:
         """Validate and write the rows; see ``Tracker.ingest``."""
         schema_cls = self.resolve_schema(artifact, schema)
         columns = schema_columns(schema_cls) if schema_cls is not None else None
         label = schema_cls.__name__ if schema_cls is not None else None
-        table = ingest_table_for(artifact.key, schema_cls)
+        if table is None:
+            table = ingest_table_for(artifact.key, schema_cls)
+        elif not isinstance(table, str) or ingest_table_for(table, None) != table:
+            raise ValueError(
+                f"table={table!r}: a table name is lower-case letters, digits and '_' "
+                f"(e.g. {ingest_table_for(str(table), None)!r})"
+            )
         provenance = Provenance(
             run_id=run.id, artifact_id=str(artifact.id), year=run.year, iteration=run.iteration
         )

@@ -1,9 +1,8 @@
 """The run lifecycle: begin, log, flush (journal then store), end.
 
-:class:`RunLifecycle` owns the one active run. Every state change goes
-through :meth:`RunLifecycle.flush`, which writes the journal snapshot first
-and then syncs the same snapshot (plus only the artifacts not yet synced) to
-the store in one transaction.
+:class:`RunLifecycle` owns the one active run. Every state change goes through
+:meth:`RunLifecycle.flush`: the journal snapshot first, then the same snapshot
+(plus the artifacts not yet synced) to the store in one transaction.
 """
 
 from __future__ import annotations
@@ -79,6 +78,7 @@ class BeginRequest:
     output_paths: dict[str, Path] = field(default_factory=dict)
     output_missing: str = "warn"
     hash_inputs_in_config: bool = False
+    config_digests: dict[str, str] = field(default_factory=dict)  # a config plan's files
 
 
 class RunLifecycle:
@@ -321,6 +321,7 @@ class RunLifecycle:
             run_id=run.id,
         )
         config_side = digest_hash_inputs(self.hasher, request.hash_inputs) if in_config else {}
+        config_side.update(request.config_digests)
         identity.config_hash = fold_into_config_hash(identity.config_hash, config_side)
         run.config_hash = identity.config_hash
         run.input_hash = identity.input_hash

@@ -13,7 +13,7 @@ import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -100,6 +100,10 @@ class StepSpec:
     policy: OutputPolicyOptions
     execution: ExecutionOptions
     binding: BindingPlan | None = None  # which parameter receives what (fn only)
+    # A config adapter's plan (run/trace adapter=...): its file digests join
+    # the config side of identity; ``after_begin(cache_hit)`` attaches it.
+    config_digests: dict[str, str] = field(default_factory=dict)
+    after_begin: Callable[[bool], None] | None = None
 
 
 class StepHost(Protocol):
@@ -387,6 +391,7 @@ class StepRunner:
         )
         request.input_requests = spec.inputs
         request.output_paths = spec.output_paths
+        request.config_digests = dict(spec.config_digests)
         return request
 
     def run(self, spec: StepSpec) -> RunResult:
@@ -400,6 +405,12 @@ class StepRunner:
             run = lifecycle.begin(request, defer_writes=True)
             active = lifecycle.active
             assert active is not None
+            if spec.after_begin is not None:
+                try:
+                    spec.after_begin(active.cache_hit)
+                except BaseException as exc:
+                    lifecycle.end("failed", error=exc)
+                    raise
             if active.cache_hit:
                 outputs = dict(active.cached_outputs)
                 lifecycle.end("completed")
@@ -505,6 +516,9 @@ class StepRunner:
             lifecycle.begin(request)
             before = _snapshot(spec.capture_dir, spec.capture_pattern)
             try:
+                active = lifecycle.active
+                if spec.after_begin is not None and active is not None:
+                    spec.after_begin(active.cache_hit)
                 yield self.host
             except BaseException as exc:
                 if lifecycle.active is not None:
