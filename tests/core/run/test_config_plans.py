@@ -77,6 +77,20 @@ class ToyAdapter:
         output_dir.mkdir(parents=True, exist_ok=False)
         for f in plan.files:
             shutil.copyfile(f.path, output_dir / f.name)
+        for selector, value in (overrides or {}).items():
+            kind, _, name = selector.partition(".")
+            path = output_dir / "coefficients.csv"
+            with path.open(newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            if kind != "coefficients" or name not in {r["coefficient_name"] for r in rows}:
+                raise KeyError(selector)
+            for r in rows:
+                if r["coefficient_name"] == name:
+                    r["value"] = str(value)
+            with path.open("w", newline="") as handle:
+                writer = csv.DictWriter(handle, fieldnames=["coefficient_name", "value"])
+                writer.writeheader()
+                writer.writerows(rows)
         return output_dir
 
 
@@ -165,3 +179,68 @@ def test_bad_adapter_calls_fail_before_anything_is_written(tracker: Tracker, bas
     assert tracker.find_runs() == []
     with pytest.raises(RuntimeError, match="active run"):
         tracker.apply_config_plan(tracker.prepare_config(ToyAdapter(), [local]))
+
+
+def test_override_run_from_a_base_run_reproduces_base_plus_override(
+    tracker: Tracker, base: Path
+) -> None:
+    local, common = _tree(base)
+    adapter = ToyAdapter(root_dirs=[local, common])
+    first = tracker.run(fn=model_step, name="model", adapter=adapter)
+    out = base / "override_1"
+    result = tracker.run_with_config_overrides(
+        adapter=adapter,
+        base_run_id=first.run.id,
+        overrides={"coefficients.c_time": -0.2},
+        output_dir=out,
+        fn=model_step,
+        name="model",
+    )
+    assert not result.cache_hit
+    text = (out / "coefficients.csv").read_text()
+    assert "c_time,-0.2" in text and "c_cost,-1.0" in text
+    assert (out / "settings.yaml").read_text() == (common / "settings.yaml").read_text()
+    resolved = result.run.meta["resolved_config_identity"]
+    assert resolved["mode"] == "auto" and resolved["adapter"] == "toy"
+    assert resolved["label"] == "activitysim_config" and resolved["path"] == str(out)
+    assert resolved["digest"] == result.run.meta["hash_inputs"]["activitysim_config"]
+    rows = tracker.run_query(
+        "SELECT value FROM global_tables.toy_coefficients "
+        f"WHERE consist_run_id = '{result.run.id}' AND coefficient_name = 'c_time'"
+    )
+    assert rows == [(-0.2,)]
+    # Same base, same override, same (empty) output folder name elsewhere: a hit.
+    again = tracker.run_with_config_overrides(
+        adapter=adapter,
+        base_config_dirs=[out],
+        overrides={},
+        output_dir=base / "override_2",
+        fn=model_step,
+        name="model",
+        resolved_config_identity="off",
+    )
+    assert again.run.meta["resolved_config_identity"]["mode"] == "off"
+
+
+def test_override_selectors_are_checked_before_anything_runs(tracker: Tracker, base: Path) -> None:
+    local, common = _tree(base)
+    adapter = ToyAdapter(root_dirs=[local, common])
+    kwargs = {"adapter": adapter, "overrides": {}, "fn": model_step, "name": "model"}
+    with pytest.raises(ValueError, match="exactly one base"):
+        tracker.run_with_config_overrides(output_dir=base / "o", **kwargs)
+    with pytest.raises(ValueError, match="exactly one base"):
+        tracker.run_with_config_overrides(
+            output_dir=base / "o", base_run_id="x", base_config_dirs=[local], **kwargs
+        )
+    with pytest.raises(ValueError, match="base_primary_config"):
+        tracker.run_with_config_overrides(
+            output_dir=base / "o", base_run_id="x", base_primary_config="a.conf", **kwargs
+        )
+    with pytest.raises(KeyError, match="c_nope"):
+        tracker.run_with_config_overrides(
+            output_dir=base / "o",
+            base_config_dirs=[local, common],
+            **{**kwargs, "overrides": {"coefficients.c_nope": 1}},
+        )
+    assert tracker.find_runs() == []
+    assert not (base / "o").exists() and list(base.glob(".o.*")) == []

@@ -7,7 +7,9 @@ live in :mod:`consist.core.run.config_plan`; the adapters in
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -215,6 +217,10 @@ class TrackerConfigPlans:
                 )
         active.run.meta["config_adapter"] = plan.adapter
         active.run.meta["config_identity"] = plan.identity
+        resolved = getattr(adapter, "resolved_identity", None)
+        if resolved is not None:  # an override run (see run_with_config_overrides)
+            digest = (active.run.meta.get("hash_inputs") or {}).get(resolved["label"])
+            active.run.meta["resolved_config_identity"] = {**resolved, "digest": digest}
         meta = {"config_role": "config", "config_adapter": plan.adapter}
         requests = [
             ArtifactRequest(
@@ -259,6 +265,170 @@ class TrackerConfigPlans:
             identity=plan.identity, artifacts=logged, bundle=bundle, tables=tables
         )
 
+    def run_with_config_overrides(
+        self,
+        *,
+        adapter: ConfigAdapter,
+        base_run_id: str | None = None,
+        base_config_dirs: Iterable[str | Path] | None = None,
+        base_primary_config: str | Path | None = None,
+        overrides: dict[str, Any],
+        output_dir: str | Path,
+        fn: Callable[..., Any],
+        name: str,
+        model: str | None = None,
+        config: Any = None,
+        outputs: list[str] | None = None,
+        execution_options: Any = None,
+        strict: bool = True,
+        identity_inputs: list[Any] | None = None,
+        resolved_config_identity: str = "auto",
+        identity_label: str = "activitysim_config",
+        override_runtime_kwargs: dict[str, Any] | None = None,
+        **run_kwargs: Any,
+    ) -> Any:
+        """Run ``fn`` on a base configuration with overrides applied.
+
+        The base is a recorded run's config bundle (``base_run_id``) or
+        config directories (``base_config_dirs``, optionally with
+        ``base_primary_config`` for adapters that take one). The effective
+        tree with ``overrides`` applied is written to ``output_dir`` by the
+        adapter's ``materialize`` and the step runs as
+        ``run(adapter=<adapter on output_dir>)``. An adapter with its own
+        ``run_with_config_overrides`` gets the call instead.
+
+        Parameters
+        ----------
+        adapter : ConfigAdapter
+            The model's adapter (with ``materialize``).
+        base_run_id, base_config_dirs
+            Exactly one: the run whose bundle is the base, or the directories.
+        base_primary_config : str | Path | None
+            Only with ``base_config_dirs``.
+        overrides : dict
+            Selectors to values, in the adapter's form (ActivitySim:
+            ``"coefficients.<name>"``, ``"constants.<NAME>"``,
+            ``"settings.<key>"``; BEAM: dotted keys).
+        output_dir : str | Path
+            Where the effective tree is written (must not exist, or be empty).
+        fn, name, model, config, outputs, execution_options, **run_kwargs
+            As for :meth:`run`.
+        strict : bool
+            Resolve the base strictly (a missing referenced file is an error).
+        identity_inputs : list | None
+            Extra hash-only inputs, added to the resolved config identity.
+        resolved_config_identity : {"auto", "off"}
+            ``"auto"`` also hashes the resolved tree as identity input
+            ``identity_label``; ``"off"`` keeps only ``identity_inputs``.
+            The run's ``meta["resolved_config_identity"]`` records mode,
+            adapter, label, path and digest.
+        override_runtime_kwargs : dict | None
+            Runtime keyword arguments for ``fn`` (not part of identity).
+
+        Returns
+        -------
+        RunResult
+
+        Raises
+        ------
+        ValueError
+            Both or neither base selector, ``base_primary_config`` without
+            ``base_config_dirs``, a bad ``resolved_config_identity``, a base
+            run without a bundle of this adapter, or a non-empty
+            ``output_dir`` - all before anything is written.
+        KeyError
+            For an override selector the base configuration does not have.
+        """
+        if (base_run_id is None) == (base_config_dirs is None):
+            raise ValueError(
+                "run_with_config_overrides needs exactly one base: base_run_id='<run id>' "
+                "(a recorded run's config bundle) or base_config_dirs=[...]"
+            )
+        if base_primary_config is not None and base_config_dirs is None:
+            raise ValueError("base_primary_config applies only with base_config_dirs")
+        if resolved_config_identity not in ("auto", "off"):
+            raise ValueError(
+                f"resolved_config_identity={resolved_config_identity!r}: use 'auto' or 'off'"
+            )
+        if not isinstance(overrides, dict):
+            raise TypeError(f"overrides must be a dict of selector -> value, got {overrides!r}")
+        adapter = _check_adapter(adapter)
+        forward = getattr(adapter, "run_with_config_overrides", None)
+        if callable(forward):
+            return forward(
+                tracker=self,
+                base_run_id=base_run_id,
+                base_config_dirs=base_config_dirs,
+                base_primary_config=base_primary_config,
+                overrides=overrides,
+                output_dir=output_dir,
+                fn=fn,
+                name=name,
+                model=model,
+                config=config,
+                outputs=outputs,
+                execution_options=execution_options,
+                strict=strict,
+                identity_inputs=identity_inputs,
+                resolved_config_identity=resolved_config_identity,
+                identity_label=identity_label,
+                override_runtime_kwargs=override_runtime_kwargs,
+                **run_kwargs,
+            )
+        if not hasattr(adapter, "materialize"):
+            raise ValueError(
+                f"adapter {adapter.name!r} cannot write an override tree (it has no materialize)"
+            )
+        out = Path(output_dir).expanduser().resolve()
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise ValueError(f"output_dir={str(out)!r} exists and is not an empty directory")
+        if base_run_id is not None:
+            bundle = self.get_config_bundle(base_run_id, adapter=adapter.name)  # type: ignore[attr-defined]
+            dirs: list[str | Path] = [bundle]
+        else:
+            dirs = list(base_config_dirs or [])
+            adapter = _with_primary_config(adapter, base_primary_config)
+        plan = self.prepare_config(adapter, dirs, strict=strict)
+        # Written beside output_dir and renamed into place: a bad override
+        # selector (KeyError from the adapter) leaves nothing behind.
+        staging = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            adapter.materialize(plan, staging, overrides)
+            if out.exists():
+                out.rmdir()  # empty (checked above)
+            os.replace(staging, out)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        extra = list(identity_inputs or [])
+        if resolved_config_identity == "auto":
+            extra.append((identity_label, out))
+        wrapped = _OverrideAdapter(
+            adapter,
+            out,
+            {
+                "mode": resolved_config_identity,
+                "adapter": adapter.name,
+                "label": identity_label if resolved_config_identity == "auto" else None,
+                "path": str(out),
+            },
+        )
+        if override_runtime_kwargs is not None:
+            if "runtime_kwargs" in run_kwargs:
+                raise ValueError("pass override_runtime_kwargs or runtime_kwargs, not both")
+            run_kwargs["runtime_kwargs"] = override_runtime_kwargs
+        return self.run(  # type: ignore[attr-defined]
+            fn=fn,
+            name=name,
+            model=model,
+            config=config,
+            outputs=outputs,
+            execution_options=execution_options,
+            adapter=wrapped,
+            identity_inputs=extra or None,
+            **run_kwargs,
+        )
+
     def canonicalize_config(
         self,
         adapter: ConfigAdapter,
@@ -295,6 +465,37 @@ class TrackerConfigPlans:
             adapter=adapter,
             options=options,
         )
+
+
+class _OverrideAdapter:
+    """An adapter pointed at a materialized override tree (run_with_config_overrides)."""
+
+    def __init__(self, base: Any, root: Path, resolved_identity: dict[str, Any]) -> None:
+        self.base = base
+        self.name = base.name
+        self.root_dirs = [root]
+        self.resolved_identity = resolved_identity
+
+    def plan(self, config_dirs: Any, options: ConfigAdapterOptions) -> ConfigPlan:
+        return self.base.plan(config_dirs, options)
+
+    def materialize(self, plan: ConfigPlan, output_dir: Path, overrides: Any = None) -> Path:
+        return self.base.materialize(plan, output_dir, overrides)
+
+
+def _with_primary_config(adapter: Any, primary: str | Path | None) -> Any:
+    """A copy of ``adapter`` with ``primary_config`` set (adapters that take one)."""
+    if primary is None:
+        return adapter
+    if not hasattr(adapter, "primary_config"):
+        raise ValueError(
+            f"base_primary_config: adapter {adapter.name!r} takes no primary config; drop it"
+        )
+    import copy
+
+    clone = copy.copy(adapter)
+    clone.primary_config = Path(primary)
+    return clone
 
 
 def _frame(rows: list[dict[str, Any]]) -> Any:
