@@ -47,12 +47,20 @@ _EXPORTS: dict[str, str] = {
     "SweepResult": "consist.core.workflow.sweep",
     "SweepResults": "consist.core.workflow.sweep",
     "SweepError": "consist.core.workflow.sweep",
+    "ConfigAdapter": "consist.core.run.config_plan",
+    "ConfigAdapterOptions": "consist.core.run.config_plan",
+    "ConfigContribution": "consist.core.run.config_plan",
+    "ConfigPlan": "consist.core.run.config_plan",
 }
 
 __all__ = [
     "ActiveRunCacheOptions",
     "Artifact",
     "CacheOptions",
+    "ConfigAdapter",
+    "ConfigAdapterOptions",
+    "ConfigContribution",
+    "ConfigPlan",
     "ConsistRecord",
     "ConsistRunError",
     "Coupler",
@@ -104,6 +112,12 @@ if TYPE_CHECKING:  # pragma: no cover
     from consist.core.query.run_index import IndexBySpec, index_by_facet, index_by_field
     from consist.core.query.runset import RunSet
     from consist.core.run.active_run import ActiveRunCacheOptions
+    from consist.core.run.config_plan import (
+        ConfigAdapter,
+        ConfigAdapterOptions,
+        ConfigContribution,
+        ConfigPlan,
+    )
     from consist.core.run.runner import ConsistRunError, RunContext
     from consist.core.store.hot_store import IngestSchemaError
     from consist.core.store.recovery import rebuild_from_journal
