@@ -349,7 +349,8 @@ class ActivitySimConfigAdapter:
         if now != plan.identity:
             raise ValueError(
                 f"the files under {[str(d) for d in plan.config_dirs]} changed since the plan "
-                f"was made (identity {plan.identity} -> {now}); plan again before materializing"
+                f"was made (identity {plan.identity} -> {now}), or the plan came from an "
+                "adapter with other model_files/extra_files; plan again before materializing"
             )
         dumps, coefficient_edits = _apply_overrides(tree, dict(overrides or {}))
         out.mkdir(parents=True, exist_ok=True)
