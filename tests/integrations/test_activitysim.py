@@ -153,6 +153,10 @@ def test_first_directory_wins_and_settings_inherit(dirs: list[Path]) -> None:
     assert settings["output_tables"] == {"action": "include", "tables": ["trips"]}  # whole key
     assert settings["chunk_size"] == 0 and settings["trace_hh_id"] == 982875  # inherited
     assert "inherit_settings" not in settings
+    assert adapter.sources(plan)["settings.yaml"] == [
+        local.resolve() / "settings.yaml",
+        base.resolve() / "settings.yaml",
+    ]
     assert plan.values["models"]["school_location"]["SAMPLE_SIZE"] == 30
     assert set(plan.values["models"]) == {
         "initialize_households",

@@ -298,6 +298,18 @@ class ActivitySimConfigAdapter:
                 resolver.yaml_file(extra, _EXTRA_ROLES.get(extra, "other"), "extra_files")
         return tree
 
+    def sources(self, plan: ConfigPlan) -> dict[str, list[Path]]:
+        """Every file each effective file of ``plan`` was read from, winning layer first.
+
+        A YAML merged through ``inherit_settings`` lists all its layers (the
+        plan's ``ConfigFile.path`` is only the first); other files list one.
+        """
+        tree = self._resolve(list(plan.config_dirs), strict=False)
+        return {
+            n: list(tree.yamls[n].layers) if n in tree.yamls else [tree.csvs[n].path]
+            for n in tree.order
+        }
+
     # ---------------------------------------------------------- materialize
     def materialize(
         self,
