@@ -219,9 +219,9 @@ def resolve_config_dirs(
     FileNotFoundError
         For a directory that does not exist.
     """
-    given = list(config_dirs) if config_dirs is not None else list(adapter.root_dirs or [])
     if isinstance(config_dirs, str | Path):
         raise TypeError(f"{param} must be a list of directories, e.g. [{str(config_dirs)!r}]")
+    given = list(config_dirs) if config_dirs is not None else list(adapter.root_dirs or [])
     if not given:
         raise ValueError(
             f"adapter {adapter.name!r} has no config directories: construct it with "
