@@ -1,0 +1,854 @@
+"""BEAM configuration as provenance: :class:`BeamConfigAdapter`.
+
+A BEAM run is defined by a HOCON file (the *primary* ``.conf``) that
+``include``\\ s other HOCON files and refers to input files (networks,
+vehicle types, ...) by path. The adapter resolves that tree into a
+:class:`~consist.core.run.config_plan.ConfigPlan` (see the ConfigAdapter
+protocol) without writing anything:
+
+Files (``plan.files``)
+    * the primary file (role ``"primary"``) and every file actually included,
+      directly or not (role ``"include"``). Their digest is over their *own*
+      parsed content: the file is parsed with its include directives taken
+      out and substitutions left unresolved (kept as ``${path}`` tokens), and
+      the parsed tree is digested together with the list of its include
+      targets as written (``{"values": ..., "includes": [...]}``). Whitespace
+      and comment-only edits therefore do not change it; changing a value or
+      an include target does.
+    * every input file the resolved configuration refers to (role
+      ``"input"``): a string value ending in one of ``input_suffixes`` that
+      names an existing file inside a config directory (relative values are
+      looked up in the directories in order, the first one holding it wins;
+      absolute values count when they point inside a config directory).
+      Their digest is of their bytes. Paths outside every config directory
+      are not part of the tree; values that name no existing file are listed
+      in ``plan.missing`` (they may be outputs or relative to BEAM's working
+      directory, so they are never an error, even under ``strict``).
+    * one synthetic entry, ``<resolved>`` (role ``"resolved"``), whose digest
+      is :func:`canonical_values_digest` of the fully resolved configuration.
+      Its ``path`` is the primary file's directory (it is no file, so the
+      tracker does not log it). It guarantees that any change of a resolved
+      value (an include moved, an environment variable used by a
+      substitution) changes the run's config identity even when no source
+      digest changes.
+
+Identity (``plan.identity``)
+    The identity of the *effective* configuration: :func:`plan_identity` over
+    the ``<resolved>`` entry and the input files only. It does not depend on
+    how the HOCON is split across files, so a tree and its materialized
+    bundle (one resolved ``.conf``) have the same identity; the per-file
+    digests of ``plan.identity_components()`` still name the source file that
+    changed.
+
+Values and tables
+    ``plan.values`` is the resolved configuration as a nested dict (so
+    ``beam.agentsim.agentSampleSizeAsFractionOfPopulation`` is a queryable
+    config value). HOCON durations (``10 seconds``) become text such as
+    ``"10 seconds"``. The table ``beam_config`` has one row per resolved leaf
+    key: ``key`` (dotted; segments with dots or other special characters are
+    quoted), ``value`` (JSON text) and ``source`` (name of the file whose
+    setting was last applied, or None when that cannot be told, e.g. for keys
+    set by an include nested inside an object).
+
+Includes
+    ``include "x.conf"`` and ``include file("x.conf")`` are looked up
+    relative to the including file's directory, then in the config
+    directories in order; a target without a suffix also tries ``.conf`` and
+    ``.json``. A missing include is an error naming it under ``strict`` (and
+    always for ``include required(...)``), otherwise it is skipped and listed
+    in ``plan.missing``. ``url(...)``, ``classpath(...)`` and ``package(...)``
+    includes are rejected (they cannot be tracked as files). The included
+    content is placed where the directive stands, so keys included inside an
+    object land in that object; substitutions are always resolved from the
+    root of the configuration.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import posixpath
+import re
+import shutil
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from consist.core.identity.hashing import hash_file
+from consist.core.run.config_plan import (
+    ConfigAdapterOptions,
+    ConfigFile,
+    ConfigPlan,
+    ConfigTable,
+    canonical_values_digest,
+    plan_identity,
+    resolve_config_dirs,
+)
+
+__all__ = ["INPUT_SUFFIXES", "RESOLVED_NAME", "TABLE_NAME", "BeamConfigAdapter"]
+
+RESOLVED_NAME = "<resolved>"
+TABLE_NAME = "beam_config"
+INPUT_SUFFIXES = (".csv", ".csv.gz", ".xml", ".xml.gz", ".json", ".txt")
+_INSTALL_HINT = "pip install 'consist[config]'"
+_BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
+_INCLUDE_KINDS = ("required", "file", "url", "classpath", "package")
+
+
+def _pyhocon() -> Any:
+    """pyhocon's parser and tree classes, or an ImportError naming the extra."""
+    try:
+        from pyhocon.config_parser import ConfigParser
+        from pyhocon.config_tree import (
+            ConfigQuotedString,
+            ConfigSubstitution,
+            ConfigTree,
+            ConfigValues,
+            NoneValue,
+        )
+    except ImportError as exc:
+        raise ImportError(
+            f"the BEAM config adapter needs pyhocon to read HOCON files: {_INSTALL_HINT}"
+        ) from exc
+    return SimpleNamespace(
+        ConfigParser=ConfigParser,
+        ConfigTree=ConfigTree,
+        ConfigValues=ConfigValues,
+        ConfigSubstitution=ConfigSubstitution,
+        ConfigQuotedString=ConfigQuotedString,
+        NoneValue=NoneValue,
+    )
+
+
+# ---------------------------------------------------------------------------
+# Include directives (found by a small lexer: strings and comments skipped)
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Include:
+    start: int
+    end: int
+    target: str
+    kind: str  # "file", "url", "classpath" or "package"
+    required: bool
+    root_level: bool
+    line: int
+
+
+@dataclass
+class _Scan:
+    includes: list[_Include]
+    body_start: int
+    body_end: int
+
+
+def _skip_string(text: str, i: int) -> int:
+    """Index just after the quoted string starting at ``i``."""
+    if text.startswith('"""', i):
+        j = text.find('"""', i + 3)
+        if j < 0:
+            return len(text)
+        while j + 3 < len(text) and text[j + 3] == '"':
+            j += 1
+        return j + 3
+    j = i + 1
+    while j < len(text) and text[j] not in '"\n':
+        j += 2 if text[j] == "\\" else 1
+    return j + 1
+
+
+def _parse_directive(text: str, i: int, origin: Path) -> tuple[int, str, str, bool] | None:
+    """Parse an include directive at ``i`` (``include`` keyword): (end, target, kind, required)."""
+    j = i + len("include")
+    if j >= len(text) or text[j] not in " \t":
+        return None
+    while j < len(text) and text[j] in " \t":
+        j += 1
+    kinds: list[str] = []
+    while True:
+        match = re.compile(r"(required|file|url|classpath|package)[ \t]*\([ \t]*").match(text, j)
+        if match is None:
+            break
+        kinds.append(match.group(1))
+        j = match.end()
+    if j >= len(text) or text[j] != '"':
+        if kinds:
+            line = text.count("\n", 0, i) + 1
+            raise ValueError(
+                f"{origin}:{line}: malformed include directive (expected a quoted name)"
+            )
+        return None
+    k = _skip_string(text, j)
+    try:
+        target = json.loads(text[j:k]) if not text.startswith('"""', j) else text[j + 3 : k - 3]
+    except json.JSONDecodeError as exc:
+        line = text.count("\n", 0, i) + 1
+        raise ValueError(f"{origin}:{line}: malformed include name ({exc})") from exc
+    for _ in kinds:
+        match = re.compile(r"[ \t]*\)").match(text, k)
+        if match is None:
+            line = text.count("\n", 0, i) + 1
+            raise ValueError(f"{origin}:{line}: malformed include directive (missing ')')")
+        k = match.end()
+    required = bool(kinds) and kinds[0] == "required"
+    rest = kinds[1:] if required else kinds
+    if len(rest) > 1 or "required" in rest:
+        line = text.count("\n", 0, i) + 1
+        raise ValueError(f"{origin}:{line}: malformed include directive {text[i:k]!r}")
+    kind = rest[0] if rest else "file"
+    if kind == "file" and not rest and re.match(r"^(https?|file)://", target):
+        kind = "url"
+    return k, target, kind, required
+
+
+def _scan(text: str, origin: Path) -> _Scan:
+    """Find the include directives of a HOCON text and its root object's braces."""
+    includes: list[_Include] = []
+    stack: list[str] = []
+    at_statement = True
+    first_significant: int | None = None
+    root_close: int | None = None
+    i, n = 0, len(text)
+    while i < n:
+        c = text[i]
+        if c == "#" or text.startswith("//", i):
+            newline = text.find("\n", i)
+            i = n if newline < 0 else newline
+            continue
+        if c in " \t\r\ufeff":
+            i += 1
+            continue
+        if first_significant is None and c != "\n":
+            first_significant = i
+        if c == "\n" or c == ",":
+            at_statement = True
+            i += 1
+        elif c == '"':
+            i = _skip_string(text, i)
+            at_statement = False
+        elif c in "{[":
+            stack.append(c)
+            at_statement = c == "{"
+            i += 1
+        elif c in "}]":
+            if stack:
+                stack.pop()
+            braced = first_significant is not None and text[first_significant] == "{"
+            if not stack and c == "}" and braced and root_close is None:
+                root_close = i
+            at_statement = False
+            i += 1
+        elif at_statement and (not stack or stack[-1] == "{") and text.startswith("include", i):
+            parsed = _parse_directive(text, i, origin)
+            if parsed is None:
+                at_statement = False
+                i += 1
+                continue
+            end, target, kind, required = parsed
+            braced = first_significant is not None and text[first_significant] == "{"
+            root_level = len(stack) == (1 if braced else 0)
+            line = text.count("\n", 0, i) + 1
+            includes.append(_Include(i, end, target, kind, required, root_level, line))
+            i = end
+            at_statement = False
+        else:
+            at_statement = False
+            i += 1
+    if first_significant is not None and text[first_significant] == "{" and root_close is not None:
+        return _Scan(includes, first_significant + 1, root_close)
+    return _Scan(includes, 0, n)
+
+
+def _blank(text: str, spans: Sequence[_Include], start: int, end: int) -> str:
+    """``text[start:end]`` with the given directives replaced by spaces (lines kept)."""
+    out = list(text[start:end])
+    for inc in spans:
+        for k in range(max(inc.start, start), min(inc.end, end)):
+            if out[k - start] != "\n":
+                out[k - start] = " "
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------
+# Parsed HOCON to plain values
+# ---------------------------------------------------------------------------
+
+
+def _period_text(value: Any) -> str:
+    """A HOCON duration (timedelta / relativedelta) as text, e.g. ``"90 minutes"``."""
+    months = 12 * int(getattr(value, "years", 0) or 0) + int(getattr(value, "months", 0) or 0)
+    if isinstance(value, timedelta):
+        micros = (value.days * 86400 + value.seconds) * 1_000_000 + value.microseconds
+    else:
+        micros = (
+            ((int(value.days or 0) * 24 + int(value.hours or 0)) * 60 + int(value.minutes or 0))
+            * 60
+            + int(value.seconds or 0)
+        ) * 1_000_000 + int(value.microseconds or 0)
+    parts = []
+    if months:
+        parts.append(f"{months} months")
+    if micros or not parts:
+        for unit, size in (
+            ("days", 86_400_000_000),
+            ("hours", 3_600_000_000),
+            ("minutes", 60_000_000),
+            ("seconds", 1_000_000),
+            ("milliseconds", 1000),
+            ("microseconds", 1),
+        ):
+            if micros % size == 0:
+                parts.append(f"{micros // size} {unit}")
+                break
+    return " ".join(parts)
+
+
+def _key(raw: str) -> str:
+    """A ConfigTree key without its HOCON quotes."""
+    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
+        try:
+            return str(json.loads(raw))
+        except json.JSONDecodeError:
+            return raw[1:-1]
+    return raw
+
+
+def _plain(node: Any, hocon: Any) -> Any:
+    """Parsed HOCON as plain JSON values; unresolved substitutions become ``{"$subst": ...}``."""
+    tree = hocon.ConfigTree
+    if isinstance(node, tree):
+        return {_key(k): _plain(v, hocon) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v, hocon) for v in node]
+    if isinstance(node, hocon.ConfigValues):
+        return {"$concat": [_plain(t, hocon) for t in node.tokens]}
+    if isinstance(node, hocon.ConfigSubstitution):
+        return {"$subst": node.variable, "optional": bool(node.optional), "ws": node.ws or ""}
+    if isinstance(node, hocon.ConfigQuotedString):
+        return node.value
+    if isinstance(node, hocon.NoneValue) or node is None:
+        return None
+    if isinstance(node, bool | int | float):
+        return node
+    if isinstance(node, str):
+        return str(node)
+    if isinstance(node, timedelta) or hasattr(node, "normalized"):
+        return _period_text(node)
+    return str(node)
+
+
+def _key_text(path: Sequence[str]) -> str:
+    """A key path as dotted HOCON text (special segments quoted)."""
+    return ".".join(p if _BARE_KEY.match(p) else json.dumps(p, ensure_ascii=False) for p in path)
+
+
+def _leaves(values: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """(path, value) of every leaf (a non-object value, or an empty object)."""
+    if isinstance(values, dict) and (values or not prefix):
+        out: list[tuple[tuple[str, ...], Any]] = []
+        for k, v in values.items():
+            out.extend(_leaves(v, (*prefix, k)))
+        return out
+    return [(prefix, values)]
+
+
+def _split_key(key: Any) -> list[str]:
+    """A dotted HOCON key (``a.b."c.d"``) as its segments."""
+    if not isinstance(key, str) or not key.strip():
+        raise ValueError(f"overrides: keys are dotted HOCON keys such as 'beam.x.y', got {key!r}")
+    parts: list[str] = []
+    i, n = 0, len(key)
+    while i <= n:
+        if i < n and key[i] == '"':
+            end = _skip_string(key, i)
+            try:
+                segment = json.loads(key[i:end])
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"overrides: malformed quoted key {key!r}") from exc
+            i = end
+        else:
+            end = key.find(".", i)
+            end = n if end < 0 else end
+            segment = key[i:end].strip()
+            i = end
+        if not segment:
+            raise ValueError(f"overrides: key {key!r} has an empty segment")
+        parts.append(segment)
+        if i < n and key[i] != ".":
+            raise ValueError(f"overrides: malformed key {key!r}")
+        i += 1
+    return parts
+
+
+def _check_value(key: str, value: Any) -> None:
+    if value is None or isinstance(value, bool | int | float | str):
+        return
+    if isinstance(value, list):
+        for v in value:
+            _check_value(key, v)
+        return
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        for v in value.values():
+            _check_value(key, v)
+        return
+    raise TypeError(
+        f"overrides[{key!r}]: values are None, bool, int, float, str, lists and dicts "
+        f"with str keys; got {type(value).__name__} (convert it, e.g. str(path))"
+    )
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+    except ValueError:
+        return False
+    return True
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a UTF-8 HOCON file ({exc})") from exc
+
+
+# ---------------------------------------------------------------------------
+# Resolution of one tree
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Resolution:
+    """State of resolving one primary file against ordered config directories."""
+
+    dirs: list[Path]
+    strict: bool
+    hocon: Any
+    names: dict[Path, str] = field(default_factory=dict)
+    digests: dict[Path, str] = field(default_factory=dict)
+    order: list[Path] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    segments: list[tuple[str, str]] = field(default_factory=list)
+
+    def name_of(self, path: Path, anchor: Path) -> str:
+        if path in self.names:
+            return self.names[path]
+        candidates = [path.relative_to(d).as_posix() for d in self.dirs if _inside(path, d)]
+        candidates += [Path(os.path.relpath(path, anchor)).as_posix(), path.as_posix()]
+        taken = set(self.names.values()) | {RESOLVED_NAME}
+        name = next(c for c in candidates if c not in taken)
+        self.names[path] = name
+        return name
+
+    def locate(self, inc: _Include, including: Path) -> Path | None:
+        if inc.kind != "file":
+            raise ValueError(
+                f"{including}:{inc.line}: include {inc.kind}({inc.target!r}) is not supported "
+                "(it cannot be tracked as a file); include a file by a relative path instead"
+            )
+        target = Path(inc.target)
+        bases = [None] if target.is_absolute() else [including.parent, *self.dirs]
+        names = (
+            [target]
+            if target.suffix
+            else [target, *(target.with_suffix(s) for s in (".conf", ".json"))]
+        )
+        for name in names:
+            for base in bases:
+                candidate = name if base is None else base / name
+                if candidate.is_file():
+                    return candidate.resolve()
+        if self.strict or inc.required:
+            raise FileNotFoundError(
+                f"{including}:{inc.line}: included file {inc.target!r} is in none of: "
+                f"{[str(including.parent), *map(str, self.dirs)]}"
+            )
+        self.missing.append(inc.target)
+        return None
+
+    def expand(self, path: Path, stack: tuple[Path, ...], anchor: Path, record: bool = True) -> str:
+        """The text of ``path`` with every include replaced by the included text.
+
+        ``record``: note the file's root-level segments for :meth:`sources` (not
+        for a file included inside an object, whose keys land under a prefix).
+        """
+        if path in stack:
+            chain = " -> ".join(str(p) for p in (*stack, path))
+            raise ValueError(f"include cycle: {chain}")
+        text = _read(path)
+        scan = _scan(text, path)
+        name = self.name_of(path, anchor)
+        if path not in self.digests:
+            own = _blank(text, scan.includes, 0, len(text))
+            try:
+                parsed = self.hocon.ConfigParser.parse(own, None, False)
+            except Exception as exc:  # pyparsing / pyhocon errors have no common base
+                raise ValueError(f"{path}: cannot parse HOCON: {exc}") from exc
+            body = {
+                "values": _plain(parsed, self.hocon),
+                "includes": [i.target for i in scan.includes],
+            }
+            self.digests[path] = canonical_values_digest(body)
+            self.order.append(path)
+        pieces: list[str] = []
+        pos = seg_pos = scan.body_start
+        nested = [i for i in scan.includes if not i.root_level]
+        for inc in scan.includes:
+            pieces.append(text[pos : inc.start])
+            if inc.root_level and record:
+                self.segments.append((name, _blank(text, nested, seg_pos, inc.start)))
+                seg_pos = inc.end
+            found = self.locate(inc, path)
+            if found is not None:
+                inner = self.expand(found, (*stack, path), anchor, record and inc.root_level)
+                pieces.append("\n" + inner + "\n")
+            pos = inc.end
+        pieces.append(text[pos : scan.body_end])
+        if record:
+            self.segments.append((name, _blank(text, nested, seg_pos, scan.body_end)))
+        return "".join(pieces)
+
+    def sources(self) -> dict[tuple[str, ...], str] | None:
+        """Which file last set each key (None when a segment cannot be parsed alone)."""
+        found: dict[tuple[str, ...], str] = {}
+        for name, segment in self.segments:
+            try:
+                parsed = self.hocon.ConfigParser.parse(segment, None, False)
+            except Exception:  # a segment split at an unusual include cannot stand alone
+                return None
+            for path, value in _leaves(_plain(parsed, self.hocon)):
+                cut = [k for k, part in enumerate(path) if part in ("$concat", "$subst")]
+                path = path[: cut[0]] if cut else path  # an unresolved value is one setting
+                if path and not isinstance(value, dict):
+                    found[path] = name
+        return found
+
+
+# ---------------------------------------------------------------------------
+# The adapter
+# ---------------------------------------------------------------------------
+
+
+class BeamConfigAdapter:
+    """BEAM's HOCON configuration: includes, substitutions and referenced inputs.
+
+    See the module docstring for what a plan holds and how digests are made.
+
+    Parameters
+    ----------
+    root_dirs : Sequence[str | Path] | None
+        Config directories in search order, used when a call gives none.
+    primary_config : str | Path | None
+        The main ``.conf``. A relative name is looked up in the config
+        directories in order; when absent, the single ``*.conf`` of the first
+        directory that holds exactly one is used.
+    input_suffixes : Sequence[str] | None
+        Suffixes of values that name input files (default
+        :data:`INPUT_SUFFIXES`).
+
+    Raises
+    ------
+    ImportError
+        If pyhocon is not installed (``pip install 'consist[config]'``).
+    """
+
+    name = "beam"
+
+    def __init__(
+        self,
+        *,
+        root_dirs: Sequence[str | Path] | None = None,
+        primary_config: str | Path | None = None,
+        input_suffixes: Sequence[str] | None = None,
+    ) -> None:
+        _pyhocon()
+        if isinstance(root_dirs, str | Path):
+            raise TypeError(f"root_dirs must be a list of directories, e.g. [{str(root_dirs)!r}]")
+        self.root_dirs: list[Path] = [Path(d) for d in (root_dirs or [])]
+        self.primary_config: Path | None = None if primary_config is None else Path(primary_config)
+        suffixes = INPUT_SUFFIXES if input_suffixes is None else tuple(input_suffixes)
+        if not all(isinstance(s, str) and s.startswith(".") for s in suffixes):
+            raise ValueError(f"input_suffixes must be suffixes such as '.csv', got {suffixes!r}")
+        self.input_suffixes: tuple[str, ...] = tuple(s.lower() for s in suffixes)
+
+    def __repr__(self) -> str:
+        return (
+            f"BeamConfigAdapter(root_dirs={[str(d) for d in self.root_dirs]!r}, "
+            f"primary_config={None if self.primary_config is None else str(self.primary_config)!r})"
+        )
+
+    # -- plan -------------------------------------------------------------
+
+    def find_primary(self, config_dirs: Sequence[Path]) -> tuple[Path, str]:
+        """The primary file and its name in the effective tree.
+
+        Parameters
+        ----------
+        config_dirs : Sequence[Path]
+            The config directories, in search order.
+
+        Returns
+        -------
+        tuple[Path, str]
+            The resolved path and its name (relative, POSIX).
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``primary_config`` names a file no directory holds.
+        ValueError
+            If ``primary_config`` is not given and no directory holds exactly
+            one ``*.conf``.
+        """
+        dirs = [Path(d) for d in config_dirs]
+        if self.primary_config is not None:
+            given = self.primary_config
+            if given.is_absolute():
+                if not given.is_file():
+                    raise FileNotFoundError(f"primary_config: {given} does not exist")
+                return given.resolve(), given.name
+            for d in dirs:
+                if (d / given).is_file():
+                    return (d / given).resolve(), given.as_posix()
+            raise FileNotFoundError(
+                f"primary_config {given.as_posix()!r} is in none of the config directories "
+                f"{[str(d) for d in dirs]}"
+            )
+        for d in dirs:
+            confs = sorted(p for p in d.glob("*.conf") if p.is_file())
+            if len(confs) == 1:
+                return confs[0].resolve(), confs[0].name
+        raise ValueError(
+            f"no config directory of {[str(d) for d in dirs]} holds exactly one *.conf; "
+            "pass primary_config=... (e.g. BeamConfigAdapter(primary_config='beam.conf'))"
+        )
+
+    def plan(
+        self, config_dirs: Sequence[Path] | None, options: ConfigAdapterOptions | None = None
+    ) -> ConfigPlan:
+        """Resolve the primary file of ``config_dirs`` into a plan (writes nothing).
+
+        Parameters
+        ----------
+        config_dirs : Sequence[Path] | None
+            Config directories in search order; None uses ``root_dirs``.
+        options : ConfigAdapterOptions | None
+            ``strict`` makes a missing include an error.
+
+        Returns
+        -------
+        ConfigPlan
+            Files, the ``beam_config`` table, resolved values and identity.
+
+        Raises
+        ------
+        FileNotFoundError
+            For a missing directory or primary file, or (strict, or
+            ``include required(...)``) a missing include; the message names it.
+        ValueError
+            For a file that cannot be parsed, an include cycle, an
+            unsupported include or an unresolvable substitution.
+        ImportError
+            If pyhocon is not installed.
+        """
+        hocon = _pyhocon()
+        opts = options or ConfigAdapterOptions()
+        dirs = resolve_config_dirs(self, config_dirs)
+        primary, primary_name = self.find_primary(dirs)
+        state = _Resolution(dirs=dirs, strict=opts.strict, hocon=hocon)
+        state.names[primary] = primary_name
+        combined = state.expand(primary, (), primary.parent)
+        try:
+            resolved = hocon.ConfigParser.parse(combined, None, True)
+        except Exception as exc:  # unresolved substitutions, type clashes after includes
+            raise ValueError(f"{primary}: cannot resolve the configuration: {exc}") from exc
+        values = _plain(resolved, hocon)
+        if not isinstance(values, dict):
+            raise ValueError(f"{primary}: the configuration's root must be an object")
+        files = [
+            ConfigFile(
+                name=state.names[p],
+                path=p,
+                role="primary" if p == primary else "include",
+                digest=state.digests[p],
+            )
+            for p in state.order
+        ]
+        inputs, missing = self._inputs(values, dirs, set(state.names.values()))
+        resolved_entry = ConfigFile(
+            name=RESOLVED_NAME,
+            path=primary.parent,
+            role="resolved",
+            digest=canonical_values_digest(values),
+        )
+        effective = [resolved_entry, *inputs]
+        sources = state.sources() or {}
+        rows = []
+        for path, value in _leaves(values):
+            source = next(
+                (sources[path[:k]] for k in range(len(path), 0, -1) if path[:k] in sources), None
+            )
+            rows.append(
+                {
+                    "key": _key_text(path),
+                    "value": json.dumps(value, ensure_ascii=False, sort_keys=True),
+                    "source": source,
+                }
+            )
+        return ConfigPlan(
+            adapter=self.name,
+            config_dirs=list(dirs),
+            files=[*files, *effective],
+            tables=[ConfigTable(name=TABLE_NAME, source=primary_name, rows=rows)],
+            values=values,
+            missing=[*state.missing, *missing],
+            identity=plan_identity(self.name, effective),
+        )
+
+    def _inputs(
+        self, values: dict[str, Any], dirs: Sequence[Path], taken: set[str]
+    ) -> tuple[list[ConfigFile], list[str]]:
+        """Input files the values refer to (inside a config directory), and the missing ones."""
+        found: dict[str, ConfigFile] = {}
+        missing: list[str] = []
+        for text, hit in self._refs(values, dirs):
+            if hit is False:
+                missing.append(text)
+                continue
+            if hit is None or hit is True:
+                continue
+            name, where = hit
+            if name in taken:
+                continue
+            if name in found and found[name].path != where:
+                raise ValueError(
+                    f"two input files are both named {name!r} in the effective tree: "
+                    f"{found[name].path} and {where}; refer to them by relative paths"
+                )
+            found[name] = ConfigFile(name=name, path=where, role="input", digest=hash_file(where))
+        return [found[k] for k in sorted(found)], missing
+
+    def _refs(
+        self, values: Any, dirs: Sequence[Path]
+    ) -> list[tuple[str, tuple[str, Path] | bool | None]]:
+        """Each path-like string value with :func:`_locate_input`'s answer for it."""
+        out: list[tuple[str, tuple[str, Path] | bool | None]] = []
+        for _, leaf in _leaves(values):
+            for text in leaf if isinstance(leaf, list) else [leaf]:
+                if isinstance(text, str) and text.lower().endswith(self.input_suffixes):
+                    out.append((text, _locate_input(text, dirs)))
+        return out
+
+    # -- materialize ------------------------------------------------------
+
+    def materialize(
+        self,
+        plan: ConfigPlan,
+        output_dir: str | Path,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Path:
+        """Write the effective configuration (a resolved ``.conf``, inputs) into ``output_dir``.
+
+        The ``.conf`` is written under the primary file's name, as JSON (which
+        is HOCON) with every include and substitution resolved, so
+        ``plan([output_dir])`` with the same primary name gives the same
+        values (and identity, when the inputs are referenced by relative
+        paths). Input files the effective values refer to are copied under
+        their names.
+
+        Parameters
+        ----------
+        plan : ConfigPlan
+            A plan of this adapter.
+        output_dir : str | Path
+            Target directory; must not exist or be empty.
+        overrides : Mapping[str, Any] | None
+            Dotted HOCON keys (``"beam.agentsim.agentSampleSizeAsFractionOfPopulation"``)
+            to plain values; each replaces the value at that key (objects
+            are replaced, not merged; missing objects on the way are created).
+
+        Returns
+        -------
+        Path
+            ``output_dir``.
+
+        Raises
+        ------
+        ValueError
+            If the plan is not a BEAM plan, a key is malformed or goes
+            through a non-object value.
+        TypeError
+            If an override value is not a plain value.
+        FileExistsError
+            If ``output_dir`` exists and is not an empty directory.
+        """
+        if not isinstance(plan, ConfigPlan) or plan.adapter != self.name:
+            raise ValueError(
+                f"plan must be a ConfigPlan made by the {self.name!r} adapter, got {plan!r}"
+            )
+        if overrides is not None and not isinstance(overrides, Mapping):
+            raise TypeError("overrides must be a mapping of dotted HOCON keys to values")
+        primary = next((f for f in plan.files if f.role == "primary"), None)
+        if primary is None:
+            raise ValueError("plan has no primary file (role 'primary')")
+        values = copy.deepcopy(plan.values)
+        for key, value in (overrides or {}).items():
+            parts = _split_key(key)
+            _check_value(key, value)
+            node = values
+            for depth, part in enumerate(parts[:-1]):
+                child = node.setdefault(part, {})
+                if not isinstance(child, dict):
+                    raise ValueError(
+                        f"overrides[{key!r}]: {_key_text(parts[: depth + 1])!r} is a value, "
+                        "not an object"
+                    )
+                node = child
+            node[parts[-1]] = copy.deepcopy(value)
+        out = Path(output_dir)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise FileExistsError(f"output_dir {out} exists and is not an empty directory")
+        name = primary.name
+        if name.startswith("/") or ".." in Path(name).parts:
+            name = Path(primary.name).name
+        copies = [hit for _, hit in self._refs(values, plan.config_dirs) if isinstance(hit, tuple)]
+        for rel in [name, *(n for n, _ in copies)]:
+            if not _inside(out / rel, out) or Path(rel).is_absolute():
+                raise ValueError(f"refusing to write {rel!r} outside output_dir {out}")
+        out.mkdir(parents=True, exist_ok=True)
+        target = out / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        header = "# Effective BEAM configuration (includes and substitutions resolved).\n"
+        target.write_text(
+            header + json.dumps(values, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+        )
+        for rel, source in copies:
+            dest = out / rel
+            if dest.exists():
+                continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest)
+        return out
+
+
+def _locate_input(text: str, dirs: Sequence[Path]) -> tuple[str, Path] | bool | None:
+    """(name, path) of an input in a config directory; None: exists elsewhere; False: missing."""
+    path = Path(text)
+    if path.is_absolute():
+        for d in dirs:
+            if _inside(path, d) and path.is_file():
+                return path.resolve().relative_to(d.resolve()).as_posix(), path.resolve()
+        return None if path.is_file() else False
+    norm = posixpath.normpath(Path(text).as_posix())
+    for d in dirs:
+        candidate = d / norm
+        if candidate.is_file():
+            if norm.startswith("../") or not _inside(candidate, d):
+                return None
+            return norm, candidate.resolve()
+    return False
