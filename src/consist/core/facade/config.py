@@ -499,12 +499,14 @@ def _with_primary_config(adapter: Any, primary: str | Path | None) -> Any:
 
 
 def _frame(rows: list[dict[str, Any]]) -> Any:
-    """Rows as a DataFrame with one type per column (mixed columns become text)."""
+    """Rows as a DataFrame with one type per column (mixed or empty columns become text)."""
     import pandas as pd
 
     frame = pd.DataFrame(rows)
     for column in frame.columns:
         kinds = {type(v) for v in frame[column] if v is not None and v == v}
-        if len(kinds) > 1 and not kinds <= {int, float}:
+        if not kinds:  # all empty: text, so later files' values fit the column
+            frame[column] = frame[column].astype("string")
+        elif len(kinds) > 1 and not kinds <= {int, float}:
             frame[column] = frame[column].map(lambda v: None if v is None else str(v))
     return frame
