@@ -1,6 +1,6 @@
-"""Integrations with model systems and runtimes: config adapters (ActivitySim,
-BEAM) and container executors.
+"""Integrations with model systems: config adapters (ActivitySim, BEAM).
 
-Reserved: each integration is one module or subpackage here, built on the
-public API; nothing in ``consist.core`` imports from this package.
+Each integration is one module here, built on the public API and the
+:class:`~consist.core.run.config_plan.ConfigAdapter` protocol; nothing in
+``consist.core`` imports from this package. Container executors come later.
 """
