@@ -281,3 +281,41 @@ def test_missing_pyhocon_names_the_extra(tmp_path: Path, monkeypatch: pytest.Mon
     monkeypatch.setitem(sys.modules, "pyhocon", None)
     with pytest.raises(ImportError, match=r"pip install 'consist\[config\]'"):
         BeamConfigAdapter(root_dirs=[tmp_path])
+
+
+def test_inputs_behind_a_symlink_are_tracked(tmp_path: Path) -> None:
+    scenario, common = build(tmp_path)
+    shared_inputs = tmp_path / "shared_inputs"
+    (scenario / "inputs").rename(shared_inputs)
+    (scenario / "inputs").symlink_to(shared_inputs, target_is_directory=True)
+    plan = plan_of([scenario, common])
+    (network,) = [f for f in plan.files if f.role == "input"]
+    assert network.name == "inputs/network.csv"
+    assert network.digest == hash_bytes(NETWORK.encode())
+
+
+def test_materialize_refuses_an_input_changed_since_the_plan(tmp_path: Path) -> None:
+    scenario, common = build(tmp_path)
+    adapter = BeamConfigAdapter(root_dirs=[scenario, common])
+    plan = adapter.plan(None, ConfigAdapterOptions())
+    (scenario / "inputs" / "network.csv").write_text(NETWORK + "9,x,y,1\n")
+    with pytest.raises(ValueError, match="changed since the plan"):
+        adapter.materialize(plan, tmp_path / "bundle")
+    assert not (tmp_path / "bundle").exists()
+
+
+def test_tracker_logs_files_bundle_and_table(tmp_path: Path) -> None:
+    from consist import Tracker
+
+    scenario, common = build(tmp_path)
+    adapter = BeamConfigAdapter(root_dirs=[scenario, common])
+    tracker = Tracker(tmp_path / "runs", db_path=tmp_path / "db" / "prov.duckdb")
+    plan = tracker.prepare_config(adapter, None)
+    with tracker.start_run("beam_1", "beam"):
+        contribution = tracker.apply_config_plan(plan, adapter=adapter)
+    assert contribution.identity == plan.identity
+    assert contribution.tables == {"beam_config": len(plan.tables[0].rows)}
+    logged = {a.key for a in contribution.artifacts}
+    assert logged == {"beam.conf", "common.conf", "routing.conf", "inputs/network.csv"}
+    bundle = Path(tracker.resolve_uri(contribution.bundle.uri))
+    assert adapter.plan([bundle], ConfigAdapterOptions()).identity == plan.identity

@@ -402,17 +402,24 @@ def _check_value(key: str, value: Any) -> None:
     )
 
 
-def _inside(path: Path, root: Path) -> bool:
-    try:
-        path.resolve().relative_to(root.resolve())
-    except ValueError:
-        return False
-    return True
+def _absolute(path: Path) -> Path:
+    """``path`` made absolute and normalised lexically (symlinks kept)."""
+    return Path(os.path.normpath(path.absolute()))
+
+
+def _relative(path: Path, root: Path) -> str | None:
+    """``path`` relative to ``root`` (lexically, else with symlinks resolved), or None."""
+    for a, b in ((_absolute(path), _absolute(root)), (path.resolve(), root.resolve())):
+        try:
+            return a.relative_to(b).as_posix()
+        except ValueError:
+            continue
+    return None
 
 
 def _read(path: Path) -> str:
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path}: not a UTF-8 HOCON file ({exc})") from exc
 
@@ -438,7 +445,7 @@ class _Resolution:
     def name_of(self, path: Path, anchor: Path) -> str:
         if path in self.names:
             return self.names[path]
-        candidates = [path.relative_to(d).as_posix() for d in self.dirs if _inside(path, d)]
+        candidates = [r for r in (_relative(path, d) for d in self.dirs) if r is not None]
         candidates += [Path(os.path.relpath(path, anchor)).as_posix(), path.as_posix()]
         taken = set(self.names.values()) | {RESOLVED_NAME}
         name = next(c for c in candidates if c not in taken)
@@ -462,7 +469,7 @@ class _Resolution:
             for base in bases:
                 candidate = name if base is None else base / name
                 if candidate.is_file():
-                    return candidate.resolve()
+                    return _absolute(candidate)
         if self.strict or inc.required:
             raise FileNotFoundError(
                 f"{including}:{inc.line}: included file {inc.target!r} is in none of: "
@@ -477,7 +484,7 @@ class _Resolution:
         ``record``: note the file's root-level segments for :meth:`sources` (not
         for a file included inside an object, whose keys land under a prefix).
         """
-        if path in stack:
+        if path.resolve() in {p.resolve() for p in stack}:
             chain = " -> ".join(str(p) for p in (*stack, path))
             raise ValueError(f"include cycle: {chain}")
         text = _read(path)
@@ -611,10 +618,10 @@ class BeamConfigAdapter:
             if given.is_absolute():
                 if not given.is_file():
                     raise FileNotFoundError(f"primary_config: {given} does not exist")
-                return given.resolve(), given.name
+                return _absolute(given), given.name
             for d in dirs:
                 if (d / given).is_file():
-                    return (d / given).resolve(), given.as_posix()
+                    return _absolute(d / given), given.as_posix()
             raise FileNotFoundError(
                 f"primary_config {given.as_posix()!r} is in none of the config directories "
                 f"{[str(d) for d in dirs]}"
@@ -622,7 +629,7 @@ class BeamConfigAdapter:
         for d in dirs:
             confs = sorted(p for p in d.glob("*.conf") if p.is_file())
             if len(confs) == 1:
-                return confs[0].resolve(), confs[0].name
+                return _absolute(confs[0]), confs[0].name
         raise ValueError(
             f"no config directory of {[str(d) for d in dirs]} holds exactly one *.conf; "
             "pass primary_config=... (e.g. BeamConfigAdapter(primary_config='beam.conf'))"
@@ -781,7 +788,8 @@ class BeamConfigAdapter:
         ------
         ValueError
             If the plan is not a BEAM plan, a key is malformed or goes
-            through a non-object value.
+            through a non-object value, or an input file of the plan changed
+            since the plan was made.
         TypeError
             If an override value is not a plain value.
         FileExistsError
@@ -818,8 +826,14 @@ class BeamConfigAdapter:
             name = Path(primary.name).name
         copies = [hit for _, hit in self._refs(values, plan.config_dirs) if isinstance(hit, tuple)]
         for rel in [name, *(n for n, _ in copies)]:
-            if not _inside(out / rel, out) or Path(rel).is_absolute():
+            if Path(rel).is_absolute() or _relative(out / rel, out) in (None, "."):
                 raise ValueError(f"refusing to write {rel!r} outside output_dir {out}")
+        planned = {f.name: f.digest for f in plan.files if f.role == "input"}
+        for rel, source in copies:
+            if rel in planned and hash_file(source) != planned[rel]:
+                raise ValueError(
+                    f"input file {rel!r} ({source}) changed since the plan was made; plan again"
+                )
         out.mkdir(parents=True, exist_ok=True)
         target = out / name
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -841,14 +855,14 @@ def _locate_input(text: str, dirs: Sequence[Path]) -> tuple[str, Path] | bool | 
     path = Path(text)
     if path.is_absolute():
         for d in dirs:
-            if _inside(path, d) and path.is_file():
-                return path.resolve().relative_to(d.resolve()).as_posix(), path.resolve()
+            rel = _relative(path, d)
+            if rel is not None and path.is_file():
+                return rel, _absolute(path)
         return None if path.is_file() else False
-    norm = posixpath.normpath(Path(text).as_posix())
+    norm = posixpath.normpath(path.as_posix())
+    escapes = norm == ".." or norm.startswith("../")
     for d in dirs:
         candidate = d / norm
         if candidate.is_file():
-            if norm.startswith("../") or not _inside(candidate, d):
-                return None
-            return norm, candidate.resolve()
+            return None if escapes else (norm, _absolute(candidate))
     return False
