@@ -319,3 +319,42 @@ def test_tracker_logs_files_bundle_and_table(tmp_path: Path) -> None:
     assert logged == {"beam.conf", "common.conf", "routing.conf", "inputs/network.csv"}
     bundle = Path(tracker.resolve_uri(contribution.bundle.uri))
     assert adapter.plan([bundle], ConfigAdapterOptions()).identity == plan.identity
+
+
+def test_include_text_in_comments_and_strings_is_not_a_directive(tmp_path: Path) -> None:
+    scenario, common = build(tmp_path)
+    (scenario / "inputs" / "plans.csv").write_text("person,act\n1,home\n")
+    extra = (
+        '# include "commented-out.conf"\n'
+        '// include "also-commented.conf"\n'
+        'beam.note = "include \\"quoted.conf\\" is text"\n'
+        'beam.banner = """\ninclude "triple.conf"\n"""\n'
+        'beam.plans = [{ file = ${common.baseDir}"/plans.csv" }, "inputs/network.csv"]\n'
+    )
+    (scenario / "beam.conf").write_text(MAIN + extra)
+    plan = plan_of([scenario, common], strict=True)
+    assert plan.values["beam"]["note"] == 'include "quoted.conf" is text'
+    assert {f.name for f in plan.files if f.role == "include"} == {"common.conf", "routing.conf"}
+    assert {f.name for f in plan.files if f.role == "input"} == {
+        "inputs/network.csv",
+        "inputs/plans.csv",
+    }
+    assert json.loads(rows(plan)["beam.plans"]["value"])[1] == "inputs/network.csv"
+
+
+def test_unsupported_and_absolute_includes(tmp_path: Path) -> None:
+    scenario, common = build(tmp_path)
+    (scenario / "beam.conf").write_text('include url("https://example.org/x.conf")\n' + MAIN)
+    with pytest.raises(ValueError, match="not supported"):
+        plan_of([scenario, common])
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "site.conf").write_text("beam.agentsim.lastIteration = 9\n")
+    (scenario / "beam.conf").write_text(
+        MAIN + f"include file({json.dumps(str(elsewhere / 'site.conf'))})\n"
+    )
+    plan = plan_of([scenario, common], strict=True)
+    assert plan.values["beam"]["agentsim"]["lastIteration"] == 9  # included last, so it wins
+    names = {f.name: f.role for f in plan.files}
+    assert names["../elsewhere/site.conf"] == "include"
+    assert rows(plan)["beam.agentsim.lastIteration"]["source"] == "../elsewhere/site.conf"

@@ -96,7 +96,8 @@ TABLE_NAME = "beam_config"
 INPUT_SUFFIXES = (".csv", ".csv.gz", ".xml", ".xml.gz", ".json", ".txt")
 _INSTALL_HINT = "pip install 'consist[config]'"
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
-_INCLUDE_KINDS = ("required", "file", "url", "classpath", "package")
+_INCLUDE_KIND = re.compile(r"(required|file|url|classpath|package)[ \t]*\([ \t]*")
+_CLOSE_PAREN = re.compile(r"[ \t]*\)")
 
 
 def _pyhocon() -> Any:
@@ -171,7 +172,7 @@ def _parse_directive(text: str, i: int, origin: Path) -> tuple[int, str, str, bo
         j += 1
     kinds: list[str] = []
     while True:
-        match = re.compile(r"(required|file|url|classpath|package)[ \t]*\([ \t]*").match(text, j)
+        match = _INCLUDE_KIND.match(text, j)
         if match is None:
             break
         kinds.append(match.group(1))
@@ -190,7 +191,7 @@ def _parse_directive(text: str, i: int, origin: Path) -> tuple[int, str, str, bo
         line = text.count("\n", 0, i) + 1
         raise ValueError(f"{origin}:{line}: malformed include name ({exc})") from exc
     for _ in kinds:
-        match = re.compile(r"[ \t]*\)").match(text, k)
+        match = _CLOSE_PAREN.match(text, k)
         if match is None:
             line = text.count("\n", 0, i) + 1
             raise ValueError(f"{origin}:{line}: malformed include directive (missing ')')")
@@ -355,6 +356,16 @@ def _leaves(values: Any, prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, 
             out.extend(_leaves(v, (*prefix, k)))
         return out
     return [(prefix, values)]
+
+
+def _strings(values: Any) -> list[str]:
+    """Every string value, at any depth of objects and lists."""
+    if isinstance(values, str):
+        return [values]
+    items = values.values() if isinstance(values, dict) else values
+    if isinstance(values, dict | list):
+        return [s for v in items for s in _strings(v)]
+    return []
 
 
 def _split_key(key: Any) -> list[str]:
@@ -713,7 +724,7 @@ class BeamConfigAdapter:
             files=[*files, *effective],
             tables=[ConfigTable(name=TABLE_NAME, source=primary_name, rows=rows)],
             values=values,
-            missing=[*state.missing, *missing],
+            missing=list(dict.fromkeys([*state.missing, *missing])),
             identity=plan_identity(self.name, effective),
         )
 
@@ -730,9 +741,9 @@ class BeamConfigAdapter:
             if hit is None or hit is True:
                 continue
             name, where = hit
-            if name in taken:
+            if name in taken or (name in found and found[name].path == where):
                 continue
-            if name in found and found[name].path != where:
+            if name in found:
                 raise ValueError(
                     f"two input files are both named {name!r} in the effective tree: "
                     f"{found[name].path} and {where}; refer to them by relative paths"
@@ -744,12 +755,11 @@ class BeamConfigAdapter:
         self, values: Any, dirs: Sequence[Path]
     ) -> list[tuple[str, tuple[str, Path] | bool | None]]:
         """Each path-like string value with :func:`_locate_input`'s answer for it."""
-        out: list[tuple[str, tuple[str, Path] | bool | None]] = []
-        for _, leaf in _leaves(values):
-            for text in leaf if isinstance(leaf, list) else [leaf]:
-                if isinstance(text, str) and text.lower().endswith(self.input_suffixes):
-                    out.append((text, _locate_input(text, dirs)))
-        return out
+        return [
+            (text, _locate_input(text, dirs))
+            for text in _strings(values)
+            if text.lower().endswith(self.input_suffixes)
+        ]
 
     # -- materialize ------------------------------------------------------
 
