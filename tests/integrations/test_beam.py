@@ -25,6 +25,7 @@ beam {
   outputs.baseOutputDir = ${common.baseDir}"/output"
   agentsim.agents.vehicles.vehicleTypesFilePath = ${common.baseDir}"/vehicleTypes.csv"
   timeout = 90 minutes
+  "odd.key" = 3
   routing { include "routing.conf" }
 }
 """
@@ -84,6 +85,7 @@ def test_includes_and_substitutions_resolved(tmp_path: Path) -> None:
     assert plan.values["beam"]["physsim"]["networkFile"] == "inputs/network.csv"
     assert plan.values["beam"]["routing"]["transitOnStreetNetwork"] is True
     assert plan.values["beam"]["timeout"] == "90 minutes"
+    assert plan.values["beam"]["odd.key"] == 3  # a quoted key is one segment
 
     roles = {f.name: f.role for f in plan.files}
     assert roles == {
@@ -108,6 +110,7 @@ def test_includes_and_substitutions_resolved(tmp_path: Path) -> None:
         "source": "common.conf",
     }
     assert table["beam.physsim.networkFile"]["source"] == "beam.conf"
+    assert table['beam."odd.key"']["value"] == "3"
     assert table["beam.routing.baseDate"]["source"] is None  # included inside an object
     assert plan.tables[0].source == "beam.conf"
 
@@ -239,7 +242,7 @@ def test_materialize_overrides_visible_after_replanning(tmp_path: Path) -> None:
         out,
         overrides={
             "beam.agentsim.agentSampleSizeAsFractionOfPopulation": 0.05,
-            "beam.routing.extra.flag": False,
+            "beam.routing": {"baseDate": "2020-01-01", "extra": {"flag": False}},
             'beam."odd.key"': [1, 2],
         },
     )
@@ -247,7 +250,7 @@ def test_materialize_overrides_visible_after_replanning(tmp_path: Path) -> None:
     agentsim = again.values["beam"]["agentsim"]
     assert agentsim["agentSampleSizeAsFractionOfPopulation"] == 0.05
     assert agentsim["lastIteration"] == 2
-    assert again.values["beam"]["routing"]["extra"] == {"flag": False}
+    assert again.values["beam"]["routing"] == {"baseDate": "2020-01-01", "extra": {"flag": False}}
     assert again.values["beam"]["odd.key"] == [1, 2]
     assert json.loads(rows(again)['beam."odd.key"']["value"]) == [1, 2]
     assert again.identity != plan.identity
@@ -257,9 +260,11 @@ def test_materialize_overrides_visible_after_replanning(tmp_path: Path) -> None:
         adapter.materialize(plan, tmp_path / "bad1", overrides={"common.baseDir.x": 1})
     with pytest.raises(TypeError, match="overrides"):
         adapter.materialize(plan, tmp_path / "bad2", overrides={"a.b": object()})
+    with pytest.raises(KeyError, match="agentSampleSize"):
+        adapter.materialize(plan, tmp_path / "bad4", overrides={"beam.agentsim.agentSampleSize": 1})
     with pytest.raises(ValueError, match="empty segment"):
         adapter.materialize(plan, tmp_path / "bad3", overrides={"a..b": 1})
-    assert not (tmp_path / "bad1").exists() and not (tmp_path / "bad2").exists()
+    assert not any((tmp_path / f"bad{k}").exists() for k in range(1, 5))
 
 
 def test_materialize_copies_inputs_named_by_overrides(tmp_path: Path) -> None:
@@ -358,3 +363,30 @@ def test_unsupported_and_absolute_includes(tmp_path: Path) -> None:
     names = {f.name: f.role for f in plan.files}
     assert names["../elsewhere/site.conf"] == "include"
     assert rows(plan)["beam.agentsim.lastIteration"]["source"] == "../elsewhere/site.conf"
+
+
+def test_override_run_from_a_base_run(tmp_path: Path) -> None:
+    from consist import Tracker
+
+    scenario, common = build(tmp_path)
+    adapter = BeamConfigAdapter(root_dirs=[scenario, common], primary_config="beam.conf")
+    tracker = Tracker(tmp_path / "runs", db_path=tmp_path / "db" / "prov.duckdb")
+    calls: list[str] = []
+    base = tracker.run(fn=lambda: calls.append("base"), name="beam", adapter=adapter)
+    key = "beam.agentsim.agentSampleSizeAsFractionOfPopulation"
+    override = tracker.run_with_config_overrides(
+        adapter=adapter,
+        base_run_id=base.run.id,
+        output_dir=tmp_path / "override_tree",
+        overrides={key: 0.05},
+        fn=lambda: calls.append("override"),
+        name="beam",
+    )
+    assert calls == ["base", "override"]
+    tree = adapter.plan([tmp_path / "override_tree"], ConfigAdapterOptions())
+    assert tree.values["beam"]["agentsim"]["agentSampleSizeAsFractionOfPopulation"] == 0.05
+    assert override.run.meta["resolved_config_identity"]["adapter"] == "beam"
+    found = tracker.run_query(
+        f"SELECT consist_run_id, value FROM global_tables.beam_config WHERE key = '{key}'"
+    )
+    assert sorted(found) == sorted([(base.run.id, "0.5"), (override.run.id, "0.05")])

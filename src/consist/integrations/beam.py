@@ -786,8 +786,9 @@ class BeamConfigAdapter:
             Target directory; must not exist or be empty.
         overrides : Mapping[str, Any] | None
             Dotted HOCON keys (``"beam.agentsim.agentSampleSizeAsFractionOfPopulation"``)
-            to plain values; each replaces the value at that key (objects
-            are replaced, not merged; missing objects on the way are created).
+            to plain values; each replaces the value at that key (an object
+            is replaced, not merged). Every key must exist in the resolved
+            configuration.
 
         Returns
         -------
@@ -796,6 +797,8 @@ class BeamConfigAdapter:
 
         Raises
         ------
+        KeyError
+            For an override key the resolved configuration does not have.
         ValueError
             If the plan is not a BEAM plan, a key is malformed or goes
             through a non-object value, or an input file of the plan changed
@@ -819,15 +822,23 @@ class BeamConfigAdapter:
             parts = _split_key(key)
             _check_value(key, value)
             node = values
-            for depth, part in enumerate(parts[:-1]):
-                child = node.setdefault(part, {})
-                if not isinstance(child, dict):
+            for depth, part in enumerate(parts):
+                here = _key_text(parts[: depth + 1])
+                if not isinstance(node, dict):
                     raise ValueError(
-                        f"overrides[{key!r}]: {_key_text(parts[: depth + 1])!r} is a value, "
+                        f"overrides[{key!r}]: {_key_text(parts[:depth])!r} is a value, "
                         "not an object"
                     )
-                node = child
-            node[parts[-1]] = copy.deepcopy(value)
+                if part not in node:
+                    raise KeyError(
+                        f"overrides[{key!r}]: {here!r} is not in the resolved configuration "
+                        "(a misspelt key would be ignored by BEAM); set it in the base "
+                        "configuration first"
+                    )
+                if depth == len(parts) - 1:
+                    node[part] = copy.deepcopy(value)
+                else:
+                    node = node[part]
         out = Path(output_dir)
         if out.exists() and (not out.is_dir() or any(out.iterdir())):
             raise FileExistsError(f"output_dir {out} exists and is not an empty directory")
