@@ -61,6 +61,16 @@ Includes
     content is placed where the directive stands, so keys included inside an
     object land in that object; substitutions are always resolved from the
     root of the configuration.
+
+Materialize
+    :meth:`BeamConfigAdapter.materialize` writes the effective configuration
+    as one ``.conf`` under the primary file's name (JSON text, which is
+    HOCON, with every include and substitution resolved) plus copies of the
+    input files the effective values refer to, under their names. Overrides
+    are dotted HOCON keys (``'beam.agentsim.agentSampleSizeAsFractionOfPopulation'``,
+    ``'beam."odd.key"'``) that must exist in the resolved configuration.
+    Planning the written directory gives the same values and, when inputs are
+    referred to by relative paths, the same identity.
 """
 
 from __future__ import annotations
