@@ -385,6 +385,7 @@ class TrackerConfigPlans:
         if base_run_id is not None:
             bundle = self.get_config_bundle(base_run_id, adapter=adapter.name)  # type: ignore[attr-defined]
             dirs: list[str | Path] = [bundle]
+            adapter = _within(adapter)  # the bundle holds the primary config by name
         else:
             dirs = list(base_config_dirs or [])
             adapter = _with_primary_config(adapter, base_primary_config)
@@ -404,7 +405,7 @@ class TrackerConfigPlans:
         if resolved_config_identity == "auto":
             extra.append((identity_label, out))
         wrapped = _OverrideAdapter(
-            adapter,
+            _within(adapter),
             out,
             {
                 "mode": resolved_config_identity,
@@ -496,6 +497,14 @@ def _with_primary_config(adapter: Any, primary: str | Path | None) -> Any:
     clone = copy.copy(adapter)
     clone.primary_config = Path(primary)
     return clone
+
+
+def _within(adapter: Any) -> Any:
+    """``adapter`` with a primary config named relative to its tree (a bundle holds it by name)."""
+    primary = getattr(adapter, "primary_config", None)
+    if primary is None or not Path(primary).is_absolute():
+        return adapter
+    return _with_primary_config(adapter, Path(primary).name)
 
 
 def _frame(rows: list[dict[str, Any]]) -> Any:
