@@ -34,6 +34,8 @@ def test_beam_runs_hit_miss_and_override_from_a_base_run(tmp_path: Path) -> None
     beam = BeamConfigAdapter(root_dirs=[scenario, common], primary_config=scenario / "beam.conf")
     first = tracker.run(fn=simulate, name="beam", adapter=beam)
     assert _value(tracker, first.run.id, KEY) == "0.5"
+    assert tracker.get_config_value(first.run.id, KEY) == 0.5
+    assert tracker.get_config_value(first.run.id, "beam.agentsim.lastIteration") == 2
 
     text = (common / "common.conf").read_text()
     (common / "common.conf").write_text("// tidied\n" + text.replace(" = ", "   =   "))

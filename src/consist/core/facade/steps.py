@@ -17,6 +17,7 @@ from typing import Any
 
 from consist.core.paths import PathResolver
 from consist.core.run.artifacts import ArtifactRequest, validate_key
+from consist.core.run.config_plan import plan_facet
 from consist.core.run.lifecycle import RunLifecycle
 from consist.core.run.runner import StepRunner, step_decorator, step_defaults
 from consist.core.run.step_names import render_step_name
@@ -329,6 +330,10 @@ class TrackerSteps:
         }
         if run_args.get("capture_pattern") == "*":
             run_args["capture_pattern"] = None
+        if plan is not None and run_args.get("facet") is None and not run_args.get("facet_from"):
+            run_args["facet"], index = plan_facet(plan.values)
+            if run_args.get("facet_index") is None:
+                run_args["facet_index"] = index
         spec = self.runner.build_spec(
             fn,
             run_args,

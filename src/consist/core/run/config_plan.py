@@ -39,6 +39,7 @@ __all__ = [
     "ConfigPlan",
     "ConfigTable",
     "canonical_values_digest",
+    "plan_facet",
     "plan_identity",
     "resolve_config_dirs",
 ]
@@ -232,6 +233,24 @@ def resolve_config_dirs(
         if not d.is_dir():
             raise FileNotFoundError(f"{param}: {d} is not a directory")
     return dirs
+
+
+def plan_facet(values: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """A plan's resolved values as a run facet, and whether to index them as key/values.
+
+    Values become plain JSON data (dates and paths as text). They are indexed
+    (so ``get_config_value`` and facet queries see every key) when they fit
+    the facet index limits; a larger configuration is kept whole as the
+    run's JSON facet, without the warning an explicit facet would give, and
+    its tables stay queryable in ``global_tables``.
+    """
+    from consist.core.run.run_facet import facet_index_limits
+    from consist.core.store.flatten import flatten
+
+    plain = json.loads(json.dumps(dict(values), default=str))
+    max_keys, max_bytes = facet_index_limits()
+    fits = len(flatten(plain)) <= max_keys and len(json.dumps(plain)) <= max_bytes
+    return plain, fits
 
 
 def canonical_values_digest(values: Mapping[str, Any] | list[Any] | Any) -> str:
