@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_activitysim import write_tree
 
-from _support import make_model_project
+from _support import git, make_model_project
 from consist import Tracker
 from consist.integrations.activitysim import ActivitySimConfigAdapter
 
@@ -98,3 +98,38 @@ def test_override_run_from_a_base_run_id(project, tmp_path: Path) -> None:
     assert resolved["adapter"] == "activitysim" and resolved["mode"] == "auto"
     assert resolved["path"] == str((tmp_path / "override_tree").resolve())
     assert resolved["digest"].startswith("blake3:")
+
+
+def test_committed_config_tree_counts_by_content_not_as_code(tmp_path: Path) -> None:
+    """Configs committed in the model's repository, edited in the work tree."""
+    repo = make_model_project(tmp_path / "model")
+    dirs = write_tree(repo / "configs")
+    git(repo, "add", "configs")
+    git(repo, "commit", "-q", "-m", "configs")
+    tracker = Tracker(repo / "runs", db_path=repo / "provenance.duckdb", project_root=repo)
+    asim = ActivitySimConfigAdapter(root_dirs=dirs)
+    first = tracker.run(fn=simulate, name="activitysim", adapter=asim)
+    local, base = dirs
+
+    # A comment in a tracked YAML: git sees a change, identity does not.
+    settings = base / "settings.yaml"
+    settings.write_text("# note for reviewers\n" + settings.read_text())
+    assert "configs/base/settings.yaml" in git(repo, "status", "--porcelain")
+    assert tracker.run(fn=simulate, name="activitysim", adapter=asim).cache_hit
+
+    # A coefficient: a miss that names the config file, not code.
+    path = local / "trip_mode_choice_coefficients.csv"
+    path.write_text(path.read_text().replace("coef_ivt,-0.025", "coef_ivt,-0.03"))
+    second = tracker.run(fn=simulate, name="activitysim", adapter=asim)
+    explanation = second.run.meta["cache_miss_explanation"]
+    assert not second.cache_hit and "code" not in explanation
+    assert list(explanation["identity_inputs"]) == [
+        "activitysim:trip_mode_choice_coefficients.csv"
+    ]
+
+    # Code outside the config tree still counts.
+    (repo / "model.py").write_text("def simulate():\n    return 2\n")
+    third = tracker.run(fn=simulate, name="activitysim", adapter=asim)
+    assert not third.cache_hit and "code" in third.run.meta["cache_miss_explanation"]
+    assert first.run.id != second.run.id
+    tracker.close()

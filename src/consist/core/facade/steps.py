@@ -348,6 +348,7 @@ class TrackerSteps:
         spec.begin_kwargs["output_missing"] = spec.policy.output_missing
         if plan is not None:
             spec.config_digests = plan.identity_components()
+            spec.config_roots = tuple(str(d) for d in plan.config_dirs)
             ingest = bool(args.get("config_plan_ingest", True))
             profile = bool(args.get("config_plan_profile_schema", False))
 

@@ -269,6 +269,7 @@ class CodeIdentityResolver:
         fn: Callable[..., Any] | None = None,
         extra_deps: Sequence[str | os.PathLike[str]] = (),
         source_suffixes: Iterable[str] | None = None,
+        exclude_dirs: Sequence[str | os.PathLike[str]] = (),
     ) -> CodeIdentity:
         """Return the code identity of a run.
 
@@ -292,6 +293,11 @@ class CodeIdentityResolver:
             The ``code_identity_source_suffixes`` option of this run: suffixes of
             untracked files that count as code under ``repo_git``; None uses the
             resolver's set.
+        exclude_dirs : sequence of paths, optional
+            Under ``repo_git``, work-tree changes below these directories do
+            not count (a config adapter accounts for its config tree by
+            canonical content); ``HEAD`` still does. Directories outside the
+            repository are ignored.
 
         Returns
         -------
@@ -325,7 +331,7 @@ class CodeIdentityResolver:
                 return self._resolve_callable(mode, fn, deps)
             loc = self._location()
             if loc.toplevel is not None:
-                return self._resolve_git(loc, deps, suffixes)
+                return self._resolve_git(loc, deps, suffixes, _below(loc.toplevel, exclude_dirs))
             reason = loc.reason  # always set when there is no repository
             if mode == "repo_git":
                 raise CodeIdentityError(
@@ -412,7 +418,11 @@ class CodeIdentityResolver:
         return loc
 
     def _resolve_git(
-        self, loc: _Location, deps: tuple[tuple[str, str], ...], suffixes: frozenset[str]
+        self,
+        loc: _Location,
+        deps: tuple[tuple[str, str], ...],
+        suffixes: frozenset[str],
+        excluded: tuple[str, ...] = (),
     ) -> CodeIdentity:
         """``repo_git`` identity: the cached git core plus submodule and dependency digests."""
         core = self._core
@@ -434,7 +444,7 @@ class CodeIdentityResolver:
             for rel, path in core.submodules.items()
         }
         dep_digests = self._deps.digests(deps)
-        key = (core, suffixes, tuple(submodules.items()), tuple(dep_digests.items()))
+        key = (core, suffixes, tuple(submodules.items()), tuple(dep_digests.items()), excluded)
         last = self._git_last
         if last is not None and last[0] == key:
             return _copy_identity(last[1])
@@ -446,13 +456,19 @@ class CodeIdentityResolver:
                 for rel, entry in core.untracked.items()
                 if entry.startswith("dir:") or is_source(rel.rpartition("/")[2], suffixes)
             }
+        dirty = {**core.tracked_dirty, **untracked}
+        if excluded:
+            dirty = {rel: e for rel, e in dirty.items() if not rel.startswith(excluded)}
+            untracked = {rel: e for rel, e in untracked.items() if not rel.startswith(excluded)}
         payload = {
             "head": core.head,
-            "dirty": {**core.tracked_dirty, **untracked},
+            "dirty": dirty,
             "submodules": submodules,
             "extra_deps": dep_digests,
         }
         details = {"root": loc.toplevel, **payload, "untracked": sorted(untracked)}
+        if excluded:
+            details["excluded"] = list(excluded)
         identity = CodeIdentity("repo_git", _digest(_GIT_DOMAIN, payload), _copy_json(details))
         self._git_last = (key, identity)
         return _copy_identity(identity)
@@ -523,3 +539,14 @@ class CodeIdentityResolver:
         )
         entry.last_key, entry.last_result = dep_key, identity
         return _copy_identity(identity)
+
+
+def _below(toplevel: str, dirs: Sequence[str | os.PathLike[str]]) -> tuple[str, ...]:
+    """Repository-relative prefixes (``"configs/"``) of the ``dirs`` inside ``toplevel``."""
+    prefixes = []
+    for d in dirs:
+        rel = os.path.relpath(os.path.realpath(os.fspath(d)), toplevel).replace(os.sep, "/")
+        if rel == "." or rel.startswith("../") or rel == "..":
+            continue  # the whole repository, or outside it: nothing to exclude
+        prefixes.append(rel.rstrip("/") + "/")
+    return tuple(sorted(set(prefixes)))

@@ -139,8 +139,13 @@ class IdentityService:
         cache_version: int | None = None,
         cache_epoch: int | None = None,
         run_id: str | None = None,
+        code_exclude_dirs: Sequence[str] = (),
     ) -> RunIdentity:
-        """Digest every component; raises if config or code cannot be hashed faithfully."""
+        """Digest every component; raises if config or code cannot be hashed faithfully.
+
+        ``code_exclude_dirs``: work-tree changes there do not count as code
+        (see :meth:`CodeIdentityResolver.resolve`).
+        """
         config_hash = hash_bytes(canonical_bytes(config))
         producers: dict[Any, str] = {}
         if self.store is not None:
@@ -169,6 +174,7 @@ class IdentityService:
                 fn,
                 list(code_identity_extra_deps),
                 source_suffixes=code_identity_source_suffixes,
+                exclude_dirs=code_exclude_dirs,
             )
             code_digest, code_mode = code.digest, code.mode
             details = _compact_details(code.details)

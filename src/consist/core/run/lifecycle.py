@@ -78,7 +78,8 @@ class BeginRequest:
     output_paths: dict[str, Path] = field(default_factory=dict)
     output_missing: str = "warn"
     hash_inputs_in_config: bool = False
-    config_digests: dict[str, str] = field(default_factory=dict)  # a config plan's files
+    config_digests: dict[str, str] = field(default_factory=dict)  # a config plan's files,
+    config_roots: tuple[str, ...] = ()  # whose tree then does not count as code
 
 
 class RunLifecycle:
@@ -319,6 +320,7 @@ class RunLifecycle:
             cache_version=request.cache_version,
             cache_epoch=request.cache_epoch,
             run_id=run.id,
+            code_exclude_dirs=request.config_roots,
         )
         config_side = digest_hash_inputs(self.hasher, request.hash_inputs) if in_config else {}
         config_side.update(request.config_digests)
@@ -453,13 +455,7 @@ class RunLifecycle:
         return active
 
     def resume(self, active: ActiveRun) -> None:
-        """Make a suspended run active again.
-
-        Raises
-        ------
-        RuntimeError
-            If another run is active.
-        """
+        """Make a suspended run active again (RuntimeError if another run is active)."""
         if self.active is not None and self.active is not active:
             raise RuntimeError(
                 f"cannot resume run {active.run.id!r} while run {self.active.run.id!r} is active"
@@ -619,11 +615,10 @@ class RunLifecycle:
         self._persist(active)
 
     def _persist(self, active: ActiveRun) -> None:
-        """Journal the run (fsynced), then commit it to the store.
+        """Journal the run (fsynced), then commit it: visible to every reader on return.
 
-        When this returns the run is visible to every tracker and process
-        that opens the store; if the database write fails, the run is safe in
-        the journal and replayed when a store is next opened.
+        If the database write fails, the run is safe in the journal and
+        replayed when a store is next opened.
         """
         if not active.persist:
             active.unsynced.clear()

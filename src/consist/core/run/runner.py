@@ -103,6 +103,7 @@ class StepSpec:
     # A config adapter's plan (run/trace adapter=...): its file digests join
     # the config side of identity; ``after_begin(cache_hit)`` attaches it.
     config_digests: dict[str, str] = field(default_factory=dict)
+    config_roots: tuple[str, ...] = ()
     after_begin: Callable[[bool], None] | None = None
 
 
@@ -392,6 +393,7 @@ class StepRunner:
         request.input_requests = spec.inputs
         request.output_paths = spec.output_paths
         request.config_digests = dict(spec.config_digests)
+        request.config_roots = spec.config_roots
         return request
 
     def run(self, spec: StepSpec) -> RunResult:
