@@ -123,9 +123,7 @@ def test_committed_config_tree_counts_by_content_not_as_code(tmp_path: Path) -> 
     second = tracker.run(fn=simulate, name="activitysim", adapter=asim)
     explanation = second.run.meta["cache_miss_explanation"]
     assert not second.cache_hit and "code" not in explanation
-    assert list(explanation["identity_inputs"]) == [
-        "activitysim:trip_mode_choice_coefficients.csv"
-    ]
+    assert list(explanation["identity_inputs"]) == ["activitysim:trip_mode_choice_coefficients.csv"]
 
     # Code outside the config tree still counts.
     (repo / "model.py").write_text("def simulate():\n    return 2\n")
