@@ -244,3 +244,36 @@ def test_override_selectors_are_checked_before_anything_runs(tracker: Tracker, b
         )
     assert tracker.find_runs() == []
     assert not (base / "o").exists() and list(base.glob(".o.*")) == []
+
+
+class ForwardingAdapter(ToyAdapter):
+    """An adapter with its own run_with_config_overrides (the tracker forwards to it)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.calls: list[dict] = []
+
+    def run_with_config_overrides(self, **kwargs: object) -> str:
+        self.calls.append(kwargs)
+        return "handled by the adapter"
+
+
+def test_an_adapter_with_its_own_override_runner_gets_the_call(
+    tracker: Tracker, base: Path
+) -> None:
+    local, common = _tree(base)
+    adapter = ForwardingAdapter(root_dirs=[local, common])
+    out = tracker.run_with_config_overrides(
+        adapter=adapter,
+        base_config_dirs=[local, common],
+        overrides={"coefficients.c_time": 1.0},
+        output_dir=base / "o",
+        fn=model_step,
+        name="model",
+        identity_label="toy_config",
+    )
+    assert out == "handled by the adapter"
+    (call,) = adapter.calls
+    assert call["tracker"] is tracker and call["identity_label"] == "toy_config"
+    assert call["overrides"] == {"coefficients.c_time": 1.0}
+    assert tracker.find_runs() == [] and not (base / "o").exists()
