@@ -17,6 +17,7 @@ from typing import Any
 
 from consist.core.facade.config import TrackerConfigPlans
 from consist.core.facade.facets import TrackerFacets
+from consist.core.facade.formats import TrackerFormats
 from consist.core.facade.hotdata import TrackerHotData
 from consist.core.facade.lineage import TrackerLineage
 from consist.core.facade.maintenance import TrackerMaintenance
@@ -60,6 +61,7 @@ class Tracker(
     TrackerMaintenance,
     TrackerShards,
     TrackerConfigPlans,
+    TrackerFormats,
 ):
     """Records runs and artifacts, answers cache lookups and provenance queries.
 

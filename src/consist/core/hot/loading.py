@@ -39,6 +39,44 @@ def _local_file(artifact: Artifact, locate: Locate | None) -> str:
     return path
 
 
+# Drivers whose data is not a plain table, by the driver module that loads them.
+# A module provides ``load(path, artifact, columns=None, **kwargs)`` (its natural
+# object: a DataFrame for tables, an xarray Dataset for arrays, a GeoDataFrame for
+# layers) and may provide ``load_dataframe(path, artifact, columns=None, **kwargs)``.
+NATURAL_LOADERS = {
+    "h5": "hdf5",
+    "h5_table": "hdf5",
+    "netcdf": "netcdf",
+    "zarr": "zarr",
+    "openmatrix": "openmatrix",
+    "geojson": "spatial",
+    "geopackage": "spatial",
+    "shapefile": "spatial",
+    "geoparquet": "spatial",
+}
+
+
+def _natural(
+    artifact: Artifact, path: str, function: str, columns: list[str] | None, kwargs: dict
+) -> Any:
+    """Load a non-tabular artifact through its driver module (see ``NATURAL_LOADERS``)."""
+    import importlib
+
+    module_name = NATURAL_LOADERS.get(artifact.driver or "")
+    if module_name is None:
+        raise ValueError(
+            f"no loader for driver {artifact.driver!r} in this version; use artifact.path"
+        )
+    module = importlib.import_module(f"consist.core.drivers.{module_name}")
+    loader = getattr(module, function, None)
+    if loader is None:
+        raise ValueError(
+            f"artifact {artifact.key!r} ({artifact.driver}) has no DataFrame form; use "
+            "tracker.load(artifact) for its natural object"
+        )
+    return loader(path, artifact, columns=columns, **kwargs)
+
+
 def _ingested_rows(
     artifact: Artifact, hot: HotStore | None, include_provenance: bool, columns: list[str] | None
 ) -> Any:
@@ -112,9 +150,7 @@ def load_relation(
         _no_reader_options(kwargs, artifact)
         return _duck[0].from_arrow(rows)
     if artifact.driver not in tabular.TABULAR_DRIVERS:
-        raise ValueError(
-            f"no loader for driver {artifact.driver!r} in this version; use artifact.path"
-        )
+        return _natural(artifact, path, "load", columns, kwargs)
     import duckdb
 
     try:
@@ -152,6 +188,8 @@ def load_dataframe(
             raise
         _no_reader_options(kwargs, artifact)
         return rows.to_pandas()
+    if artifact.driver not in tabular.TABULAR_DRIVERS:
+        return _natural(artifact, path, "load_dataframe", columns, kwargs)
     if columns is not None and artifact.driver == "parquet" and os.path.isfile(path):
         import pyarrow.parquet as pq
 

@@ -1,0 +1,12 @@
+"""Tracker methods for HDF5 containers and tables.
+
+Mixed into :class:`~consist.core.tracker.Tracker` through
+:class:`~consist.core.facade.formats.TrackerFormats`; reading and describing
+the format lives in its driver module under :mod:`consist.core.drivers`.
+"""
+
+from __future__ import annotations
+
+
+class TrackerHdf5:
+    """Tracker methods for HDF5 containers and tables."""
