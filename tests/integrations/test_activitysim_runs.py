@@ -49,6 +49,10 @@ def test_identical_tree_hits_a_coefficient_edit_misses_and_names_its_file(projec
         local / "trip_mode_choice_coefficients.csv"
     )
     assert inputs["settings.yaml"].meta["config_file_role"] == "settings"
+    # The merged settings.yaml was read from both layers: both are inputs.
+    assert inputs["settings.yaml"].path == local / "settings.yaml"
+    assert inputs["settings.yaml@2"].path == base / "settings.yaml"
+    assert inputs["settings.yaml@2"].meta["config_role"] == "config_layer"
     # Every resolved key is a config value of the run (local's sample size wins).
     assert tracker.get_config_value(first.run.id, "settings.households_sample_size") == 100
     assert tracker.get_config_value(first.run.id, "models.trip_scheduling.max_iterations") == 5

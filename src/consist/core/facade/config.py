@@ -232,6 +232,7 @@ class TrackerConfigPlans:
             for f in plan.files
             if f.path.is_file()
         ]
+        requests.extend(_layer_requests(plan, adapter, meta))
         bundle = None
         if adapter is not None and hasattr(adapter, "materialize"):
             target = Path(active.artifact_dir) / BUNDLE_DIRNAME
@@ -497,6 +498,36 @@ def _with_primary_config(adapter: Any, primary: str | Path | None) -> Any:
     clone = copy.copy(adapter)
     clone.primary_config = Path(primary)
     return clone
+
+
+def _layer_requests(plan: ConfigPlan, adapter: Any, meta: dict[str, Any]) -> list[ArtifactRequest]:
+    """Inputs for the layers a merged file was read from besides its first.
+
+    An adapter that merges files (ActivitySim's ``inherit_settings``) says so
+    through ``sources(plan)``; each further layer is logged as an input keyed
+    ``"<name>@<n>"`` (``meta["config_role"] = "config_layer"``), so the run
+    records every file it read.
+    """
+    sources = getattr(adapter, "sources", None)
+    if adapter is None or not callable(sources):
+        return []
+    roles = {f.name: f.role for f in plan.files}
+    requests = []
+    for name, paths in sources(plan).items():
+        for n, path in enumerate(paths[1:], start=2):
+            requests.append(
+                ArtifactRequest(
+                    ref=Path(path),
+                    key=f"{name}@{n}",
+                    direction="input",
+                    meta={
+                        **meta,
+                        "config_role": "config_layer",
+                        "config_file_role": roles.get(name),
+                    },
+                )
+            )
+    return requests
 
 
 def _within(adapter: Any) -> Any:
