@@ -41,6 +41,13 @@ been read at least ``racy_window_ns`` after the later of mtime and ctime.
 Otherwise an edit landing in the same timestamp tick as our read would be
 invisible. Restoring mtime with ``os.utime`` after an in-place edit still bumps
 ctime, so such an edit is detected.
+
+Shapefile bundles
+-----------------
+A Shapefile is several files: :class:`ContentHasher` digests a ``.shp`` path as
+its bundle (the ``.shp`` and the sidecars beside it with the same stem, see
+:data:`SHAPEFILE_SIDECARS`), a Merkle list like a directory's under its own
+domain tag, so editing only the ``.dbf`` changes the digest.
 """
 
 from __future__ import annotations
@@ -60,6 +67,7 @@ import blake3
 
 __all__ = [
     "ALGORITHM",
+    "SHAPEFILE_SIDECARS",
     "ContentHasher",
     "MemoryStatCache",
     "StatCacheBackend",
@@ -68,6 +76,7 @@ __all__ = [
     "hash_bytes",
     "hash_directory",
     "hash_file",
+    "shapefile_bundle",
 ]
 
 ALGORITHM = "blake3"
@@ -81,7 +90,14 @@ _STAT_PREFIX = "stat:"
 
 # Domain tags: versioned, NUL-terminated, so pre-images of different kinds never overlap.
 _DIR_DOMAIN = b"consist-dir-v1\0"
+_BUNDLE_DOMAIN = b"consist-shp-bundle-v1\0"
 _STAT_DOMAIN = b"consist-stat-v1\0"
+
+SHAPEFILE_SIDECARS: tuple[str, ...] = (
+    ".shp", ".shx", ".dbf", ".prj", ".cpg", ".sbn", ".sbx", ".qix",
+    ".fbn", ".fbx", ".ain", ".aih", ".atx", ".ixs", ".mxs", ".shp.xml",
+)  # fmt: skip
+"""Suffixes (matched case-insensitively) of the files hashed with a ``.shp``."""
 
 # Size tiers (bytes); see the module docstring for the measurements behind them.
 _SMALL_LIMIT = 2 << 20
@@ -94,6 +110,11 @@ _CHUNK = 4 << 20
 _FileRow = tuple[str, str, os.stat_result]
 # What digest_many will hash for one input: a single file row, or a directory's rows.
 _Plan = _FileRow | list[_FileRow]
+
+
+class _Bundle(list):
+    """The rows of a shapefile bundle (a plan hashed under its own domain tag)."""
+
 
 _OPEN_FLAGS = (
     os.O_RDONLY
@@ -444,7 +465,7 @@ class ContentHasher:
             if stat_mod.S_ISDIR(st.st_mode):
                 plans.append(_walk_files(path))
             elif stat_mod.S_ISREG(st.st_mode):
-                plans.append(("", path, st))
+                plans.append(_bundle_rows(path) or ("", path, st))
             else:
                 raise ValueError(f"cannot hash {path!r}: not a regular file or directory")
 
@@ -460,7 +481,8 @@ class ContentHasher:
             if isinstance(plan, tuple):
                 out.append(file_digest(plan[1], plan[2]))
             else:
-                out.append(label + _merkle_hex((rel, file_digest(a, st)) for rel, a, st in plan))
+                rows = ((rel, file_digest(a, st)) for rel, a, st in plan)
+                out.append(label + _merkle_hex(rows, _domain(plan)))
         return out
 
     def verify_many(
@@ -505,7 +527,11 @@ class ContentHasher:
             path = os.fspath(raw)
             try:
                 st = os.stat(path)
-                if expected.startswith(_STAT_PREFIX) or stat_mod.S_ISDIR(st.st_mode):
+                if (
+                    expected.startswith(_STAT_PREFIX)
+                    or stat_mod.S_ISDIR(st.st_mode)
+                    or _is_shp(path)
+                ):
                     answers[i] = self._redigest(path, st, expected, trust_stat) == expected
                 elif not stat_mod.S_ISREG(st.st_mode):
                     continue
@@ -542,16 +568,21 @@ class ContentHasher:
     def _redigest(self, path: str, st: os.stat_result, expected: str, trust_stat: bool) -> str:
         """Current digest of ``path`` in the form of ``expected`` (stat or content)."""
         rows: list[_FileRow] = (
-            _walk_files(path) if stat_mod.S_ISDIR(st.st_mode) else [("", path, st)]
+            _walk_files(path)
+            if stat_mod.S_ISDIR(st.st_mode)
+            else _bundle_rows(path) or [("", path, st)]
         )
-        if expected.startswith(_STAT_PREFIX):
-            if not stat_mod.S_ISDIR(st.st_mode):
+        domain = _domain(rows)
+        if not stat_mod.S_ISDIR(st.st_mode) and domain is _DIR_DOMAIN:  # one plain file
+            if expected.startswith(_STAT_PREFIX):
                 return _stat_digest(path, st)
-            return _STAT_PREFIX + _merkle_hex((r, _stat_digest(a, s)) for r, a, s in rows)
+            return self._content_digests_for(rows)(path, st) if trust_stat else hash_file(path)
+        if expected.startswith(_STAT_PREFIX):
+            return _STAT_PREFIX + _merkle_hex(((r, _stat_digest(a, s)) for r, a, s in rows), domain)
         if trust_stat:
             digest_of = self._content_digests_for([rows])
-            return _CONTENT_PREFIX + _merkle_hex((r, digest_of(a, s)) for r, a, s in rows)
-        return _CONTENT_PREFIX + _merkle_hex((r, hash_file(a)) for r, a, _s in rows)
+            return _CONTENT_PREFIX + _merkle_hex(((r, digest_of(a, s)) for r, a, s in rows), domain)
+        return _CONTENT_PREFIX + _merkle_hex(((r, hash_file(a)) for r, a, _s in rows), domain)
 
     def take_new_entries(self) -> list[StatCacheEntry]:
         """Return the entries learned since the last call, and forget them.
@@ -786,11 +817,60 @@ def _walk_files(root: str | os.PathLike[str]) -> list[_FileRow]:
     return files
 
 
-def _merkle_hex(entries: Iterable[tuple[str, str]]) -> str:
+def _merkle_hex(entries: Iterable[tuple[str, str]], domain: bytes = _DIR_DOMAIN) -> str:
     """Hex digest of the sorted, domain-tagged (relpath, digest) list; see hash_directory."""
     encoded = sorted((os.fsencode(rel), digest.encode("ascii")) for rel, digest in entries)
     hasher = blake3.blake3()
-    hasher.update(_DIR_DOMAIN)
+    hasher.update(domain)
     for rel, digest in encoded:
         hasher.update(rel + b"\0" + digest + b"\n")
     return hasher.hexdigest()
+
+
+def _is_shp(path: str) -> bool:
+    return path.lower().endswith(".shp")
+
+
+def _domain(plan: Sequence[_FileRow]) -> bytes:
+    return _BUNDLE_DOMAIN if isinstance(plan, _Bundle) else _DIR_DOMAIN
+
+
+def shapefile_bundle(path: str | os.PathLike[str]) -> list[str]:
+    """The files hashed together with a ``.shp``: itself and its sidecars.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.shp`` file.
+
+    Returns
+    -------
+    list of str
+        Paths of the regular files in the same directory named like ``path``
+        with a suffix in :data:`SHAPEFILE_SIDECARS` (case-insensitive), sorted
+        by suffix; empty if ``path`` does not end with ``.shp``.
+    """
+    rows = _bundle_rows(os.fspath(path))
+    return [a for _r, a, _s in rows] if rows else []
+
+
+def _bundle_rows(path: str) -> _Bundle | None:
+    """A ``.shp`` path's bundle rows (relative name = the suffix), else None."""
+    if not _is_shp(path):
+        return None
+    folder, name = os.path.split(path)
+    stem = name[:-4]
+    rows = _Bundle()
+    with os.scandir(folder or ".") as it:
+        for entry in it:
+            suffix = entry.name[len(stem) :]
+            if not entry.name.startswith(stem) or suffix.lower() not in SHAPEFILE_SIDECARS:
+                continue
+            try:
+                st = entry.stat()
+            except OSError:
+                continue  # removed meanwhile, or a dangling link: no content
+            if stat_mod.S_ISREG(st.st_mode):
+                rows.append((suffix, entry.path, st))
+    rows.sort()
+    return rows if any(r == name[-4:] for r, _a, _s in rows) else None
