@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from consist.core.drivers import tabular
+from consist.core.drivers import zarr as zarr_driver
 from consist.core.run import context
 from consist.core.run.artifacts import ArtifactRequest, validate_key
 from consist.core.run.binding import BindingPlan, BindingPlanner, InputBinding
@@ -492,7 +493,9 @@ class StepRunner:
         if tabular.is_table(item):
             path = tabular.write_table(item, directory, key)
         elif tabular.is_xarray(item):
-            path = tabular.write_xarray(item, directory, key)
+            # NetCDF by default, Zarr when chunked or large (consist.core.drivers.zarr).
+            path, meta = zarr_driver.write_returned(item, directory, key)
+            return ArtifactRequest(ref=path, key=key, direction="output", meta=meta)
         elif isinstance(item, str | os.PathLike):
             path = Path(os.fspath(item))
             if not path.exists():
@@ -548,7 +551,8 @@ def returned_outputs(
     if value is None:
         return {}
     if outputs:
-        if isinstance(value, Mapping):
+        # An xarray Dataset is a Mapping of its variables, but it is one output.
+        if isinstance(value, Mapping) and not tabular.is_xarray(value):
             extra = sorted(set(value) - set(outputs))
             if extra:
                 _apply_policy(
