@@ -96,6 +96,9 @@ def test_log_netcdf_file_defaults_key_and_refuses_bad_input(tracker: Tracker, ba
     bogus.write_text("not netcdf")
     with tracker.start_run("r1", "clim"):
         assert tracker.log_netcdf_file(path).key == "ocean"
+        dotted = base / "ocean.v2.nc"
+        _climate().to_netcdf(dotted)
+        assert tracker.log_netcdf_file(dotted, direction="input").key == "ocean.v2"
         with pytest.raises(FileNotFoundError, match=r"missing\.nc"):
             tracker.log_netcdf_file(base / "missing.nc")
         with pytest.raises(ValueError, match="could not be read as NetCDF"):
@@ -104,7 +107,7 @@ def test_log_netcdf_file_defaults_key_and_refuses_bad_input(tracker: Tracker, ba
             tracker.log_netcdf_file(path, direction="sideways")
         with pytest.raises(ValueError, match="facet"):
             tracker.log_netcdf_file(path, key="x", facet={"a": 1})
-    assert [a.key for a in tracker.find_artifacts()] == ["ocean"]
+    assert sorted(a.key for a in tracker.find_artifacts()) == ["ocean", "ocean.v2"]
 
 
 def test_netcdf_metadata_view_across_runs_by_year(tracker: Tracker, base: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from consist.core.drivers import netcdf
@@ -295,7 +296,7 @@ class TrackerArrays:
         file_path = os.path.abspath(os.fspath(path))
         structure = netcdf.describe_file(file_path)
         if key is None:
-            key = os.path.basename(file_path).split(".")[0] or os.path.basename(file_path)
+            key = Path(file_path).stem
         extracted = netcdf.structure_meta(structure, netcdf.META_KEY)
         return self.log_artifact(
             file_path,
@@ -409,8 +410,9 @@ class TrackerArrays:
             If no selected run has an output ``concept_key``, or a run id in
             ``run_ids`` does not exist, or a variable is missing.
         ValueError
-            If a matching artifact is neither Zarr nor NetCDF, or its file is
-            not available locally.
+            If a matching artifact is neither Zarr nor NetCDF.
+        FileNotFoundError
+            If a matching artifact's file is not available locally.
         """
         key = _check_key(concept_key, "load_matrix")
         for name, value in (("parent_id", parent_id), ("model", model), ("status", status)):
