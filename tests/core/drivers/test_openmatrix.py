@@ -442,3 +442,20 @@ def test_load_refuses_matrices_of_different_shapes(tracker: Tracker, base: Path)
     assert "origin" not in ds.coords  # the only mapping does not fit 3 zones
     with pytest.raises(ValueError, match="mapping='Z' has 2 entries"):
         tracker.load(art, columns=["B"], mapping="Z")
+
+
+def test_view_describes_omx_artifacts_logged_without_the_helper(
+    tracker: Tracker, base: Path
+) -> None:
+    data = _demand(2024)
+    path = _write_omx(base / "plain_2024.omx", data)
+    with tracker.start_run("plain", "asim", year=2024):
+        art = tracker.log_artifact(path, key="plain")
+    assert art.driver == "openmatrix" and "openmatrix" not in art.meta
+    view = tracker.openmatrix_metadata("plain")
+    assert sorted(view.get_matrices()["matrix"]) == sorted(data)  # read from the file
+    path.unlink()
+    summary = view.summary()
+    assert list(summary["run_id"]) == ["plain"]
+    assert summary["matrix_count"].isna().all()  # listed, but nothing to describe
+    assert view.get_matrices().empty
