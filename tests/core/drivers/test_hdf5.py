@@ -438,3 +438,55 @@ def test_a_file_that_is_not_hdf5_is_refused(tracker: Tracker, base: Path) -> Non
         with pytest.raises(FileNotFoundError):
             tracker.log_h5_container(base / "absent.h5")
     assert tracker.get_run_outputs("r1") == {}
+
+
+def test_plain_datasets_of_text_records_ragged_and_scalar_values(
+    tracker: Tracker, base: Path
+) -> None:
+    import consist
+
+    path = base / "plain.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset(
+            "names", data=np.array(["a", "bb", "ccc"], dtype=object), dtype=h5py.string_dtype()
+        )
+        f.create_dataset(
+            "rec", data=np.array([(1, 2.0), (3, 4.0)], dtype=[("x", "i4"), ("y", "f8")])
+        )
+        ragged = f.create_dataset("ragged", (2,), dtype=h5py.vlen_dtype(np.int32))
+        ragged[0], ragged[1] = [1, 2], [3]
+        f.create_dataset("scalar", data=3.5)
+    with tracker.start_run("r1", "model"):
+        _, tables = tracker.log_h5_container(path, table_hash_chunk_rows=1)
+    by_path = {t.table_path: t for t in tables}
+    assert set(by_path) == {"/names", "/rec", "/ragged", "/scalar"}
+    for table_path, art in by_path.items():  # the digest streams variable-length values
+        assert art.hash == h5.hash_table(path, table_path)
+
+    assert consist.load(by_path["/names"], tracker=tracker)["names"].tolist() == ["a", "bb", "ccc"]
+    pd.testing.assert_frame_equal(
+        tracker.load_df(by_path["/rec"]),
+        pd.DataFrame({"x": np.array([1, 3], dtype="i4"), "y": [2.0, 4.0]}),
+    )
+    assert [list(v) for v in tracker.load_df(by_path["/ragged"])["ragged"]] == [[1, 2], [3]]
+    assert tracker.load_df(by_path["/scalar"])["scalar"].tolist() == [3.5]
+
+    # Editing one ragged element changes that dataset's digest only.
+    with h5py.File(path, "r+") as f:
+        f["ragged"][1] = [4]
+    assert h5.hash_table(path, "/ragged") != by_path["/ragged"].hash
+    assert h5.hash_table(path, "/names") == by_path["/names"].hash
+
+
+def test_current_digest_reverifies_a_table_artifact(tracker: Tracker, container_file: Path) -> None:
+    with tracker.start_run("r1", "model"):
+        container, tables = tracker.log_h5_container(container_file, key="c")
+    dist = {t.table_path: t for t in tables}["/skims/dist"]
+    assert h5.current_digest(container_file, dist) == dist.hash
+    assert h5.current_digest(container_file, container) is None
+    with h5py.File(container_file, "r+") as f:
+        f["skims/dist"][1, 1] = 42.0
+    assert h5.current_digest(container_file, dist) != dist.hash
+    with h5py.File(container_file, "r+") as f:
+        del f["skims/dist"]
+    assert h5.current_digest(container_file, dist) is None

@@ -62,6 +62,7 @@ __all__ = [
     "FINGERPRINT_VERSION",
     "RACY_WINDOW_NS",
     "H5Table",
+    "current_digest",
     "describe_table",
     "discover_tables",
     "file_identity",
@@ -424,6 +425,21 @@ def hash_table(path: str | os.PathLike[str], table_path: str, chunk_rows: int | 
     return "blake3:" + h.hexdigest()
 
 
+def current_digest(path: str | os.PathLike[str], artifact: Any) -> str | None:
+    """The digest an ``h5_table`` artifact's table has now (for re-verifying an input).
+
+    Compare it with ``artifact.hash``; the whole file's digest is not
+    comparable with a table's. None when the artifact is not a table or the
+    file no longer holds it.
+    """
+    if artifact.table_path is None:
+        return None
+    try:
+        return hash_table(path, artifact.table_path)
+    except KeyError:
+        return None
+
+
 def _scalar(dset: Any) -> Any:
     """A scalar dataset's value as a one-element array."""
     import numpy as np
@@ -498,6 +514,8 @@ def _read_table(path: str, table_path: str, columns: list[str] | None, kwargs: d
             if not _is_pandas_group(obj):
                 raise KeyError(f"{table_path!r} in {path} is a plain group, not a table")
             pandas_kind = _text(obj.attrs[_PANDAS_ATTR])
+        elif h5py.check_string_dtype(obj.dtype) is not None:
+            data = obj.asstr()[()]  # text as str, not bytes
         else:
             data = obj[()]
     if pandas_kind is not None:
