@@ -23,7 +23,7 @@ RANKS = {
     "consist.options": 2,
     "consist.core.validation": 3,
     "consist.core.paths": 3,
-    "consist.core.drivers": 3,
+    "consist.core.drivers": 5,  # format modules may use the store's record vocabulary
     "consist.core.store": 4,
     "consist.core.run": 5,
     "consist.core.query": 5,

@@ -490,3 +490,36 @@ def test_current_digest_reverifies_a_table_artifact(tracker: Tracker, container_
     with h5py.File(container_file, "r+") as f:
         del f["skims/dist"]
     assert h5.current_digest(container_file, dist) is None
+
+
+# -- a table as the input of a later step ----------------------------------------------------
+
+
+def _persons_rows(persons: pd.DataFrame) -> int:
+    return len(persons)
+
+
+def test_a_table_artifact_feeds_a_later_step_by_its_own_digest(
+    tracker: Tracker, container_file: Path
+) -> None:
+    with tracker.start_run("producer", "model"):
+        _, tables = tracker.log_h5_container(container_file, key="c")
+    persons = next(t for t in tables if t.table_path == "/persons")
+    first = tracker.run(fn=_persons_rows, name="count", inputs={"persons": persons})
+    recorded = tracker.get_run_inputs(first.run.id)["persons"]
+    assert recorded.id == persons.id and recorded.table_path == "/persons"
+    assert "stale_artifact_id" not in recorded.meta
+    assert tracker.run(fn=_persons_rows, name="count", inputs={"persons": persons}).cache_hit
+
+    # Another table of the same file changes: this input is still the same content.
+    with h5py.File(container_file, "r+") as f:
+        f["skims/dist"][0, 0] = -1.0
+    assert tracker.run(fn=_persons_rows, name="count", inputs={"persons": persons}).cache_hit
+
+    # The table itself changes: new content (a miss), recorded with its table path.
+    PERSONS.iloc[:5].to_hdf(container_file, key="persons", format="table", append=True)
+    changed = tracker.run(fn=_persons_rows, name="count", inputs={"persons": persons})
+    assert not changed.cache_hit
+    now = tracker.get_run_inputs(changed.run.id)["persons"]
+    assert now.table_path == "/persons" and now.hash != persons.hash
+    assert now.meta["stale_artifact_id"] == str(persons.id)

@@ -121,6 +121,8 @@ class ArtifactBuilder:
         """
         # One plan per request: (request, abs path or None, uri or None).
         plans: list[tuple[ArtifactRequest, str | None, str | None]] = []
+        # A table inside a container is verified by its own digest, not the file's.
+        member_digests: dict[tuple[str, Any], str | None] = {}
         for req in requests:
             validate_direction(req.direction)
             if req.driver is not None:
@@ -134,6 +136,8 @@ class ArtifactBuilder:
                 # bytes must never pass for the recorded ones.
                 verify = req.direction == "input" and local and os.path.isfile(local)
                 plans.append((req, local if verify else None, req.ref.uri if verify else None))
+                if verify and (req.ref.table_path or req.ref.array_path):
+                    member_digests[local, req.ref.id] = _member_digest(local, req.ref)
                 continue
             if not isinstance(req.ref, str | os.PathLike):
                 raise TypeError(
@@ -160,9 +164,9 @@ class ArtifactBuilder:
                 for req, path, _ in plans
                 if path is not None
                 and (
-                    isinstance(req.ref, Artifact)
-                    or req.content_hash is None
-                    or req.validate_content_hash
+                    (isinstance(req.ref, Artifact) and (path, req.ref.id) not in member_digests)
+                    or (not isinstance(req.ref, Artifact) and req.content_hash is None)
+                    or (not isinstance(req.ref, Artifact) and req.validate_content_hash)
                 )
                 and (not req.allow_pending or os.path.exists(path))
             }
@@ -184,6 +188,13 @@ class ArtifactBuilder:
         for req, path, uri in plans:
             if isinstance(req.ref, Artifact):
                 art: Artifact = req.ref
+                if (path, art.id) in member_digests:
+                    now = member_digests[path, art.id]
+                    if art.hash is None or now == art.hash:
+                        results.append(self._from_existing(req, run_id))
+                    else:
+                        results.append(self._changed_member(req, art, path, now, run_id))
+                    continue
                 if path is None or art.hash is None or digests[path] == art.hash:
                     results.append(self._from_existing(req, run_id))
                     continue
@@ -278,7 +289,12 @@ class ArtifactBuilder:
             if driver == "other" and os.path.isdir(abs_path):
                 driver = "directory"
         meta = dict(req.meta or {})
-        if producer is not None and producer.hash != digest:
+        if (
+            producer is not None
+            and producer.hash != digest
+            and req.table_path is None
+            and req.array_path is None
+        ):
             meta.setdefault("stale_producer_artifact_id", str(producer.id))
         artifact = Artifact(
             key=req.key,
@@ -293,6 +309,32 @@ class ArtifactBuilder:
             meta=meta,
         )
         return artifact.with_local_path(abs_path)
+
+    def _changed_member(
+        self, req: ArtifactRequest, art: Artifact, path: str, now: str | None, run_id: str
+    ) -> Artifact:
+        """A table inside a container whose content changed since it was recorded: new content.
+
+        Raises
+        ------
+        FileNotFoundError
+            If the container no longer holds the table.
+        """
+        member = art.table_path or art.array_path
+        if now is None:
+            raise FileNotFoundError(f"input {art.key!r}: {path} no longer holds {member!r}")
+        changed = Artifact(
+            key=req.key or art.key,
+            uri=art.uri,
+            driver=art.driver,
+            hash=now,
+            content_id=content_id_for(now),
+            table_path=art.table_path,
+            array_path=art.array_path,
+            run_id=run_id,
+            meta={**art.meta, **(req.meta or {}), "stale_artifact_id": str(art.id)},
+        )
+        return changed.with_local_path(path)
 
     def _from_existing(self, req: ArtifactRequest, run_id: str) -> Artifact:
         art: Artifact = req.ref
@@ -419,3 +461,15 @@ def begin_input_requests(inputs: Iterable[Any] | None) -> list[ArtifactRequest]:
             used.add(key)
             items.append((key, ref))
     return [ArtifactRequest(ref=ref, key=key, direction="input") for key, ref in items]
+
+
+def _member_digest(path: str, artifact: Artifact) -> str | None:
+    """The current digest of a table or array inside a container file (None: unknown kind).
+
+    Only HDF5 tables have one today (``consist.core.drivers.hdf5``).
+    """
+    if artifact.driver == "h5_table":
+        from consist.core.drivers.hdf5 import current_digest
+
+        return current_digest(path, artifact)
+    return artifact.hash  # no member hashing for this kind: trust the record
