@@ -59,11 +59,23 @@ import stat as stat_mod
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import blake3
+
+from consist.core.identity.file_bundles import (
+    SHAPEFILE_SIDECARS,
+    bundle_rows,
+    domain_for,
+    is_shp,
+    shapefile_bundle,
+)
+from consist.core.identity.stat_cache import (
+    MemoryStatCache,
+    StatCacheBackend,
+    StatCacheEntry,
+    StatKey,
+)
 
 __all__ = [
     "ALGORITHM",
@@ -90,14 +102,7 @@ _STAT_PREFIX = "stat:"
 
 # Domain tags: versioned, NUL-terminated, so pre-images of different kinds never overlap.
 _DIR_DOMAIN = b"consist-dir-v1\0"
-_BUNDLE_DOMAIN = b"consist-shp-bundle-v1\0"
 _STAT_DOMAIN = b"consist-stat-v1\0"
-
-SHAPEFILE_SIDECARS: tuple[str, ...] = (
-    ".shp", ".shx", ".dbf", ".prj", ".cpg", ".sbn", ".sbx", ".qix",
-    ".fbn", ".fbx", ".ain", ".aih", ".atx", ".ixs", ".mxs", ".shp.xml",
-)  # fmt: skip
-"""Suffixes (matched case-insensitively) of the files hashed with a ``.shp``."""
 
 # Size tiers (bytes); see the module docstring for the measurements behind them.
 _SMALL_LIMIT = 2 << 20
@@ -108,12 +113,9 @@ _CHUNK = 4 << 20
 
 # One file found by a walk: (relative POSIX path, path to open, stat result).
 _FileRow = tuple[str, str, os.stat_result]
-# What digest_many will hash for one input: a single file row, or a directory's rows.
+# What digest_many will hash for one input: a single file row, or a directory's
+# (or a shapefile bundle's) rows.
 _Plan = _FileRow | list[_FileRow]
-
-
-class _Bundle(list):
-    """The rows of a shapefile bundle (a plan hashed under its own domain tag)."""
 
 
 _OPEN_FLAGS = (
@@ -222,122 +224,6 @@ def hash_directory(
     return _CONTENT_PREFIX + _merkle_hex(
         (rel, digest_of(Path(abs_path))) for rel, abs_path, _ in files
     )
-
-
-# ---------------------------------------------------------------------------
-# Stat cache records and backends
-# ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class StatKey:
-    """The stat identity of a file version: any change to content changes one of these
-    fields, except an edit that preserves size and lands within the same timestamp tick
-    (which the racy check in :class:`ContentHasher` guards against)."""
-
-    dev: int
-    ino: int
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-
-    @classmethod
-    def from_stat(cls, st: os.stat_result) -> StatKey:
-        """Build the key from an ``os.stat`` / ``os.fstat`` result.
-
-        Parameters
-        ----------
-        st : os.stat_result
-            The stat result of the file (symlinks already followed).
-
-        Returns
-        -------
-        StatKey
-        """
-        return cls(
-            dev=st.st_dev,
-            ino=st.st_ino,
-            size=st.st_size,
-            mtime_ns=st.st_mtime_ns,
-            ctime_ns=st.st_ctime_ns,
-        )
-
-
-@dataclass(frozen=True)
-class StatCacheEntry:
-    """A remembered content digest of one file version.
-
-    Attributes
-    ----------
-    path : str
-        Absolute, symlink-resolved path of the file.
-    key : StatKey
-        Stat identity of the file while its content was read.
-    digest : str
-        Labelled content digest (``"blake3:..."``).
-    recorded_ns : int
-        ``time.time_ns()`` taken just *before* the content was read.
-    """
-
-    path: str
-    key: StatKey
-    digest: str
-    recorded_ns: int
-
-
-class StatCacheBackend(Protocol):
-    """Persistent store of :class:`StatCacheEntry` records, keyed by resolved path."""
-
-    def get_many(self, paths: Sequence[str]) -> dict[str, StatCacheEntry]:
-        """Return the stored entries for those of ``paths`` that have one."""
-        ...
-
-    def put_many(self, entries: Sequence[StatCacheEntry]) -> None:
-        """Insert or replace entries (one per path; the last one wins)."""
-        ...
-
-
-class MemoryStatCache:
-    """A :class:`StatCacheBackend` held in a dict (no database; or a shared process layer).
-
-    Like any backend, it is only written by its owner: :class:`ContentHasher` never
-    writes to its backend, so callers persist ``hasher.take_new_entries()`` with
-    ``cache.put_many(...)`` whichever backend they use.
-    """
-
-    def __init__(self) -> None:
-        self._entries: dict[str, StatCacheEntry] = {}
-        self._lock = threading.Lock()
-
-    def get_many(self, paths: Sequence[str]) -> dict[str, StatCacheEntry]:
-        """Return the stored entries for those of ``paths`` that have one.
-
-        Parameters
-        ----------
-        paths : sequence of str
-            Resolved absolute paths.
-
-        Returns
-        -------
-        dict of str to StatCacheEntry
-        """
-        with self._lock:
-            return {p: self._entries[p] for p in paths if p in self._entries}
-
-    def put_many(self, entries: Sequence[StatCacheEntry]) -> None:
-        """Insert or replace entries, keyed by ``entry.path``.
-
-        Parameters
-        ----------
-        entries : sequence of StatCacheEntry
-        """
-        with self._lock:
-            for entry in entries:
-                self._entries[entry.path] = entry
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
 
 
 # ---------------------------------------------------------------------------
@@ -465,7 +351,7 @@ class ContentHasher:
             if stat_mod.S_ISDIR(st.st_mode):
                 plans.append(_walk_files(path))
             elif stat_mod.S_ISREG(st.st_mode):
-                plans.append(_bundle_rows(path) or ("", path, st))
+                plans.append(bundle_rows(path) or ("", path, st))
             else:
                 raise ValueError(f"cannot hash {path!r}: not a regular file or directory")
 
@@ -482,7 +368,7 @@ class ContentHasher:
                 out.append(file_digest(plan[1], plan[2]))
             else:
                 rows = ((rel, file_digest(a, st)) for rel, a, st in plan)
-                out.append(label + _merkle_hex(rows, _domain(plan)))
+                out.append(label + _merkle_hex(rows, domain_for(plan, _DIR_DOMAIN)))
         return out
 
     def verify_many(
@@ -530,7 +416,7 @@ class ContentHasher:
                 if (
                     expected.startswith(_STAT_PREFIX)
                     or stat_mod.S_ISDIR(st.st_mode)
-                    or _is_shp(path)
+                    or is_shp(path)
                 ):
                     answers[i] = self._redigest(path, st, expected, trust_stat) == expected
                 elif not stat_mod.S_ISREG(st.st_mode):
@@ -570,9 +456,9 @@ class ContentHasher:
         rows: list[_FileRow] = (
             _walk_files(path)
             if stat_mod.S_ISDIR(st.st_mode)
-            else _bundle_rows(path) or [("", path, st)]
+            else bundle_rows(path) or [("", path, st)]
         )
-        domain = _domain(rows)
+        domain = domain_for(rows, _DIR_DOMAIN)
         if not stat_mod.S_ISDIR(st.st_mode) and domain is _DIR_DOMAIN:  # one plain file
             if expected.startswith(_STAT_PREFIX):
                 return _stat_digest(path, st)
@@ -825,52 +711,3 @@ def _merkle_hex(entries: Iterable[tuple[str, str]], domain: bytes = _DIR_DOMAIN)
     for rel, digest in encoded:
         hasher.update(rel + b"\0" + digest + b"\n")
     return hasher.hexdigest()
-
-
-def _is_shp(path: str) -> bool:
-    return path.lower().endswith(".shp")
-
-
-def _domain(plan: Sequence[_FileRow]) -> bytes:
-    return _BUNDLE_DOMAIN if isinstance(plan, _Bundle) else _DIR_DOMAIN
-
-
-def shapefile_bundle(path: str | os.PathLike[str]) -> list[str]:
-    """The files hashed together with a ``.shp``: itself and its sidecars.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        A ``.shp`` file.
-
-    Returns
-    -------
-    list of str
-        Paths of the regular files in the same directory named like ``path``
-        with a suffix in :data:`SHAPEFILE_SIDECARS` (case-insensitive), sorted
-        by suffix; empty if ``path`` does not end with ``.shp``.
-    """
-    rows = _bundle_rows(os.fspath(path))
-    return [a for _r, a, _s in rows] if rows else []
-
-
-def _bundle_rows(path: str) -> _Bundle | None:
-    """A ``.shp`` path's bundle rows (relative name = the suffix), else None."""
-    if not _is_shp(path):
-        return None
-    folder, name = os.path.split(path)
-    stem = name[:-4]
-    rows = _Bundle()
-    with os.scandir(folder or ".") as it:
-        for entry in it:
-            suffix = entry.name[len(stem) :]
-            if not entry.name.startswith(stem) or suffix.lower() not in SHAPEFILE_SIDECARS:
-                continue
-            try:
-                st = entry.stat()
-            except OSError:
-                continue  # removed meanwhile, or a dangling link: no content
-            if stat_mod.S_ISREG(st.st_mode):
-                rows.append((suffix, entry.path, st))
-    rows.sort()
-    return rows if any(r == name[-4:] for r, _a, _s in rows) else None
