@@ -523,3 +523,14 @@ def test_a_table_artifact_feeds_a_later_step_by_its_own_digest(
     now = tracker.get_run_inputs(changed.run.id)["persons"]
     assert now.table_path == "/persons" and now.hash != persons.hash
     assert now.meta["stale_artifact_id"] == str(persons.id)
+
+
+def test_validate_checks_a_table_by_its_own_digest(tracker: Tracker, container_file: Path) -> None:
+    with tracker.start_run("producer", "model"):
+        tracker.log_h5_container(container_file, key="c")
+    report = tracker.validate_artifacts()
+    assert report.ok, report.to_dict()
+    PERSONS.iloc[:2].to_hdf(container_file, key="persons", format="table", append=True)
+    statuses = {c.key: c.status for c in tracker.validate_artifacts().checks}
+    assert statuses["c/persons"] == "changed" and statuses["c"] == "changed"
+    assert statuses["c/households"] == "ok"  # the other tables still hold their content

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from consist.core.identity.hashing import ALGORITHM, ContentHasher
+from consist.core.run.artifacts import member_digest
 from consist.models.artifact import Artifact
 
 __all__ = [
@@ -210,6 +211,9 @@ class ArtifactChecker:
                 statuses[i] = "missing"
             elif not art.hash or not art.hash.startswith(_VERIFIABLE):
                 statuses[i] = "unhashed"
+            elif art.table_path or art.array_path:
+                # A table inside a container: its own digest, not the file's.
+                statuses[i] = "ok" if member_digest(path, art) == art.hash else "changed"
             else:
                 to_verify.append(i)
         if to_verify:

@@ -137,7 +137,7 @@ class ArtifactBuilder:
                 verify = req.direction == "input" and local and os.path.isfile(local)
                 plans.append((req, local if verify else None, req.ref.uri if verify else None))
                 if verify and (req.ref.table_path or req.ref.array_path):
-                    member_digests[local, req.ref.id] = _member_digest(local, req.ref)
+                    member_digests[local, req.ref.id] = member_digest(local, req.ref)
                 continue
             if not isinstance(req.ref, str | os.PathLike):
                 raise TypeError(
@@ -463,7 +463,7 @@ def begin_input_requests(inputs: Iterable[Any] | None) -> list[ArtifactRequest]:
     return [ArtifactRequest(ref=ref, key=key, direction="input") for key, ref in items]
 
 
-def _member_digest(path: str, artifact: Artifact) -> str | None:
+def member_digest(path: str, artifact: Artifact) -> str | None:
     """The current digest of a table or array inside a container file (None: unknown kind).
 
     Only HDF5 tables have one today (``consist.core.drivers.hdf5``).
