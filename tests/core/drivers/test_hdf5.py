@@ -534,3 +534,26 @@ def test_validate_checks_a_table_by_its_own_digest(tracker: Tracker, container_f
     statuses = {c.key: c.status for c in tracker.validate_artifacts().checks}
     assert statuses["c/persons"] == "changed" and statuses["c"] == "changed"
     assert statuses["c/households"] == "ok"  # the other tables still hold their content
+
+
+def _pipeline_step(where: str) -> None:
+    """A step whose outputs are an HDF5 container and its tables."""
+    import consist
+
+    write_container(Path(where))
+    consist.current_tracker().log_h5_container(where, key="pipeline")
+
+
+def test_a_run_with_container_outputs_hits_until_a_table_changes(
+    tracker: Tracker, base: Path
+) -> None:
+    where = str(base / "out" / "pipeline.h5")
+    (base / "out").mkdir()
+    first = tracker.run(fn=_pipeline_step, name="pipeline", config={"where": where})
+    assert "pipeline/persons" in first.outputs
+    again = tracker.run(fn=_pipeline_step, name="pipeline", config={"where": where})
+    assert again.cache_hit  # the tables' own digests still hold
+    PERSONS.iloc[:2].to_hdf(where, key="persons", format="table", append=True)
+    changed = tracker.run(fn=_pipeline_step, name="pipeline", config={"where": where})
+    assert not changed.cache_hit
+    assert "pipeline/persons" in changed.run.meta["cache_miss_explanation"]["summary"]

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from consist.core.identity.hashing import ContentHasher
-from consist.core.run.artifacts import ArtifactBuilder
+from consist.core.run.artifacts import ArtifactBuilder, member_digest
 from consist.core.store.flatten import flatten
 from consist.core.store.metadata_store import MetadataStore
 from consist.models.artifact import Artifact
@@ -193,7 +193,11 @@ class CacheService:
                 if mode == "lazy" and self._ingested(art):
                     continue
                 return f"cached output {key!r} is missing ({art.uri})"
-            if art.hash and art.hash.startswith(VERIFIABLE_LABELS):
+            if art.hash and (art.table_path or art.array_path):
+                # A table inside a container: its own digest, not the file's.
+                if member_digest(path, art) != art.hash:
+                    return f"cached output {key!r} ({art.table_path}) changed in {path}"
+            elif art.hash and art.hash.startswith(VERIFIABLE_LABELS):
                 to_verify.append((key, art, path))
             # else: a digest given by the user in another form (content_hash=)
             # cannot be recomputed here; the file's existence is all we check.
