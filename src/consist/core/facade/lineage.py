@@ -8,6 +8,7 @@ Mixed into :class:`~consist.core.tracker.Tracker`; the work is done by
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from consist.core.query.lineage import (
@@ -201,13 +202,8 @@ class TrackerLineage:
         TypeError, ValueError
             For an invalid ``max_depth`` or ``direction``.
         """
-        max_depth = validate_max_depth(max_depth)
-        direction = validate_direction(direction)
-        graph = self._lineage_graph(artifact_key_or_id, max_depth)
-        if graph is None:
-            return None
-        return to_mermaid(
-            graph, max_depth=max_depth, direction=direction, show_run_ids=bool(show_run_ids)
+        return self._render(
+            self._lineage_graph, artifact_key_or_id, to_mermaid, max_depth, direction, show_run_ids
         )
 
     def lineage_dot(
@@ -249,12 +245,26 @@ class TrackerLineage:
         TypeError, ValueError
             For an invalid ``max_depth`` or ``direction``.
         """
+        return self._render(
+            self._lineage_graph, artifact_key_or_id, to_dot, max_depth, direction, show_run_ids
+        )
+
+    def _render(
+        self,
+        graph_of: Callable[[Any, int | None], Any],
+        root: Any,
+        renderer: Callable[..., str],
+        max_depth: int | None,
+        direction: str,
+        show_run_ids: bool,
+    ) -> str | None:
+        """Validate the options, fetch the graph and render it as text (None: no graph)."""
         max_depth = validate_max_depth(max_depth)
         direction = validate_direction(direction)
-        graph = self._lineage_graph(artifact_key_or_id, max_depth)
+        graph = graph_of(root, max_depth)
         if graph is None:
             return None
-        return to_dot(
+        return renderer(
             graph, max_depth=max_depth, direction=direction, show_run_ids=bool(show_run_ids)
         )
 
@@ -363,13 +373,8 @@ class TrackerLineage:
         :meth:`get_run_lineage`. Returns None for an unknown run or without a
         database.
         """
-        max_depth = validate_max_depth(max_depth)
-        direction = validate_direction(direction)
-        graph = self._run_lineage_graph(run_id, max_depth)
-        if graph is None:
-            return None
-        return to_mermaid(
-            graph, max_depth=max_depth, direction=direction, show_run_ids=bool(show_run_ids)
+        return self._render(
+            self._run_lineage_graph, run_id, to_mermaid, max_depth, direction, show_run_ids
         )
 
     def run_lineage_dot(
@@ -385,13 +390,8 @@ class TrackerLineage:
         The run's box is bold; depth as in :meth:`get_run_lineage`. Returns
         None for an unknown run or without a database.
         """
-        max_depth = validate_max_depth(max_depth)
-        direction = validate_direction(direction)
-        graph = self._run_lineage_graph(run_id, max_depth)
-        if graph is None:
-            return None
-        return to_dot(
-            graph, max_depth=max_depth, direction=direction, show_run_ids=bool(show_run_ids)
+        return self._render(
+            self._run_lineage_graph, run_id, to_dot, max_depth, direction, show_run_ids
         )
 
     # -- helpers ---------------------------------------------------------------------
