@@ -27,6 +27,7 @@ RANKS = {
     "consist.core.store": 4,
     "consist.core.run": 5,
     "consist.core.query": 5,
+    "consist.core.exports": 5,  # PROV, RO-Crate, OpenLineage documents from the store
     "consist.core.hot": 5,
     "consist.core.workflow": 6,
     "consist.core.facade": 7,
@@ -34,6 +35,7 @@ RANKS = {
     "consist.core.tracker": 8,
     "consist.api": 9,
     "consist.integrations": 9,
+    "consist.ui": 9,  # the local web page (reads through the Tracker)
     "consist.cli": 10,
     "consist": 10,
 }

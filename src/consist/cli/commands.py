@@ -16,10 +16,12 @@ def build_app() -> typer.Typer:
         import consist.cli.browse_commands
         import consist.cli.data_commands
         import consist.cli.db_commands
+        import consist.cli.export_commands
         import consist.cli.provenance_commands
         import consist.cli.runs_commands
         import consist.cli.schema_commands
-        import consist.cli.shard_commands  # noqa: F401
+        import consist.cli.shard_commands
+        import consist.cli.ui_commands  # noqa: F401
 
         _BUILT.append(app)
     return app

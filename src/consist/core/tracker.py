@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from consist.core.facade.config import TrackerConfigPlans
+from consist.core.facade.exports import TrackerExports
 from consist.core.facade.facets import TrackerFacets
 from consist.core.facade.formats import TrackerFormats
 from consist.core.facade.hotdata import TrackerHotData
@@ -62,6 +63,7 @@ class Tracker(
     TrackerShards,
     TrackerConfigPlans,
     TrackerFormats,
+    TrackerExports,
 ):
     """Records runs and artifacts, answers cache lookups and provenance queries.
 
@@ -84,10 +86,9 @@ class Tracker(
     allow_external_paths:
         Allow writing outside ``run_dir`` and the mounts (default False).
     **options:
-        Further :class:`~consist.core.tracker_config.TrackerConfig` fields
-        (``run_subdir_fn``, ``lock_timeout_s``, ``idle_release_s``,
-        ``max_hold_s``, ``stat_cache_min_bytes``, ``code_identity_source_suffixes``,
-        ``read_only``).
+        Further :class:`~consist.core.tracker_config.TrackerConfig` fields (``run_subdir_fn``,
+        ``lock_timeout_s``, ``idle_release_s``, ``max_hold_s``, ``stat_cache_min_bytes``,
+        ``code_identity_source_suffixes``, ``read_only``).
 
     Raises
     ------
@@ -205,7 +206,6 @@ class Tracker(
             self.store.connections.release()  # flushes queued snapshots first
         self.journal.close()
 
-    # -- properties -----------------------------------------------------------------
 
     @property
     def last_run(self) -> ConsistRecord | None:

@@ -41,6 +41,7 @@ from consist.core.store.rows import (
     run_from_row,
     to_db_time,
 )
+from consist.core.store.run_pages import RunPageQueryMixin
 from consist.core.store.run_queries import RunQueryMixin
 from consist.core.store.schema import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_DDL
 from consist.core.store.signature_index import signatures_for
@@ -65,7 +66,7 @@ def _flush_all_stores() -> None:
     PendingLog.close_all()  # removes ledgers with nothing outstanding
 
 
-class MetadataStore(RunQueryMixin):
+class MetadataStore(RunQueryMixin, RunPageQueryMixin):
     """Domain-level access to the metadata tables of one DuckDB file.
 
     Parameters
@@ -727,7 +728,6 @@ class MetadataStore(RunQueryMixin):
                 )
             }
 
-    # -- facets ------------------------------------------------------------------
 
     def facet_values(
         self, run_ids: Sequence[str], key: str, namespace: str | None = None

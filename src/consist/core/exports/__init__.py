@@ -1,0 +1,1 @@
+"""Standard provenance documents from the store: W3C PROV, RO-Crate, OpenLineage."""
