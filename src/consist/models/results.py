@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from consist.models.artifact import Artifact
+from consist.models.html import run_result_html
 from consist.models.run import Run
 
 
@@ -40,3 +41,7 @@ class RunResult:
             return self.outputs[key]
         except KeyError:
             raise KeyError(f"no output {key!r}; outputs are {sorted(self.outputs)}") from None
+
+    def _repr_html_(self) -> str:
+        """The result as HTML in a notebook (see :mod:`consist.models.html`)."""
+        return run_result_html(self)

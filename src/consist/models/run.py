@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from consist.models.html import run_html
 from consist.models.queryable import QueryableModelMeta
 
 RUN_STATUSES = ("running", "completed", "failed")
@@ -77,3 +78,7 @@ class Run(BaseModel, metaclass=QueryableModelMeta):
     def cache_hit(self) -> bool:
         """True when this run reused the outputs of an earlier identical run."""
         return bool(self.meta.get("cache_hit", False))
+
+    def _repr_html_(self) -> str:
+        """The run as an HTML table in a notebook (see :mod:`consist.models.html`)."""
+        return run_html(self)

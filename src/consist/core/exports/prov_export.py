@@ -27,6 +27,7 @@ Turtle, through ``rdflib``).
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -184,7 +185,10 @@ def write_prov(graph: ProvenanceGraph, path: Path, format: str) -> Path:
         args: dict[str, Any] = {"format": "rdf", "rdf_format": "turtle"}
     else:
         args = {"format": format}
-    text = doc.serialize(**args)
+    with warnings.catch_warnings():
+        # prov's RDF serializer calls an rdflib API that rdflib 7 deprecates.
+        warnings.filterwarnings("ignore", message="Dataset.default_context is deprecated")
+        text = doc.serialize(**args)
     with replacing(path) as tmp:
         tmp.write_text(text if isinstance(text, str) else text.decode("utf-8"), encoding="utf-8")
     return path

@@ -14,6 +14,7 @@ from consist.core.query.facets import diff_values, unique_keys
 from consist.core.query.lineage import diff_inputs
 from consist.core.store.facet_rows import VALUE_TYPES, ConfigFacet, ConfigKV
 from consist.core.store.flatten import flatten
+from consist.models.html import RunDiff
 
 if TYPE_CHECKING:  # pragma: no cover
     from consist.core.query.runset import RunSet
@@ -442,6 +443,8 @@ class TrackerFacets:
         Returns
         -------
         dict
+            A :class:`~consist.models.html.RunDiff` (a ``dict`` that also
+            renders as a table in a notebook):
             ``{"run_id_a": ..., "run_id_b": ...,
             "namespace": {"a": namespace_a, "b": namespace_b},
             "changes": {key: {"a": value_a, "b": value_b, "status": status}}}``
@@ -483,7 +486,7 @@ class TrackerFacets:
         if include_inputs:
             result["inputs"] = {}
         if self.store is None:
-            return result
+            return RunDiff(result)
         if config_source == "facets":
             found = self.store.facets.runs_with_values(
                 [run_id_a, run_id_b],
@@ -527,7 +530,7 @@ class TrackerFacets:
                 self.get_artifacts_for_run(run_id_b).inputs,  # type: ignore[attr-defined]
                 include_equal=include_equal,
             )
-        return result
+        return RunDiff(result)
 
     # -- RunSet ---------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from consist.core.query.lineage import (
     validate_max_depth,
 )
 from consist.models.artifact import Artifact
+from consist.models.html import LineageTree
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
@@ -67,7 +68,9 @@ class TrackerLineage:
         -------
         dict or None
             None when the artifact is unknown or the tracker has no database
-            (like :meth:`get_artifact`). Otherwise the root node: the
+            (like :meth:`get_artifact`). Otherwise the root node (a
+            :class:`~consist.models.html.LineageTree`, a ``dict`` that also
+            renders as HTML in a notebook): the
             artifact's fields (``id`` as a string, ``key``, ``uri``,
             ``driver``, ``hash``, ``run_id`` = the run that first logged it,
             ``created_at``; ``table_path``/``array_path`` when set) and
@@ -100,7 +103,7 @@ class TrackerLineage:
         """
         max_depth = validate_max_depth(max_depth)
         graph = self._lineage_graph(artifact_key_or_id, max_depth)
-        return None if graph is None else build_tree(graph, max_depth=max_depth)
+        return None if graph is None else LineageTree(build_tree(graph, max_depth=max_depth))
 
     def print_lineage(
         self,
@@ -293,7 +296,9 @@ class TrackerLineage:
         -------
         dict or None
             None when the run is unknown or the tracker has no database.
-            Otherwise ``{"run": {...}, "inputs": [...]}``: the run's fields as
+            Otherwise ``{"run": {...}, "inputs": [...]}`` (a
+            :class:`~consist.models.html.LineageTree`, a ``dict`` that also
+            renders as HTML in a notebook): the run's fields as
             in :meth:`get_artifact_lineage` (without ``cache_hits``, with
             ``cache_source``: the run a cache hit was served from, else None)
             and one node per input (the artifact's fields and ``input_key``,
@@ -309,7 +314,7 @@ class TrackerLineage:
         """
         max_depth = validate_max_depth(max_depth)
         graph = self._run_lineage_graph(run_id, max_depth)
-        return None if graph is None else build_run_tree(graph, max_depth=max_depth)
+        return None if graph is None else LineageTree(build_run_tree(graph, max_depth=max_depth))
 
     def print_run_lineage(
         self,
