@@ -25,6 +25,7 @@ RANKS = {
     "consist.core.paths": 3,
     "consist.core.drivers": 5,  # format modules may use the store's record vocabulary
     "consist.core.store": 4,
+    "consist.core.containers": 5,  # container engines and mount plans (below run)
     "consist.core.run": 5,
     "consist.core.query": 5,
     "consist.core.exports": 5,  # PROV, RO-Crate, OpenLineage documents from the store

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from consist.models.container import ContainerSpec
 
 CacheMode = Literal["reuse", "overwrite", "readonly"]
 CacheHydration = Literal["metadata", "outputs-requested", "outputs-all", "inputs-missing"]
@@ -154,9 +156,13 @@ class ExecutionOptions(_Options):
         Legacy switch: ``True`` means ``input_binding="loaded"``, ``False``
         means ``"paths"``.
     executor:
-        ``"python"`` (the only executor in this version).
+        ``"python"`` (default): call ``fn``. ``"container"``: run
+        ``container`` instead (``fn`` must be None; ``output_paths`` names what
+        the container writes).
     container:
-        Reserved for a container executor; must be None.
+        A :class:`~consist.models.container.ContainerSpec` (or a mapping of
+        its fields): image, command, environment, mounts, engine. Required
+        with ``executor="container"``, refused otherwise.
     runtime_kwargs:
         Extra keyword arguments passed to the function but never hashed (for
         things like thread counts or scratch paths that do not change
@@ -169,8 +175,8 @@ class ExecutionOptions(_Options):
 
     input_binding: InputBinding | None = None
     load_inputs: bool | None = None
-    executor: Literal["python"] = "python"
-    container: Any = None
+    executor: Literal["python", "container"] = "python"
+    container: ContainerSpec | None = None
     runtime_kwargs: dict[str, Any] = Field(default_factory=dict)
     inject_context: bool | str = False
 
@@ -186,12 +192,15 @@ class ExecutionOptions(_Options):
                 raise ValueError(f"keys must be parameter names, got {key!r}")
         return dict(value)
 
-    @field_validator("container")
-    @classmethod
-    def _no_container(cls, value: Any) -> Any:
-        if value is not None:
-            raise ValueError("container execution is not available in this version of consist")
-        return value
+    @model_validator(mode="after")
+    def _container_needs_executor(self) -> ExecutionOptions:
+        if self.executor == "container" and self.container is None:
+            raise ValueError(
+                "executor='container' needs container=ContainerSpec(image=..., command=...)"
+            )
+        if self.executor == "python" and self.container is not None:
+            raise ValueError("container=... is only used with executor='container'; set executor")
+        return self
 
     @field_validator("inject_context")
     @classmethod

@@ -206,7 +206,6 @@ class Tracker(
             self.store.connections.release()  # flushes queued snapshots first
         self.journal.close()
 
-
     @property
     def last_run(self) -> ConsistRecord | None:
         """The most recent completed/failed run record of this tracker, or None.

@@ -16,6 +16,7 @@ from consist.core.workflow.sweep import (
     SweepResults,
     check_importable,
     check_run_kwargs,
+    is_container_step,
     prepare_configs,
     run_sweep,
     validate_step_arguments,
@@ -155,7 +156,10 @@ class TrackerScenarios:
             The step function. It must be importable by the workers: a
             module-level function of an importable module (not a lambda or a
             nested function; in a script, guard the entry point with
-            ``if __name__ == "__main__":``).
+            ``if __name__ == "__main__":``). None for a container step
+            (``execution_options=ExecutionOptions(executor="container", ...)``:
+            each config reaches its container as ``/consist/config.json`` and
+            ``{config:KEY}`` in the command).
         configs : Iterable[dict | pydantic model]
             One config per run.
         max_workers : Optional[int]
@@ -182,7 +186,8 @@ class TrackerScenarios:
             For an unimportable ``fn``, invalid configs or arguments (naming
             them), before any worker starts or anything is written.
         """
-        check_importable(fn)
+        if fn is not None or not is_container_step(run_kwargs):
+            check_importable(fn)
         prepared = prepare_configs(configs)
         kwargs = check_run_kwargs(run_kwargs)
         validate_step_arguments(self, fn, kwargs, prepared)  # type: ignore[arg-type]

@@ -108,8 +108,11 @@ class TrackerSteps:
         Parameters
         ----------
         fn, name, run_id, model, description, config:
-            The step (``name`` defaults to ``fn.__name__``, ``model`` to
-            ``name``; ``run_id`` is generated when omitted).
+            The step (``name`` defaults to ``fn.__name__``, or to the image's
+            name for a container step; ``model`` to ``name``; ``run_id`` is
+            generated when omitted). ``fn`` is None for a container step
+            (``ExecutionOptions(executor="container", container=ContainerSpec(...))``,
+            see :class:`~consist.models.container.ContainerSpec`).
         inputs:
             Mapping of name -> path/Artifact (logged, hashed, bound), or a list
             (logged and hashed only).
@@ -140,16 +143,23 @@ class TrackerSteps:
         Raises
         ------
         ValueError
-            For ``fn=None``, ``config_plan`` / ``hash_inputs`` (use
+            For ``fn=None`` (executor ``"python"``), a container step without
+            ``container`` or ``output_paths``, ``config_plan`` / ``hash_inputs`` (use
             ``identity_inputs`` / ``adapter``), both ``runtime_kwargs`` forms,
             or other invalid arguments; raised before anything is written.
         ConsistRunError
             (a ``RuntimeError``) when the function raises; the run is recorded
-            as failed and the original exception is its ``__cause__``.
+            as failed and the original exception is its ``__cause__``. For a
+            container that exits non-zero, its subclass ``ContainerRunError``
+            (``exit_code``, ``stderr_path``).
         """
-        if fn is None:
-            raise ValueError("fn is required: tracker.run(fn=my_step, ...)")
-        if name is None:
+        container = execution_options is not None and execution_options.executor == "container"
+        if fn is None and not (container or legacy.get("executor") == "container"):
+            raise ValueError(
+                "fn is required: tracker.run(fn=my_step, ...) (or a container step: "
+                "execution_options=ExecutionOptions(executor='container', container=...))"
+            )
+        if name is None and fn is not None:
             name = _templated_name(fn, year=year, iteration=iteration, stage=stage, phase=phase)
         spec = self._step_spec(
             fn,
@@ -257,7 +267,7 @@ class TrackerSteps:
                 args[key] = value
             else:
                 legacy[key] = value
-        if args.get("name") is None:
+        if args.get("name") is None and fn is not None:
             args["name"] = _templated_name(fn, **args)
         spec = self._step_spec(
             fn,

@@ -12,6 +12,7 @@ from consist.core.identity.signature import InputIdentity, RunIdentity
 from consist.models.artifact import Artifact
 
 CALLABLE_MODES = ("callable_module", "callable_source")
+_CONTAINER_DOMAIN = b"consist-code-container-v1\0"
 
 if TYPE_CHECKING:  # pragma: no cover
     from consist.core.identity.code_identity import CodeIdentityResolver
@@ -140,11 +141,15 @@ class IdentityService:
         cache_epoch: int | None = None,
         run_id: str | None = None,
         code_exclude_dirs: Sequence[str] = (),
+        container: Mapping[str, Any] | None = None,
     ) -> RunIdentity:
         """Digest every component; raises if config or code cannot be hashed faithfully.
 
         ``code_exclude_dirs``: work-tree changes there do not count as code
-        (see :meth:`CodeIdentityResolver.resolve`).
+        (see :meth:`CodeIdentityResolver.resolve`). ``container``: a container
+        step's definition and image digest
+        (:meth:`~consist.core.containers.plan.ContainerPlan.identity`), which
+        is its code; an explicit ``code_identity`` mode is folded in as well.
         """
         config_hash = hash_bytes(canonical_bytes(config))
         producers: dict[Any, str] = {}
@@ -160,7 +165,11 @@ class IdentityService:
         if identity_inputs:
             digests = self.hasher.digest_many([p for _, p in identity_inputs])
             named = {name: d for (name, _), d in zip(identity_inputs, digests, strict=True)}
-        if fn is None and code_identity in CALLABLE_MODES:
+        if container is not None:
+            code_digest, code_mode, details = self._container_code(
+                container, code_identity, code_identity_extra_deps, code_identity_source_suffixes
+            )
+        elif fn is None and code_identity in CALLABLE_MODES:
             # begin_run / trace have no callable to scope identity to: the run
             # is recorded without a cache key (never a hit, never a source).
             code_digest, code_mode = None, "unavailable"
@@ -196,6 +205,30 @@ class IdentityService:
             cache_version=cache_version,
             cache_epoch=cache_epoch,
         )
+
+    def _container_code(
+        self,
+        container: Mapping[str, Any],
+        mode: str | None,
+        extra_deps: Sequence[str],
+        suffixes: Sequence[str] | None,
+    ) -> tuple[str, str, dict[str, Any]]:
+        """A container step's code: the container, plus the repository if ``mode`` asks."""
+        own = hash_bytes(_CONTAINER_DOMAIN + canonical_bytes(dict(container)))
+        details: dict[str, Any] = {"container": dict(container)}
+        if mode is None and not extra_deps:
+            return own, "container", details
+        code = self.code.resolve(mode, None, list(extra_deps), source_suffixes=suffixes)
+        if code.digest is None:
+            from consist.core.identity.code_identity import CodeIdentityError
+
+            raise CodeIdentityError(
+                f"code_identity={mode!r} is unavailable for this container step "
+                f"({code.fallback_reason}); drop code_identity to use the container alone"
+            )
+        details.update(_compact_details(code.details))
+        folded = hash_bytes(_CONTAINER_DOMAIN + f"{own}\0{code.digest}".encode())
+        return folded, f"container+{code.mode}", details
 
     def _cell_source(self, fn: Callable[..., Any], path: str | None) -> dict[str, Any] | None:
         """Identity of a function defined where no module file exists (a cell)."""

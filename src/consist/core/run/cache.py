@@ -410,6 +410,13 @@ def _diff_code(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]
             "old": od.get("outside_repo_callable"),
             "new": nd.get("outside_repo_callable"),
         }
+    old_box, new_box = od.get("container") or {}, nd.get("container") or {}
+    for name in sorted(set(old_box) | set(new_box)):
+        if old_box.get(name) != new_box.get(name):
+            out.setdefault("container", {})[name] = {
+                "old": old_box.get(name),
+                "new": new_box.get(name),
+            }
     for name in ("file_digest", "source_digest", "qualname", "module"):
         if od.get(name) != nd.get(name) and (name in od or name in nd):
             out[name] = {"old": od.get(name), "new": nd.get(name)}
@@ -432,5 +439,7 @@ def _code_summary(code: Mapping[str, Any]) -> str:
         names = [f"{path} ({change.get('change', 'changed')})" for path, change in files.items()]
         more = f" and {len(names) - 5} more" if len(names) > 5 else ""
         parts.append("files " + ", ".join(names[:5]) + more)
-    parts += [key for key in code if key not in ("head", "files")]
+    if code.get("container"):
+        parts.append("container " + ", ".join(code["container"]))
+    parts += [key for key in code if key not in ("head", "files", "container")]
     return "code: " + "; ".join(parts)

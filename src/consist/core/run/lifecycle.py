@@ -13,7 +13,7 @@ import socket
 import traceback
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from consist.core.identity.service import IdentityService
 from consist.core.paths import PathResolver, default_run_subdir
 from consist.core.run.active_run import ActiveRun, ActiveRunCacheOptions
 from consist.core.run.artifacts import ArtifactBuilder, ArtifactRequest, begin_input_requests
+from consist.core.run.begin_request import BeginRequest
 from consist.core.run.cache import CacheHit, CacheService, explain_difference
 from consist.core.run.hooks import HookRegistry
 from consist.core.run.run_facet import build_run_facet
@@ -55,31 +56,6 @@ logger = logging.getLogger("consist")
 
 END_STATUSES = ("completed", "failed")
 OUTPUT_POLICIES = ("warn", "error", "ignore")
-
-
-@dataclass
-class BeginRequest:
-    """Validated arguments of ``begin_run``."""
-
-    run: Run
-    config: dict[str, Any]
-    facet: dict[str, Any] | None
-    input_requests: list[ArtifactRequest]
-    hash_inputs: list[tuple[str, str]]
-    cache: ActiveRunCacheOptions
-    artifact_dir: Any
-    allow_external_paths: bool | None
-    code_identity: str | None = None
-    code_identity_extra_deps: list[str] = field(default_factory=list)
-    code_identity_source_suffixes: frozenset[str] | None = None
-    cache_version: int | None = None
-    cache_epoch: int | None = None
-    fn: Callable[..., Any] | None = None
-    output_paths: dict[str, Path] = field(default_factory=dict)
-    output_missing: str = "warn"
-    hash_inputs_in_config: bool = False
-    config_digests: dict[str, str] = field(default_factory=dict)  # a config plan's files,
-    config_roots: tuple[str, ...] = ()  # whose tree then does not count as code
 
 
 class RunLifecycle:
@@ -297,15 +273,14 @@ class RunLifecycle:
             if request.allow_external_paths is None
             else request.allow_external_paths
         )
-        artifact_dir = self.paths.resolve_artifact_dir(
-            request.artifact_dir, self._subdir_for(run), allow_external_paths=allow
-        )
+        artifact_dir = self.planned_artifact_dir(request)
         if request.cache.cache_hydration == "inputs-missing" and self.cache is not None:
             self.cache.restore_missing_inputs(request.input_requests)
         inputs = self.artifacts.build(request.input_requests, run.id)
         # begin_run's hash_inputs are config kept in files: they join the
         # config side of identity (run/trace identity_inputs the input side).
         in_config = request.hash_inputs_in_config and bool(request.hash_inputs)
+        container = request.container(inputs) if request.container is not None else None
         identity = self.identity.compute(
             model=run.model_name,
             config=request.config,
@@ -321,6 +296,7 @@ class RunLifecycle:
             cache_epoch=request.cache_epoch,
             run_id=run.id,
             code_exclude_dirs=request.config_roots,
+            container=container,
         )
         config_side = digest_hash_inputs(self.hasher, request.hash_inputs) if in_config else {}
         config_side.update(request.config_digests)
@@ -425,6 +401,17 @@ class RunLifecycle:
         # The cached outputs join the record when the run ends as a hit
         # (_finish_outputs): logging different content first demotes it.
         return True
+
+    def planned_artifact_dir(self, request: BeginRequest) -> Path:
+        """The output directory ``begin`` will give the run of ``request``."""
+        allow = (
+            self.allow_external_paths
+            if request.allow_external_paths is None
+            else request.allow_external_paths
+        )
+        return self.paths.resolve_artifact_dir(
+            request.artifact_dir, self._subdir_for(request.run), allow_external_paths=allow
+        )
 
     def _subdir_for(self, run: Run) -> str:
         if self.run_subdir_fn is None:

@@ -23,6 +23,13 @@ from consist.core.drivers import zarr as zarr_driver
 from consist.core.run import context
 from consist.core.run.artifacts import ArtifactRequest, validate_key
 from consist.core.run.binding import BindingPlan, BindingPlanner, InputBinding
+from consist.core.run.container_step import (
+    LOG_OUTPUT_KEYS,
+    ContainerStep,
+    default_step_name,
+    plan_container_step,
+)
+from consist.core.run.errors import ConsistRunError
 from consist.core.run.lifecycle import RunLifecycle
 from consist.core.run.step_names import check_name_template
 from consist.core.validation import validate_model, validate_path_name, validate_run_id
@@ -68,20 +75,6 @@ REJECTED = {
 }
 
 
-class ConsistRunError(RuntimeError):
-    """The step function raised; the run was recorded as failed.
-
-    Attributes
-    ----------
-    run_id:
-        The failed run. The original exception is ``__cause__``.
-    """
-
-    def __init__(self, message: str, run_id: str) -> None:
-        super().__init__(message)
-        self.run_id = run_id
-
-
 @dataclass
 class StepSpec:
     """A validated step declaration (arguments of ``run`` / ``trace``)."""
@@ -106,6 +99,7 @@ class StepSpec:
     config_digests: dict[str, str] = field(default_factory=dict)
     config_roots: tuple[str, ...] = ()
     after_begin: Callable[[bool], None] | None = None
+    container: ContainerStep | None = None  # executor="container": runs instead of fn
 
 
 class StepHost(Protocol):
@@ -297,7 +291,10 @@ class StepRunner:
             ExecutionOptions, execution_options, flat_exec, "execution_options"
         )
 
+        container = plan_container_step(fn, execution, merged, what)
         name = merged.get("name") or (getattr(fn, "__name__", None) if fn else None)
+        if not name and container is not None:
+            name = default_step_name(container.spec)
         if not name:
             raise ValueError(f"{what}() needs a name (or a named function)")
         if not isinstance(name, str):
@@ -314,7 +311,8 @@ class StepRunner:
 
         inputs = _input_requests(merged.get("inputs"), merged.get("depends_on"))
         outputs = _output_keys(merged.get("outputs"))
-        output_paths = _output_paths(merged.get("output_paths"))
+        # A container step's output paths are placed when its run directory is known.
+        output_paths = {} if container else _output_paths(merged.get("output_paths"))
         capture_dir = merged.get("capture_dir")
         capture_pattern = merged.get("capture_pattern") or "*"
         if capture_dir is None and capture_pattern != "*":
@@ -358,6 +356,7 @@ class StepRunner:
             cache=cache,
             policy=policy,
             execution=execution,
+            container=container,
         )
         if fn is not None:
             spec.binding = self._plan_binding(fn, spec)
@@ -398,11 +397,18 @@ class StepRunner:
         return request
 
     def run(self, spec: StepSpec) -> RunResult:
-        """Execute (or reuse) a function-shaped step."""
-        if spec.fn is None:
+        """Execute (or reuse) a function-shaped step, or a container step."""
+        if spec.fn is None and spec.container is None:
             raise ValueError("fn is required for executor='python'")
         lifecycle = self.lifecycle
         request = self._begin_request(spec)
+        if spec.container is not None:  # engine and image digest, before any write
+            spec.container.prepare()
+            spec.container.use_config(request.config)
+            planned = lifecycle.planned_artifact_dir(request)
+            spec.output_paths = spec.container.host_output_paths(planned)
+            request.output_paths = spec.output_paths
+            request.container = spec.container.identity
         token = context.set_current(self.host)
         try:
             run = lifecycle.begin(request, defer_writes=True)
@@ -418,9 +424,13 @@ class StepRunner:
                 outputs = dict(active.cached_outputs)
                 lifecycle.end("completed")
                 return RunResult(outputs=outputs, cache_hit=True, run=run)
+            if spec.container is not None:
+                self._run_container(spec, spec.container)
+                return RunResult(outputs=active.artifacts("output"), cache_hit=False, run=run)
             kwargs = self._call_kwargs(spec)
             before = _snapshot(spec.capture_dir, spec.capture_pattern)
             try:
+                assert spec.fn is not None
                 value = spec.fn(**kwargs)
             except Exception as exc:
                 lifecycle.end("failed", error=exc)
@@ -440,6 +450,36 @@ class StepRunner:
             return RunResult(outputs=active.artifacts("output"), cache_hit=False, run=run)
         finally:
             context.reset(token)
+
+    def _run_container(self, spec: StepSpec, container: ContainerStep) -> None:
+        """Run the container of a missed step; log its logs and outputs, end the run."""
+        lifecycle = self.lifecycle
+        active = lifecycle.require_active("run")
+        run = active.run
+        before = _snapshot(spec.capture_dir, spec.capture_pattern)
+        try:
+            outcome = container.execute(active.artifact_dir, run.id, spec.output_paths)
+        except BaseException as exc:
+            lifecycle.end("failed", error=exc)
+            if not isinstance(exc, Exception):
+                raise
+            raise ConsistRunError(
+                f"container step {spec.name!r} (run {run.id}) could not run: {exc}", run.id
+            ) from exc
+        run.meta["container"] = container.record(outcome)
+        logs = [
+            ArtifactRequest(ref=path, key=key, direction="output")
+            for key, path in zip(LOG_OUTPUT_KEYS, (outcome.stdout, outcome.stderr), strict=True)
+        ]
+        try:
+            lifecycle.log_artifacts(logs, "run", flush=False)
+            if outcome.exit_code != 0:
+                raise container.failure(outcome, spec.name, run.id)
+            self._log_outputs(spec, None, before)
+        except Exception as exc:
+            lifecycle.end("failed", error=exc)
+            raise
+        lifecycle.end("completed")
 
     def _call_kwargs(self, spec: StepSpec) -> dict[str, Any]:
         active = self.lifecycle.require_active("run")

@@ -728,7 +728,6 @@ class MetadataStore(RunQueryMixin, RunPageQueryMixin):
                 )
             }
 
-
     def facet_values(
         self, run_ids: Sequence[str], key: str, namespace: str | None = None
     ) -> dict[str, Any]:

@@ -409,6 +409,8 @@ class ScenarioContext:
         except ConsistRunError as exc:
             self.steps.append(ScenarioStep(label, exc.run_id, "run", "failed"))
             raise
+        if fn is None:  # a container step: named after its image unless named
+            label = name or result.run.model_name
         self.steps.append(ScenarioStep(label, result.run_id, "run", "completed", result.cache_hit))
         self.coupler.update(result.outputs)
         return result
@@ -479,7 +481,7 @@ class ScenarioContext:
             or self.name_template
         )
         run_kwargs = self._step_kwargs(run_kwargs, fn)
-        if name is None and template is not None:
+        if name is None and template is not None and fn is not None:
             name = self._render(template, fn, run_kwargs)
         if name is not None:
             run_kwargs["name"] = name

@@ -244,6 +244,13 @@ def check_importable(fn: Any) -> None:
         ) from exc
 
 
+def is_container_step(run_kwargs: Mapping[str, Any]) -> bool:
+    """Whether ``run_kwargs`` declare a container step (``fn`` is then None)."""
+    options = run_kwargs.get("execution_options")
+    executor = getattr(options, "executor", None) or run_kwargs.get("executor")
+    return executor == "container"
+
+
 def check_run_kwargs(run_kwargs: Mapping[str, Any]) -> dict[str, Any]:
     """Refuse the arguments a sweep sets per config, and unpicklable values.
 

@@ -1,0 +1,1 @@
+"""Container steps: mount plans and engines (podman, Docker API, apptainer)."""
