@@ -27,6 +27,9 @@ _EXPORTS: dict[str, str] = {
     "ExecutionOptions": "consist.options",
     "OutputPolicyOptions": "consist.options",
     "ConsistRunError": "consist.core.run.runner",
+    "ContainerSpec": "consist.models.container",
+    "ContainerRunError": "consist.core.run.container_step",
+    "ContainerEngineError": "consist.core.containers.engines",
     "RunContext": "consist.core.run.runner",
     "output_path": "consist.api",
     "define_step": "consist.api",
@@ -63,6 +66,9 @@ __all__ = [
     "ConfigPlan",
     "ConsistRecord",
     "ConsistRunError",
+    "ContainerEngineError",
+    "ContainerRunError",
+    "ContainerSpec",
     "Coupler",
     "ExecutionOptions",
     "IndexBySpec",
@@ -118,6 +124,8 @@ if TYPE_CHECKING:  # pragma: no cover
         ConfigContribution,
         ConfigPlan,
     )
+    from consist.core.containers.engines import ContainerEngineError
+    from consist.core.run.container_step import ContainerRunError
     from consist.core.run.runner import ConsistRunError, RunContext
     from consist.core.store.hot_store import IngestSchemaError
     from consist.core.store.recovery import rebuild_from_journal
@@ -127,6 +135,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from consist.core.workflow.scenario import MissingOutputsError, ScenarioContext
     from consist.core.workflow.sweep import SweepError, SweepResult, SweepResults
     from consist.models.artifact import Artifact
+    from consist.models.container import ContainerSpec
     from consist.models.records import ConsistRecord, RunArtifacts
     from consist.models.results import RunResult
     from consist.models.run import Run
