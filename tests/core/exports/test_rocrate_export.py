@@ -6,8 +6,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from rocrate.rocrate import ROCrate
+
+from consist import Tracker
 
 WFRUN = {"https://w3id.org/ro/wfrun/process/0.5", "https://w3id.org/ro/wfrun/workflow/0.5"}
 
@@ -171,3 +174,27 @@ def test_bad_arguments_raise_before_writing(recorded, tmp_path, kwargs, error, m
     with pytest.raises(error, match=match):
         recorded.tracker.export_rocrate(path=tmp_path / "c", **args)
     assert listing(tmp_path) == []
+
+
+def _double(raw: pd.DataFrame) -> pd.DataFrame:
+    return raw.assign(double=raw["size"] * 2)
+
+
+def test_a_file_gone_from_disk_is_referenced_not_copied(tmp_path) -> None:
+    raw = tmp_path / "raw.csv"
+    pd.DataFrame({"size": [1, 2]}).to_csv(raw, index=False)
+    tracker = Tracker(tmp_path / "runs", db_path=tmp_path / "p.duckdb", project_root=tmp_path)
+    try:
+        result = tracker.run(fn=_double, name="double", inputs={"raw": raw}, outputs=["double"])
+        gone = result.outputs["double"].path
+        gone.unlink()
+        out = tracker.export_rocrate(result.run.id, tmp_path / "crate")
+    finally:
+        tracker.close()
+    crate = ROCrate(out)
+    action = actions(crate)[f"#run-{result.run.id}"]
+    assert ids(action["result"]) == {gone.as_uri()}
+    (raw_entity,) = as_list(action["object"])
+    assert raw_entity.id.startswith("files/") and raw_entity.id.endswith("/raw.csv")
+    copied = [p for p in listing(out) if p.startswith("files/")]
+    assert [p for p in copied if p.endswith(".csv")] and not [p for p in copied if "double" in p]

@@ -39,8 +39,8 @@ def check_file_destination(path: Path, param: str = "path") -> Path:
     """
     if path.is_dir():
         raise ValueError(
-            f"{param}={str(path)!r} is a directory; give the file to write, "
-            f"e.g. {str(path / 'provenance.json')!r}"
+            f"{param}={str(path)!r} is a directory; give the path of the file to write "
+            "(inside it, or elsewhere)"
         )
     if not path.parent.is_dir():
         raise ValueError(

@@ -65,6 +65,7 @@ _MEDIA_TYPES = {
     "netcdf": "application/x-netcdf",
 }
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _STATUS = {
     "completed": "http://schema.org/CompletedActionStatus",
     "failed": "http://schema.org/FailedActionStatus",
@@ -83,8 +84,8 @@ def safe_name(name: str) -> str:
     return cleaned or "file"
 
 
-def _local_file(artifact: Artifact, paths: PathResolver | None) -> Path | None:
-    """The artifact's file on this machine, or None."""
+def _local_path(artifact: Artifact, paths: PathResolver | None) -> Path | None:
+    """Where the artifact's file is (or was) on this machine, or None (remote or unresolvable)."""
     if paths is None:
         return None
     try:
@@ -92,7 +93,7 @@ def _local_file(artifact: Artifact, paths: PathResolver | None) -> Path | None:
     except (TypeError, ValueError):
         return None
     candidate = Path(resolved)
-    return candidate if candidate.is_absolute() and candidate.exists() else None
+    return candidate if candidate.is_absolute() and resolved.startswith("/") else None
 
 
 def _workflow_description(graph: ProvenanceGraph) -> dict[str, Any]:
@@ -180,7 +181,9 @@ class _CrateBuilder:
     def _file(self, artifact: Artifact) -> Any:
         if artifact.uri in self.files:
             return self.files[artifact.uri]
-        local = _local_file(artifact, self.paths)
+        local = _local_path(artifact, self.paths)
+        present = local is not None and local.exists()
+        is_dir = present and local.is_dir()  # type: ignore[union-attr]
         properties: dict[str, Any] = {
             "name": artifact.key,
             "identifier": f"urn:uuid:{artifact.id}",
@@ -193,19 +196,22 @@ class _CrateBuilder:
             properties["contentSize"] = str(artifact.size_bytes)
         if artifact.driver in _MEDIA_TYPES:
             properties["encodingFormat"] = _MEDIA_TYPES[artifact.driver]
-        is_dir = local is not None and local.is_dir()
-        add = self.crate.add_dataset if is_dir else self.crate.add_file
-        if local is not None and self.include_files:
-            dest = f"files/{artifact.id}/{safe_name(local.name)}"
+        if present and self.include_files:
+            add = self.crate.add_dataset if is_dir else self.crate.add_file
+            dest = f"files/{artifact.id}/{safe_name(local.name)}"  # type: ignore[union-attr]
             entity = add(local, dest_path=dest, properties=properties)
         else:
+            # A reference, never fetched or copied: this machine's file:// URI, the
+            # remote URI, or (unresolvable here) a local identifier.
             if local is not None:
                 reference = local.as_uri()
-            elif "://" in artifact.uri and not artifact.uri.startswith("./"):
+            elif _URI.match(artifact.uri):
                 reference = artifact.uri
             else:
                 reference = f"#artifact-{artifact.id}"
-            entity = add(reference, properties=properties)
+            properties["@type"] = "Dataset" if is_dir else "File"
+            entity = self.crate.add(self.model.ContextEntity(self.crate, reference, properties))
+            self.crate.root_dataset.append_to("hasPart", entity)
         self.files[artifact.uri] = entity
         return entity
 
