@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -243,3 +244,21 @@ def test_tracker_without_database_refuses(tmp_path) -> None:
     finally:
         tracker.close()
     assert not (tmp_path / "p.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("module", "call"),
+    [
+        ("prov.model", lambda t, run, p: t.export_prov(run, p / "x.json")),
+        ("rdflib", lambda t, run, p: t.export_prov(run, p / "x.ttl", format="ttl")),
+        ("rocrate.rocrate", lambda t, run, p: t.export_rocrate(run, p / "c")),
+        ("openlineage.client.event_v2", lambda t, run, p: t.export_openlineage(run, p / "e")),
+    ],
+)
+def test_missing_extra_names_it_and_writes_nothing(
+    recorded, tmp_path, monkeypatch, module, call
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # as if the package were not installed
+    with pytest.raises(ImportError, match=r"needs the 'exports' extra: pip install 'consist\[exp"):
+        call(recorded.tracker, recorded.runs["clean"], tmp_path)
+    assert listing(tmp_path) == []
