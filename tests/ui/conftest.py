@@ -11,7 +11,8 @@ whose run directory and DuckDB store live inside it, and records:
 * scenario ``baseline`` (year 2030 and 2040 steps ``demand``), each step
   consuming the previous table: lineage csv -> persons -> trips -> trips;
 * ``tally``: writes a table whose file is then deleted (an output that
-  is no longer reachable on disk).
+  is no longer reachable on disk);
+* ``note``: writes a text file (an artifact that is not a table).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+import consist
 from _support import make_model_project
 from consist import Tracker
 
@@ -39,6 +41,13 @@ def demand(persons: pd.DataFrame, year: int) -> pd.DataFrame:
 def broken(scale: int = 1) -> None:
     """A step that fails."""
     raise RuntimeError("solver diverged")
+
+
+def note(persons: pd.DataFrame) -> Path:
+    """A text report (not a table)."""
+    path = consist.output_path("note", ext="txt")
+    path.write_text(f"{len(persons)} households\n")
+    return path
 
 
 def tally(persons: pd.DataFrame) -> pd.DataFrame:
@@ -106,6 +115,7 @@ def build_store(root: Path) -> UiStore:
         )
     counted = tracker.run(fn=tally, name="tally", inputs={"persons": persons}, outputs=["sizes"])
     sizes = counted.outputs["sizes"]
+    noted = tracker.run(fn=note, name="note", inputs={"persons": persons}, outputs=["note"])
     tracker_inputs = tracker.get_run_inputs(first.run.id)
     tracker.close()
     Path(sizes.abs_path).unlink()
@@ -118,6 +128,7 @@ def build_store(root: Path) -> UiStore:
         d2030=d2030.run.id,
         d2040=d2040.run.id,
         tally=counted.run.id,
+        note=noted.run.id,
     )
     store.artifacts.update(
         csv=str(tracker_inputs["households"].id),
@@ -125,6 +136,7 @@ def build_store(root: Path) -> UiStore:
         trips2030=str(d2030.outputs["trips"].id),
         trips2040=str(d2040.outputs["trips"].id),
         sizes=str(sizes.id),
+        note=str(noted.outputs["note"].id),
     )
     return store
 

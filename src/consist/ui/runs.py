@@ -102,11 +102,11 @@ def store_of(tracker: Tracker) -> Any:
     return tracker.store
 
 
-def get_run_or_404(tracker: Tracker, run_id: str) -> Run:
-    """The run, or a 404 naming it."""
+def get_run_or_404(tracker: Tracker, run_id: str, parameter: str = "run_id") -> Run:
+    """The run, or a 404 naming it (``parameter``: where the id came from)."""
     run = tracker.get_run(run_id)
     if run is None:
-        raise ApiError(404, f"no run {run_id!r} in this store", "run_id")
+        raise ApiError(404, f"no run {run_id!r} in this store", parameter)
     return run
 
 
@@ -299,7 +299,7 @@ def diff(tracker: Tracker, query: Query) -> dict[str, Any]:
             raise bad(side, "required: the id of the run to compare (diff?a=RUN_ID&b=RUN_ID)")
         ids[side] = value
     show_all = boolean(query, "all")
-    first, second = (get_run_or_404(tracker, ids[s]) for s in ("a", "b"))
+    first, second = (get_run_or_404(tracker, ids[s], s) for s in ("a", "b"))
     note = None
     try:
         found = tracker.diff_runs(
