@@ -29,7 +29,22 @@ default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 """
-_TOOLS = ("sh", "cat", "echo", "ls", "cp", "mkdir", "wc", "env", "tr", "sleep", "test")
+_TOOLS = (
+    "sh",
+    "cat",
+    "echo",
+    "ls",
+    "cp",
+    "mkdir",
+    "wc",
+    "env",
+    "tr",
+    "sleep",
+    "test",
+    "id",
+    "pwd",
+    "hostname",
+)
 _SKIP = "podman is not installed (apt-get install podman runc busybox-static)"
 
 

@@ -269,6 +269,54 @@ def test_docker_api_engine_shares_the_cache_with_podman(
         _copy_step(tracker, image, project, execution_options=failing)
 
 
+@pytest.mark.parametrize("engine", ["podman", "docker"])
+def test_every_option_of_the_definition_reaches_the_engine(
+    tracker: Tracker, image: str, project: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    engine_fields: dict[str, Any] = {"engine": engine}
+    if engine == "docker":
+        engine_fields["base_url"] = request.getfixturevalue("docker_api")
+    else:
+        engine_fields["extra_args"] = ["--hostname", "modelbox"]
+    script = (
+        "{ pwd; id -u; ls /sys/class/net; cat /in/data.csv; echo $CONSIST_OUTPUT_DIR; "
+        "hostname; } > {output:seen}"
+    )
+    shared = project / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o777)  # the container's user 1234 writes here
+    options = _container(
+        image,
+        ["sh", "-c", script],
+        working_dir="/tmp",
+        user="1234:1234",
+        network="none",
+        input_paths={"raw": "/in/data.csv"},
+        output_root="/out",
+        volumes={str(shared): "/shared"},
+        **engine_fields,
+    )
+    result = tracker.run(
+        name=f"options_{engine}",
+        inputs={"raw": project / "raw.csv"},
+        output_paths={"seen": shared / "seen.txt"},
+        execution_options=options,
+    )
+    lines = Path(result.outputs["seen"].abs_path).read_text().splitlines()
+    assert lines[:3] == ["/tmp", "1234", "lo"]  # working_dir, user, network="none"
+    assert lines[3:6] == ["a,b", "1,2", "/out"]  # input_paths, output_root
+    if engine == "podman":
+        assert lines[6] == "modelbox"  # extra_args
+    else:
+        with pytest.raises(ValueError, match="extra_args"):
+            tracker.run(
+                name="refused",
+                inputs={"raw": project / "raw.csv"},
+                output_paths={"seen": "seen.txt"},
+                execution_options=_container(image, extra_args=["--x"], **engine_fields),
+            )
+
+
 def test_a_scenario_records_lineage_from_a_python_step_to_a_container_step(
     tracker: Tracker, image: str, project: Path
 ) -> None:
