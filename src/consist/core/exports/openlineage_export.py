@@ -271,9 +271,7 @@ def write_openlineage(
 def send_events(events: list[Any], url: str) -> None:
     """POST each event to ``url`` (``/api/v1/lineage``) with the client's HttpTransport."""
     http = require("openlineage.client.transport.http", "export_openlineage")
-    transport = http.HttpTransport(
-        http.HttpConfig(url=url, timeout=10.0, retry={"total": 2, "backoff_factor": 0.2})
-    )
+    transport = http.HttpTransport(http.HttpConfig(url=url, timeout=10.0))
     for event in events:
         try:
             transport.emit(event)
