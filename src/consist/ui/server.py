@@ -80,7 +80,7 @@ def serve_ui(
     allow_remote: bool = False,
     announce: Callable[[str], None] | None = None,
 ) -> None:
-    """Serve the read-only web page of ``tracker``'s store until interrupted (Ctrl-C).
+    """Serve the read-only web page of ``tracker``'s store; return when interrupted (Ctrl-C).
 
     The Python entry to what ``consist ui`` opens (there is no
     ``Tracker.serve_ui``: the page is built on the tracker, not part of it).
@@ -133,6 +133,8 @@ def serve_ui(
     server = uvicorn.Server(config)
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:  # Ctrl-C: uvicorn shut down gracefully, then re-raised it
+        pass
     finally:
         sock.close()
 

@@ -18,6 +18,11 @@
     return text.length > max ? text.slice(0, max - 1) + "…" : text;
   }
 
+  function clipTail(text, max) { // keep the end of a path: the file name matters most
+    text = String(text == null ? "" : text);
+    return text.length > max ? "…" + text.slice(text.length - max + 1) : text;
+  }
+
   function edgePath(a, b, back) {
     var x1 = a.x + a.w, y1 = a.y + a.h / 2, x2 = b.x, y2 = b.y + b.h / 2;
     if (back) { // closes a cycle: loop under both nodes
@@ -34,10 +39,11 @@
     container.textContent = "";
     var byId = {};
     graph.nodes.forEach(function (n) { byId[n.id] = n; });
-    var width = Math.max(graph.width, 200), height = Math.max(graph.height + 40, 120);
+    var loops = graph.edges.some(function (e) { return e.back; });
+    var width = Math.max(graph.width, 200), height = graph.height + (loops ? 40 : 0);
     var svg = el("svg", {
       "class": "lineage-graph", role: "img", viewBox: "0 0 " + width + " " + height,
-      width: width, height: height, style: "max-width: 100%; height: auto",
+      width: width, height: height,
       "aria-label": "lineage graph with " + graph.nodes.length + " nodes"
     });
     var defs = el("defs");
@@ -88,8 +94,8 @@
       var label = el("text", { x: n.w / 2, y: 19, "text-anchor": "middle", "class": "label" });
       label.textContent = clip((n.kind === "run" ? "⚙ " : "") + n.label, 28);
       var detail = el("text", { x: n.w / 2, y: 35, "text-anchor": "middle", "class": "detail" });
-      detail.textContent = clip(n.kind === "run" && n.cache_hit ? "cache hit · " + n.detail :
-        n.detail, 34);
+      detail.textContent = n.kind === "run" ?
+        clip(n.cache_hit ? "cache hit · " + n.detail : n.detail, 30) : clipTail(n.detail, 30);
       g.appendChild(label);
       g.appendChild(detail);
       function select() { if (options.onSelect) { options.onSelect(n); } }
