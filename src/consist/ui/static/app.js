@@ -53,8 +53,10 @@
 
   function cacheCell(run) {
     if (!run.cache_hit) { return h("span", { "class": "muted" }, "executed"); }
-    return h("span", { "class": "badge hit" }, "hit",
-      run.cache_source ? [" of ", link("/runs/" + enc(run.cache_source), run.cache_source)] : null);
+    return h("span", { "class": "nowrap" }, h("span", { "class": "badge hit" }, "hit"),
+      run.cache_source ? [" ", link("/runs/" + enc(run.cache_source), "source run",
+        { title: "outputs reused from " + run.cache_source, "class": "cache-source-link" })] :
+        null);
   }
 
   function api(path) {
