@@ -1,0 +1,168 @@
+"""Queries, lineage and opening a store that holds 100,000 runs.
+
+Usage::
+
+    python benchmarks/store_at_scale.py --store /tmp/scale --runs 100000
+    python benchmarks/store_at_scale.py --store /tmp/scale --runs 100000 --reuse
+
+Builds (or, with ``--reuse``, reopens) one store filled the way the shared
+harness's query step fills it (``tracker.run`` of a trivial function, 10
+models, 20 tag groups), then adds a 50-run chain (each run consumes the
+previous run's output file) and prints medians of ``--reps`` calls:
+``get_run``, ``find_runs(model, limit=100)``, ``find_latest_run(model)``,
+``history(10)``, ``get_artifact_lineage`` of the chain's last output (the
+lineage-at-scale variant of the harness's ``lineage`` step), ``Tracker()``
+on the filled store (a fresh process each time), and bytes per run on disk
+(DuckDB file + journal). JSON with ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from consist import Tracker
+
+
+def trivial_step() -> None:
+    """The cheapest possible run body."""
+    return None
+
+
+def chain_step(prev: Path, i: int) -> Path:
+    """One link of the chain: reads the previous file, writes the next."""
+    out = Path(os.environ["CONSIST_SCALE_DIR"]) / f"chain_{i}.txt"
+    out.write_text(prev.read_text() + f"{i}\n")
+    return out
+
+
+def build(store: Path, runs: int) -> dict[str, Any]:
+    """Fill the store; per-tenth timings show whether the per-run cost stays flat."""
+    tracker = Tracker(run_dir=store / "runs", db_path=store / "provenance.duckdb")
+    started = time.perf_counter()
+    tenths = []
+    last = started
+    for i in range(runs):
+        tracker.run(
+            fn=trivial_step,
+            name="seed",
+            model=f"model_{i % 10}",
+            tags=["bench", f"group_{i % 20}"],
+            config={"i": i},
+        )
+        if (i + 1) % max(1, runs // 10) == 0:
+            now = time.perf_counter()
+            tenths.append(round(1000 * (now - last) / max(1, runs // 10), 3))
+            last = now
+    os.environ["CONSIST_SCALE_DIR"] = str(store)
+    seed = store / "chain_seed.txt"
+    seed.write_text("seed\n")
+    prev: Any = seed
+    for i in range(50):
+        result = tracker.run(
+            fn=chain_step, name="chain", config={"i": i}, inputs={"prev": prev}, outputs=["next"]
+        )
+        prev = result.outputs["next"]
+    (store / "chain_last.json").write_text(json.dumps({"artifact_id": str(prev.id)}))
+    tracker.close()
+    return {"build_s": round(time.perf_counter() - started, 1), "ms_per_run_by_tenth": tenths}
+
+
+def median_ms(fn: Callable[[], Any], reps: int) -> float:
+    fn()  # warm
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return round(1000 * statistics.median(times), 3)
+
+
+def open_ms(store: Path, reps: int) -> dict[str, float]:
+    """``Tracker(...)`` on the filled store, in a fresh process each time."""
+    # As the harness's construct step: the first construction in a process
+    # pays lazy imports, so an empty store is opened first (and timed too).
+    code = (
+        "import tempfile, time, consist\n"
+        "d = tempfile.mkdtemp()\n"
+        "t = time.perf_counter(); consist.Tracker(run_dir=d + '/r', db_path=d + '/p.duckdb')\n"
+        "t = time.perf_counter(); consist.Tracker(run_dir=d + '/r2', db_path=d + '/p2.duckdb')\n"
+        "empty = time.perf_counter() - t\n"
+        "t = time.perf_counter()\n"
+        f"consist.Tracker(run_dir={str(store / 'runs')!r}, "
+        f"db_path={str(store / 'provenance.duckdb')!r})\n"
+        "print(empty, time.perf_counter() - t)"
+    )
+    empty, full = [], []
+    for _ in range(reps):
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        first, second = out.stdout.strip().splitlines()[-1].split()
+        empty.append(float(first))
+        full.append(float(second))
+    return {
+        "tracker_open_empty_ms": round(1000 * statistics.median(empty), 3),
+        "tracker_open_filled_ms": round(1000 * statistics.median(full), 3),
+    }
+
+
+def measure(store: Path, reps: int) -> dict[str, Any]:
+    tracker = Tracker(run_dir=store / "runs", db_path=store / "provenance.duckdb")
+    some = tracker.find_runs(model="model_3", limit=1)[0].id
+    last = json.loads((store / "chain_last.json").read_text())["artifact_id"]
+    lineage = tracker.get_artifact_lineage(last)
+    depth, node = 0, lineage
+    while node and node.get("producing_run"):
+        depth += 1
+        inputs = node["producing_run"].get("inputs") or []
+        node = inputs[0] if inputs else None
+    figures = {
+        "get_run_ms": median_ms(lambda: tracker.get_run(some), reps),
+        "find_runs_model_limit100_ms": median_ms(
+            lambda: tracker.find_runs(model="model_3", limit=100), reps
+        ),
+        "find_latest_run_ms": median_ms(lambda: tracker.find_latest_run(model="model_3"), reps),
+        "history_10_ms": median_ms(lambda: tracker.history(10), reps),
+        "lineage_chain_depth": depth,
+        "lineage_50_chain_ms": median_ms(lambda: tracker.get_artifact_lineage(last), reps),
+    }
+    runs = len(tracker.find_runs(limit=None))
+    tracker.close()
+    db = (store / "provenance.duckdb").stat().st_size
+    journal = sum(p.stat().st_size for p in (store / "runs").rglob("*.json"))
+    figures.update(
+        {
+            "runs": runs,
+            **open_ms(store, max(3, reps // 4)),
+            "db_bytes_per_run": round(db / runs),
+            "journal_bytes_per_run": round(journal / runs),
+        }
+    )
+    return figures
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--store", type=Path, required=True)
+    ap.add_argument("--runs", type=int, default=100_000)
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--reuse", action="store_true", help="measure an existing store")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    out: dict[str, Any] = {}
+    if not args.reuse:
+        args.store.mkdir(parents=True, exist_ok=False)
+        out["build"] = build(args.store, args.runs)
+    out["figures"] = measure(args.store, args.reps)
+    print(json.dumps(out, indent=None if args.json else 2))
+
+
+if __name__ == "__main__":
+    main()
