@@ -7,8 +7,14 @@ bad parameters (400 naming the parameter, never a 500), unknown ids (404).
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from starlette.testclient import TestClient
@@ -406,7 +412,7 @@ def test_host_guard_refuses_other_host_names(ui_store: UiStore) -> None:
         tracker.close()
 
 
-def test_create_app_needs_a_database(tmp_path) -> None:
+def test_create_app_needs_a_database(tmp_path: Path) -> None:
     journal_only = Tracker(tmp_path / "runs")
     with pytest.raises(ValueError, match="db_path"):
         create_app(journal_only)
@@ -427,3 +433,55 @@ def test_serve_ui_refuses_non_loopback_hosts_before_listening(ui_store: UiStore,
 def test_jsonable_keeps_values_json_cannot_hold_as_text() -> None:
     out = jsonable({"a": math.nan, "b": [math.inf, -math.inf], "c": 1.5, 2: b"xy"})
     assert out == {"a": "NaN", "b": ["Infinity", "-Infinity"], "c": 1.5, "2": "<2 bytes>"}
+
+
+def test_run_ids_with_spaces_percent_and_accents_round_trip(tmp_path: Path) -> None:
+    writer = Tracker(tmp_path / "runs", db_path=tmp_path / "p.duckdb")
+    odd = "été 50% #1 ?x"
+    with writer.start_run(odd, model="odd model/name"):
+        pass
+    writer.close()
+    tracker = Tracker(tmp_path / "runs", db_path=tmp_path / "p.duckdb", read_only=True)
+    try:
+        client = TestClient(create_app(tracker))
+        assert ok(client, f"/api/runs/{quote(odd, safe='')}")["run"]["id"] == odd
+        listed = ok(client, f"/api/runs?model={quote('odd model/name', safe='')}")
+        assert [r["id"] for r in listed["runs"]] == [odd]
+    finally:
+        tracker.close()
+
+
+def test_a_store_locked_by_another_process_is_503_then_readable_again(
+    ui_store: UiStore, tmp_path: Path
+) -> None:
+    # A copy: this process shares one connection manager per file (the first opener's
+    # lock timeout would apply), and the module's other tests keep the original open.
+    db_path = tmp_path / "copy.duckdb"
+    shutil.copy(ui_store.db_path, db_path)
+    tracker = Tracker(
+        ui_store.run_dir, db_path=db_path, read_only=True, idle_release_s=0, lock_timeout_s=0.5
+    )
+    client = TestClient(create_app(tracker))
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import duckdb, sys, time\n"
+            f"con = duckdb.connect({str(db_path)!r})\n"
+            "print('held', flush=True)\n"
+            "time.sleep(60)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        message = error(client, "/api/runs", 503)
+        assert "locked by another process" in message
+    finally:
+        os.kill(holder.pid, 9)
+        holder.wait(timeout=15)
+    try:
+        assert ok(client, "/api/runs")["total"] == 9
+    finally:
+        tracker.close()
