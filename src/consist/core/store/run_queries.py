@@ -99,14 +99,24 @@ class RunQueryMixin:
             order_sql = " ORDER BY iteration DESC NULLS LAST, created_at DESC, id DESC"
         else:
             order_sql = newest
-        source = "run" + where
         if window is not None:
-            source = f"(SELECT {RUN_COLUMNS} FROM run{where}{newest} LIMIT ?) AS considered"
+            # Rank the window on the three sort columns only, then read whole
+            # rows for the few runs kept: a 10,000-run window of full rows
+            # (meta JSON included) cost ~10 ms at 100,000 runs.
+            picked = (
+                f"SELECT id FROM (SELECT id, iteration, created_at FROM run{where}{newest} "
+                f"LIMIT ?) AS considered{order_sql}"
+            )
             params.append(int(window))
-        sql = f"SELECT {RUN_COLUMNS} FROM {source}{order_sql}"
-        if limit is not None:
-            sql += " LIMIT ?"
-            params.append(int(limit))
+            if limit is not None:
+                picked += " LIMIT ?"
+                params.append(int(limit))
+            sql = f"SELECT {RUN_COLUMNS} FROM run WHERE id IN ({picked}){order_sql}"
+        else:
+            sql = f"SELECT {RUN_COLUMNS} FROM run{where}{order_sql}"
+            if limit is not None:
+                sql += " LIMIT ?"
+                params.append(int(limit))
         with self.connections.connection() as con:
             rows = con.execute(sql, params).fetchall()
         return [run_from_row(r) for r in rows]
