@@ -6,8 +6,10 @@ Usage::
     python benchmarks/store_at_scale.py --store /tmp/scale --runs 100000 --reuse
 
 Builds (or, with ``--reuse``, reopens) one store filled the way the shared
-harness's query step fills it (``tracker.run`` of a trivial function, 10
-models, 20 tag groups), then adds a 50-run chain (each run consumes the
+harness's query step fills it (``tracker.run`` over 10 models and 20 tag
+groups; by default each filler run also reads one of 100 shared input files
+and writes an output, so the link table grows as in a lab's store; with
+``--no-links`` they are the harness's trivial runs), then adds a 50-run chain (each run consumes the
 previous run's output file) and prints medians of ``--reps`` calls:
 ``get_run``, ``find_runs(model, limit=100)``, ``find_latest_run(model)``,
 ``history(10)``, ``get_artifact_lineage`` of the chain's last output (the
@@ -44,25 +46,45 @@ def chain_step(prev: Path, i: int) -> Path:
     return out
 
 
-def build(store: Path, runs: int) -> dict[str, Any]:
-    """Fill the store; per-tenth timings show whether the per-run cost stays flat."""
+def filler_step(src: Path, i: int) -> Path:
+    """A filler run with one input and one output, so the link table grows too."""
+    out = Path(os.environ["CONSIST_SCALE_DIR"]) / "filler" / f"out_{i}.txt"
+    out.write_text(f"{src.name} {i}\n")
+    return out
+
+
+def build(store: Path, runs: int, links: bool) -> dict[str, Any]:
+    """Fill the store; per-tenth timings show whether the per-run cost stays flat.
+
+    With ``links`` every filler run reads one of 100 shared input files and
+    writes one output (two link rows and one new artifact per run), as model
+    runs do; without, filler runs are the harness's trivial ones.
+    """
     tracker = Tracker(run_dir=store / "runs", db_path=store / "provenance.duckdb")
+    os.environ["CONSIST_SCALE_DIR"] = str(store)
+    (store / "filler").mkdir()
+    sources = []
+    for k in range(100):
+        sources.append(store / "filler" / f"src_{k}.txt")
+        sources[-1].write_text(f"source {k}\n")
     started = time.perf_counter()
     tenths = []
     last = started
     for i in range(runs):
-        tracker.run(
-            fn=trivial_step,
-            name="seed",
-            model=f"model_{i % 10}",
-            tags=["bench", f"group_{i % 20}"],
-            config={"i": i},
-        )
+        common: dict[str, Any] = {
+            "name": "seed",
+            "model": f"model_{i % 10}",
+            "tags": ["bench", f"group_{i % 20}"],
+            "config": {"i": i},
+        }
+        if links:
+            tracker.run(fn=filler_step, inputs={"src": sources[i % 100]}, outputs=["out"], **common)
+        else:
+            tracker.run(fn=trivial_step, **common)
         if (i + 1) % max(1, runs // 10) == 0:
             now = time.perf_counter()
             tenths.append(round(1000 * (now - last) / max(1, runs // 10), 3))
             last = now
-    os.environ["CONSIST_SCALE_DIR"] = str(store)
     seed = store / "chain_seed.txt"
     seed.write_text("seed\n")
     prev: Any = seed
@@ -155,11 +177,12 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--reuse", action="store_true", help="measure an existing store")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--no-links", action="store_true", help="trivial filler runs (as the harness)")
     args = ap.parse_args()
     out: dict[str, Any] = {}
     if not args.reuse:
         args.store.mkdir(parents=True, exist_ok=False)
-        out["build"] = build(args.store, args.runs)
+        out["build"] = build(args.store, args.runs, links=not args.no_links)
     out["figures"] = measure(args.store, args.reps)
     print(json.dumps(out, indent=None if args.json else 2))
 
