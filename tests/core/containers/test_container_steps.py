@@ -90,6 +90,22 @@ def test_reads_a_mounted_input_writes_an_output_then_hits(
     assert _copy_step(other, image, project).cache_hit
 
 
+def test_a_hit_copies_outputs_to_its_own_output_paths_without_the_container(
+    tracker: Tracker, image: str, project: Path
+) -> None:
+    from consist.options import CacheOptions
+
+    first = _copy_step(tracker, image, project)
+    hit = _copy_step(
+        tracker, image, project, cache_options=CacheOptions(cache_hydration="outputs-requested")
+    )
+    assert hit.cache_hit and "container" not in hit.run.meta
+    copied = Path(hit.outputs["copy"].abs_path)
+    assert copied != Path(first.outputs["copy"].abs_path)
+    assert copied.parent.name == hit.run_id  # the hit's own output folder
+    assert copied.read_text() == "a,b\n1,2\n"
+
+
 @pytest.mark.parametrize(
     ("change", "named"),
     [
