@@ -1,5 +1,8 @@
 """A real store for the web page's tests, recorded through the public Tracker API.
 
+(A module of its own, not ``conftest``: test modules import it by a name no
+other test folder uses.)
+
 ``build_store(root)`` makes a model repository (committed code, a CSV input)
 whose run directory and DuckDB store live inside it, and records:
 
@@ -139,9 +142,3 @@ def build_store(root: Path) -> UiStore:
         note=str(noted.outputs["note"].id),
     )
     return store
-
-
-@pytest.fixture(scope="module")
-def ui_store(tmp_path_factory: pytest.TempPathFactory) -> UiStore:
-    """The store of the module docstring, built once per test module (tests only read it)."""
-    return build_store(tmp_path_factory.mktemp("ui") / "model")

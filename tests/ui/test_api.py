@@ -17,9 +17,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
+from _ui_store import UiStore
 from starlette.testclient import TestClient
 
-from conftest import UiStore
 from consist import Tracker
 from consist.ui import create_app, serve_ui
 from consist.ui.summaries import jsonable

@@ -18,9 +18,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _ui_store import UiStore
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-
-from conftest import UiStore
 
 CANDIDATES = ("/usr/lib/chromium/chromium", "/usr/bin/chromium")
 

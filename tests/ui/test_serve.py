@@ -12,8 +12,8 @@ from contextlib import contextmanager
 
 import httpx
 import pytest
+from _ui_store import UiStore
 
-from conftest import UiStore
 from consist.ui.server import check_host, is_loopback
 
 pytestmark = pytest.mark.slow
