@@ -7,8 +7,8 @@ id>"``), an edge runs from an input artifact to the run that read it and
 from a run to its output. The layout is a small layered ("Sugiyama") one:
 
 1. edges that close a cycle are set aside (drawn, but not used for layers);
-2. each node's layer is its longest path from a source, so every edge
-   points right;
+2. each node's layer comes from its longest path to the root (a sink), so
+   every edge points right and an input sits next to the run that read it;
 3. within a layer, nodes are ordered by the mean position of their
    neighbours (a few down-and-up sweeps reduce crossings);
 4. layers become columns, positions rows, each column centred.
@@ -199,22 +199,30 @@ def _back_edges(order: list[str], succ: dict[str, list[str]]) -> set[tuple[str, 
 
 
 def _longest_path_layers(order: list[str], forward: list[tuple[str, str]]) -> dict[str, int]:
-    """Layer of each node: 0 for sources, else one more than its deepest predecessor."""
-    indegree = {n: 0 for n in order}
-    succ: dict[str, list[str]] = defaultdict(list)
+    """Layer of each node, as far right as its edges allow.
+
+    A node's distance to a sink is its longest path to a node without
+    outgoing edges (the root of an upstream lineage); its layer is the
+    largest distance minus its own. Every edge then points right, and a raw
+    input sits just left of the run that read it (not in one tall first
+    column with every other source).
+    """
+    outdegree = {n: 0 for n in order}
+    preds: dict[str, list[str]] = defaultdict(list)
     for source, target in forward:
-        succ[source].append(target)
-        indegree[target] += 1
-    layer = {n: 0 for n in order}
-    ready = [n for n in order if indegree[n] == 0]
+        preds[target].append(source)
+        outdegree[source] += 1
+    distance = {n: 0 for n in order}
+    ready = [n for n in order if outdegree[n] == 0]
     while ready:
         node = ready.pop()
-        for target in succ[node]:
-            layer[target] = max(layer[target], layer[node] + 1)
-            indegree[target] -= 1
-            if indegree[target] == 0:
-                ready.append(target)
-    return layer
+        for source in preds[node]:
+            distance[source] = max(distance[source], distance[node] + 1)
+            outdegree[source] -= 1
+            if outdegree[source] == 0:
+                ready.append(source)
+    deepest = max(distance.values(), default=0)
+    return {n: deepest - distance[n] for n in order}
 
 
 def _reduce_crossings(columns: dict[int, list[str]], forward: list[tuple[str, str]]) -> None:

@@ -344,11 +344,15 @@
         graph.truncated ? h("span", { "class": "warn" }, " Dashed: more upstream beyond depth " +
           graph.depth + ".") : "");
       box.appendChild(legend);
-      window.ConsistGraph.draw(box, graph, {
+      var svg = window.ConsistGraph.draw(box, graph, {
         onSelect: function (node) {
           go(node.kind === "run" ? "/runs/" + enc(node.ref) : "/artifacts/" + enc(node.ref));
         }
       });
+      if (svg.classList.contains("partial")) {
+        legend.appendChild(h("span", { "class": "warn" }, " Showing the newest end of a " +
+          "long graph: drag or zoom out to see the rest, double-click to fit it all."));
+      }
       box.insertBefore(legend, box.firstChild);
       return graph;
     }).catch(function (err) { box.textContent = ""; fail(box)(err); });

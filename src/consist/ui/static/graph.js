@@ -107,12 +107,23 @@
     });
 
     container.appendChild(svg);
-    enablePanZoom(svg, width, height);
+    // A graph much wider than the box starts at full size on its root end (the right);
+    // double-click shows all of it.
+    var room = container.clientWidth || width;
+    var start = { x: 0, y: 0, w: width, h: height };
+    if (width > room * 1.5) {
+      svg.setAttribute("width", room);
+      svg.setAttribute("height", height);
+      start = { x: width - room, y: 0, w: room, h: height };
+      svg.setAttribute("viewBox", start.x + " 0 " + room + " " + height);
+      svg.classList.add("partial");
+    }
+    enablePanZoom(svg, width, height, start);
     return svg;
   }
 
-  function enablePanZoom(svg, width, height) {
-    var view = { x: 0, y: 0, w: width, h: height };
+  function enablePanZoom(svg, width, height, start) {
+    var view = { x: start.x, y: start.y, w: start.w, h: start.h };
     function apply() {
       svg.setAttribute("viewBox", view.x + " " + view.y + " " + view.w + " " + view.h);
     }
