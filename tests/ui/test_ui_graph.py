@@ -126,3 +126,16 @@ def test_a_wide_layer_is_ordered_to_avoid_crossings() -> None:
     # Inputs of one producer sit together (no edge of "ra" crosses one of "rb").
     assert keys.index("a2") < keys.index("b0") or keys.index("b2") < keys.index("a0")
     assert len(keys) == 6
+
+
+def test_raw_inputs_sit_next_to_the_run_that_read_them() -> None:
+    # A chain of iterations, each also reading a raw file of its own.
+    state = art("seed")
+    for i in range(20):
+        state = art(f"state{i}", run(f"iterate{i}", state, art(f"extra{i}"), iteration=i))
+    graph = lineage_graph(state)
+    nodes = check_layout(graph)
+    for i in range(20):
+        assert nodes[f"a:id-extra{i}"]["layer"] == nodes[f"r:iterate{i}"]["layer"] - 1
+    # Two nodes per layer at most: the drawing stays two boxes tall, however long the chain.
+    assert graph["height"] < 3 * (nodes["a:id-seed"]["h"] + 30)
