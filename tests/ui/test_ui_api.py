@@ -121,6 +121,8 @@ def test_runs_date_range(client: TestClient) -> None:
         ("status=bogus", "status"),
         ("page=0", "page"),
         ("page=two", "page"),
+        ("page=99999999999999999999", "page"),
+        ("year=99999999999999999999", "year"),
         ("page_size=0", "page_size"),
         ("page_size=501", "page_size"),
         ("since=yesterday", "since"),

@@ -9,6 +9,7 @@ from typing import Any
 from consist.models.run import RUN_STATUSES
 
 MAX_PAGE_SIZE = 500
+MAX_PAGE = 1_000_000_000  # beyond any store; keeps the offset a 64-bit integer
 
 
 class ApiError(Exception):
@@ -132,7 +133,7 @@ def boolean(query: Mapping[str, list[str]], name: str) -> bool:
 
 def paging(query: Mapping[str, list[str]], *, default_size: int = 50) -> tuple[int, int]:
     """``page`` (1-based) and ``page_size`` (1..MAX_PAGE_SIZE)."""
-    page = integer(query, "page", default=1, low=1)
+    page = integer(query, "page", default=1, low=1, high=MAX_PAGE)
     size = integer(query, "page_size", default=default_size, low=1, high=MAX_PAGE_SIZE)
     assert page is not None and size is not None
     return page, size

@@ -78,7 +78,7 @@ def list_runs(tracker: Tracker, query: Query) -> dict[str, Any]:
     filters = {
         "model": one(query, "model"),
         "status": status(query),
-        "year": integer(query, "year"),
+        "year": integer(query, "year", low=-(2**31), high=2**31 - 1),  # an INTEGER column
         "parent_id": one(query, "scenario"),
         "since": since,
     }
