@@ -95,7 +95,7 @@
       label.textContent = clip((n.kind === "run" ? "⚙ " : "") + n.label, 28);
       var detail = el("text", { x: n.w / 2, y: 35, "text-anchor": "middle", "class": "detail" });
       detail.textContent = n.kind === "run" ?
-        clip(n.cache_hit ? "cache hit · " + n.detail : n.detail, 30) : clipTail(n.detail, 30);
+        clip(n.cache_hit ? "cache hit · " + n.detail : n.detail, 28) : clipTail(n.detail, 30);
       g.appendChild(label);
       g.appendChild(detail);
       function select() { if (options.onSelect) { options.onSelect(n); } }
