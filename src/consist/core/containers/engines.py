@@ -92,22 +92,52 @@ def _normalized_id(value: str) -> str:
     return value if ":" in value else f"sha256:{value}"
 
 
-class PodmanCli:
-    """Podman through its command line (``podman run --rm ...``)."""
+class _CliEngine:
+    """An engine driven through its command line (``executable`` + arguments)."""
 
-    name = "podman"
+    name = ""
+    commands: tuple[str, ...] = ()
 
     def __init__(self, executable: str) -> None:
         self.executable = executable
 
     @classmethod
-    def find(cls) -> PodmanCli:
-        found = shutil.which("podman")
-        if found is None:
-            raise ContainerEngineError(
-                f"engine='podman' but no podman command is on PATH; {_INSTALL_HINT}"
+    def find(cls) -> Any:
+        """The engine with the first of ``commands`` found on PATH."""
+        for command in cls.commands:
+            found = shutil.which(command)
+            if found is not None:
+                return cls(found)
+        raise ContainerEngineError(
+            f"engine={cls.name!r} but no {' or '.join(cls.commands)} command is on PATH; "
+            f"{_INSTALL_HINT}"
+        )
+
+    def command_line(self, inv: Invocation) -> list[str]:  # pragma: no cover - per engine
+        raise NotImplementedError
+
+    def _cleanup(self, invocation: Invocation) -> None:
+        """Stop what an interrupted run left behind (nothing by default)."""
+
+    def run(self, invocation: Invocation, stdout: Path, stderr: Path) -> int:
+        with open(stdout, "wb") as out, open(stderr, "wb") as err:
+            proc = subprocess.Popen(
+                self.command_line(invocation), stdout=out, stderr=err, stdin=subprocess.DEVNULL
             )
-        return cls(found)
+            try:
+                return proc.wait()
+            except BaseException:  # interrupted (Ctrl-C): leave nothing running
+                self._cleanup(invocation)
+                proc.kill()
+                proc.wait()
+                raise
+
+
+class PodmanCli(_CliEngine):
+    """Podman through its command line (``podman run --rm ...``)."""
+
+    name = "podman"
+    commands = ("podman",)
 
     def check(self, spec: ContainerSpec) -> None:
         return None
@@ -156,23 +186,10 @@ class PodmanCli:
         args += list(inv.argv or ())
         return args
 
-    def run(self, invocation: Invocation, stdout: Path, stderr: Path) -> int:
-        with open(stdout, "wb") as out, open(stderr, "wb") as err:
-            proc = subprocess.Popen(
-                self.command_line(invocation), stdout=out, stderr=err, stdin=subprocess.DEVNULL
-            )
-            try:
-                return proc.wait()
-            except BaseException:
-                # Interrupted (Ctrl-C): do not leave the container running.
-                subprocess.run(
-                    [self.executable, "rm", "--force", invocation.name],
-                    capture_output=True,
-                    check=False,
-                )
-                proc.kill()
-                proc.wait()
-                raise
+    def _cleanup(self, invocation: Invocation) -> None:
+        subprocess.run(
+            [self.executable, "rm", "--force", invocation.name], capture_output=True, check=False
+        )
 
 
 class DockerApi:
@@ -267,23 +284,11 @@ class DockerApi:
                 container.remove(force=True)
 
 
-class ApptainerCli:
+class ApptainerCli(_CliEngine):
     """Apptainer / Singularity by command line; images are local ``.sif`` files."""
 
     name = "apptainer"
-
-    def __init__(self, executable: str) -> None:
-        self.executable = executable
-
-    @classmethod
-    def find(cls) -> ApptainerCli:
-        found = shutil.which("apptainer") or shutil.which("singularity")
-        if found is None:
-            raise ContainerEngineError(
-                f"engine='apptainer' but neither apptainer nor singularity is on PATH; "
-                f"{_INSTALL_HINT}"
-            )
-        return cls(found)
+    commands = ("apptainer", "singularity")
 
     def check(self, spec: ContainerSpec) -> None:
         if spec.user is not None:
@@ -315,13 +320,3 @@ class ApptainerCli:
         args.append(inv.image)
         args += list(inv.argv or ())
         return args
-
-    def run(self, invocation: Invocation, stdout: Path, stderr: Path) -> int:
-        with open(stdout, "wb") as out, open(stderr, "wb") as err:
-            return subprocess.run(
-                self.command_line(invocation),
-                stdout=out,
-                stderr=err,
-                stdin=subprocess.DEVNULL,
-                check=False,
-            ).returncode
