@@ -75,6 +75,7 @@ class ActiveRun:
     persist: bool = True
     store_synced: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    _positions: dict[str, dict[uuid.UUID, int]] = field(default_factory=dict, repr=False)
 
     @property
     def run(self) -> Run:
@@ -84,13 +85,29 @@ class ActiveRun:
     def add_artifact(self, artifact: Artifact, direction: str) -> None:
         """Attach an artifact to the record (replacing one with the same id)."""
         bucket = self.record.inputs if direction == "input" else self.record.outputs
-        for i, existing in enumerate(bucket):
-            if existing.id == artifact.id:
-                bucket[i] = artifact
-                break
-        else:
+        index = self._index(bucket, direction)
+        position = index.get(artifact.id)
+        if position is None:
+            index[artifact.id] = len(bucket)
             bucket.append(artifact)
+        else:
+            bucket[position] = artifact
         self.unsynced.append((artifact, direction))
+
+    def _index(self, bucket: list[Artifact], direction: str) -> dict[uuid.UUID, int]:
+        """Artifact id -> position in ``bucket`` (a run logging 1,000 files stays linear).
+
+        Rebuilt whenever the list was changed other than through
+        :meth:`add_artifact` (its length or an indexed entry no longer agree).
+        """
+        index = self._positions.get(direction)
+        if index is not None and len(index) == len(bucket):
+            last = bucket[-1] if bucket else None
+            if last is None or index.get(last.id) == len(bucket) - 1:
+                return index
+        index = {a.id: i for i, a in enumerate(bucket)}
+        self._positions[direction] = index
+        return index
 
     def artifacts(self, direction: str) -> dict[str, Artifact]:
         """The run's artifacts of one direction, by key (last logged wins).
@@ -106,4 +123,4 @@ class ActiveRun:
     def has_artifact(self, artifact_id: uuid.UUID, direction: str) -> bool:
         """Whether an artifact with this id is already attached."""
         bucket = self.record.inputs if direction == "input" else self.record.outputs
-        return any(a.id == artifact_id for a in bucket)
+        return artifact_id in self._index(bucket, direction)
