@@ -11,6 +11,7 @@ from consist.cli.app import app, store_command
 from consist.cli.errors import CliError, not_found, usage
 from consist.cli.runs_commands import local_time, run_summary
 from consist.cli.session import Session, to_json
+from consist.core.query.cache_decision import explain_run
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
@@ -259,93 +260,35 @@ def diff(
 # -- why ----------------------------------------------------------------------------------
 
 
-def _differences(explanation: dict[str, Any]) -> list[dict[str, Any]]:
-    """The explanation's sections as rows ``{"section", "key", "old", "new", "change"}``."""
-    rows: list[dict[str, Any]] = []
-
-    def add(section: str, key: str, entry: Any) -> None:
-        entry = entry if isinstance(entry, dict) else {"old": None, "new": entry}
-        change = entry.get("change") or (
-            "added"
-            if entry.get("old") is None and entry.get("new") is not None
-            else "removed"
-            if entry.get("new") is None and entry.get("old") is not None
-            else "changed"
-        )
-        rows.append(
-            {
-                "section": section,
-                "key": key,
-                "old": entry.get("old"),
-                "new": entry.get("new"),
-                "change": change,
-            }
-        )
-
-    for section in ("config", "inputs", "identity_inputs", "outputs", "other"):
-        for key, entry in (explanation.get(section) or {}).items():
-            add(section, str(key), entry)
-    code = explanation.get("code") or {}
-    for key, entry in code.items():
-        if key == "files":
-            for path, change in entry.items():
-                add("code file", str(path), change)
-        elif key == "truncated":
-            for name, change in entry.items():
-                add("code", name, change)
-        else:
-            add("code", key, entry)
-    return rows
-
-
 def _why(tracker: Tracker, run: Run) -> dict[str, Any]:
-    explanation = tracker.explain_cache_miss(run.id)
-    data: dict[str, Any] = {
+    found = explain_run(tracker, run)
+    summary = found.summary
+    cache_source: Any = None
+    if found.verdict == "hit":
+        source = found.cache_source
+        cache_source = run_summary(source) if source is not None else found.cache_source_id
+    elif found.verdict != "uncached":
+        summary = str(summary or "")
+        if found.nearest_run_id is not None and "cached_outputs" in (found.explanation or {}):
+            summary += f" (cache lookup: {found.cached_outputs})"
+        if found.verdict == "overwrite":
+            summary = "re-executed on request (cache_mode='overwrite'); " + summary
+    nearest: Any = None
+    if found.nearest_run_id is not None:
+        nearest = (
+            run_summary(found.nearest_run)
+            if found.nearest_run is not None
+            else {"id": found.nearest_run_id}
+        )
+    return {
         "run": run_summary(run),
-        "verdict": None,
-        "summary": None,
-        "cache_source": None,
-        "nearest_run": None,
-        "differences": [],
-        "explanation": explanation,
+        "verdict": found.verdict,
+        "summary": summary,
+        "cache_source": cache_source,
+        "nearest_run": nearest,
+        "differences": found.differences if found.nearest_run_id is not None else [],
+        "explanation": found.explanation,
     }
-    if explanation is not None and explanation.get("cache_hit"):
-        source_id = explanation.get("cache_source")
-        source = tracker.get_run(source_id) if source_id else None
-        data.update(
-            verdict="hit",
-            cache_source=run_summary(source) if source is not None else source_id,
-            summary=f"served from run {source_id}"
-            + ("" if source is not None else " (no longer in this store)"),
-        )
-        return data
-    if explanation is None:
-        disabled = run.meta.get("cache_disabled")
-        reason = (
-            f"caching was off for this run: {disabled}"
-            if disabled
-            else "no cache explanation was recorded for this run (it was not looked up in the "
-            "cache when it started, e.g. recorded without a database or by an older version)"
-        )
-        data.update(verdict="uncached", summary=reason)
-        return data
-    nearest_id = explanation.get("nearest_run_id")
-    overwrite = explanation.get("cache_mode") == "overwrite"
-    summary = str(explanation.get("summary") or "")
-    if nearest_id is None:
-        data["verdict"] = "first_run"
-    else:
-        nearest = tracker.get_run(nearest_id)
-        data["nearest_run"] = run_summary(nearest) if nearest is not None else {"id": nearest_id}
-        data["verdict"] = "miss"
-        data["differences"] = _differences(explanation)
-        if "cached_outputs" in explanation:
-            summary += f" (cache lookup: {explanation['cached_outputs']})"
-    if overwrite:
-        data["verdict"] = "overwrite"
-        summary = "re-executed on request (cache_mode='overwrite'); " + summary
-    data["summary"] = summary
-    return data
 
 
 _VERDICTS = {

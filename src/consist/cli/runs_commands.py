@@ -12,12 +12,12 @@ import typer
 from consist.cli.app import app, store_command
 from consist.cli.errors import not_found, usage
 from consist.cli.session import Session
+from consist.core.query.run_rows import run_row as run_summary  # other commands import it
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
 
     from consist.models.artifact import Artifact
-    from consist.models.run import Run
 
 _RELATIVE = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -45,28 +45,6 @@ def parse_since(value: str | None) -> datetime | None:
             "age such as 30m, 12h, 2d, 1w"
         ) from None
     return moment if moment.tzinfo is not None else moment.astimezone()
-
-
-def run_summary(run: Run) -> dict[str, Any]:
-    """The fields of a run that a listing shows (and ``--json`` prints)."""
-    duration = None
-    if run.ended_at is not None:
-        duration = round((run.ended_at - run.created_at).total_seconds(), 3)
-    return {
-        "id": run.id,
-        "model": run.model_name,
-        "status": run.status,
-        "created_at": run.created_at,
-        "duration_s": duration,
-        "cache_hit": bool(run.meta.get("cache_hit")),
-        "cache_source": run.meta.get("cache_source"),
-        "year": run.year,
-        "iteration": run.iteration,
-        "stage": run.stage,
-        "phase": run.phase,
-        "tags": list(run.tags),
-        "parent_run_id": run.parent_run_id,
-    }
 
 
 def local_time(moment: datetime | None) -> str:

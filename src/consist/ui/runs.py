@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from consist.core.query.cache_decision import explain_run
 from consist.ui.params import (
     ApiError,
     bad,
@@ -44,8 +45,6 @@ RUN_LIST_PARAMS = (
     "page_size",
 )
 SCENARIO_TAG = "scenario_header"
-# Sections of a miss explanation, in the order the page shows them.
-EXPLANATION_SECTIONS = ("config", "inputs", "identity_inputs", "outputs", "other")
 
 
 def _page_body(found: RunPage, page: int, size: int) -> dict[str, Any]:
@@ -146,81 +145,26 @@ def explain(tracker: Tracker, run: Run) -> dict[str, Any]:
     ``verdict`` is ``"hit"`` (``cache_source``: that run, ``source_run`` its
     summary when it is still in the store), ``"miss"`` (``nearest_run_id``
     and ``differences``: one row per field, ``{"section", "key", "old",
-    "new", "change"}``) or ``"uncached"`` (no explanation was recorded;
-    ``summary`` says why). ``explanation`` is the recorded dict as is.
+    "new", "change"}``; a first run or one forced with ``cache_mode``
+    ``"overwrite"`` is a miss too) or ``"uncached"`` (no explanation was
+    recorded; ``summary`` says why). ``explanation`` is the recorded dict as
+    is. See :func:`consist.core.query.cache_decision.decide`.
     """
-    recorded = tracker.explain_cache_miss(run.id)
-    body: dict[str, Any] = {
+    found = explain_run(tracker, run)
+    source, nearest = found.cache_source, found.nearest_run
+    return {
         "run_id": run.id,
-        "verdict": None,
-        "summary": None,
-        "cache_source": None,
-        "source_run": None,
-        "nearest_run_id": None,
-        "nearest_run": None,
-        "cache_mode": None,
-        "cached_outputs": None,
-        "differences": [],
-        "explanation": recorded,
+        "verdict": found.verdict if found.verdict in ("hit", "uncached") else "miss",
+        "summary": found.summary,
+        "cache_source": found.cache_source_id,
+        "source_run": run_summary(source) if source is not None else None,
+        "nearest_run_id": found.nearest_run_id,
+        "nearest_run": run_summary(nearest) if nearest is not None else None,
+        "cache_mode": found.cache_mode,
+        "cached_outputs": found.cached_outputs,
+        "differences": found.differences,
+        "explanation": found.explanation,
     }
-    if recorded is not None and recorded.get("cache_hit"):
-        source_id = recorded.get("cache_source")
-        source = tracker.get_run(source_id) if source_id else None
-        body.update(
-            verdict="hit",
-            cache_source=source_id,
-            source_run=run_summary(source) if source is not None else None,
-            summary=f"served from run {source_id}"
-            + ("" if source is not None else " (no longer in this store)"),
-        )
-        return body
-    if recorded is None:
-        disabled = run.meta.get("cache_disabled")
-        body.update(
-            verdict="uncached",
-            summary=f"caching was off for this run: {disabled}"
-            if disabled
-            else "no cache explanation was recorded for this run (it was not looked up in "
-            "the cache when it started)",
-        )
-        return body
-    nearest_id = recorded.get("nearest_run_id")
-    nearest = tracker.get_run(nearest_id) if nearest_id else None
-    body.update(
-        verdict="miss",
-        summary=recorded.get("summary"),
-        nearest_run_id=nearest_id,
-        nearest_run=run_summary(nearest) if nearest is not None else None,
-        cache_mode=recorded.get("cache_mode"),
-        cached_outputs=recorded.get("cached_outputs"),
-        differences=explanation_rows(recorded),
-    )
-    return body
-
-
-def explanation_rows(recorded: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The differences of a recorded miss explanation, one row per field."""
-    rows: list[dict[str, Any]] = []
-
-    def add(section: str, key: str, entry: Any) -> None:
-        if not isinstance(entry, Mapping):
-            entry = {"old": None, "new": entry}
-        old, new = entry.get("old"), entry.get("new")
-        change = entry.get("change")
-        if change is None:
-            change = "added" if old is None else "removed" if new is None else "changed"
-        rows.append({"section": section, "key": key, "old": old, "new": new, "change": change})
-
-    for section in EXPLANATION_SECTIONS:
-        for key, entry in (recorded.get(section) or {}).items():
-            add(section, str(key), entry)
-    for key, entry in (recorded.get("code") or {}).items():
-        if key in ("files", "truncated") and isinstance(entry, Mapping):
-            for name, change in entry.items():
-                add("code file" if key == "files" else "code", str(name), change)
-        else:
-            add("code", str(key), entry)
-    return rows
 
 
 def run_explanation(tracker: Tracker, run_id: str, query: Query) -> dict[str, Any]:

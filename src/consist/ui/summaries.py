@@ -11,33 +11,17 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from consist.core.query.run_rows import run_row
+
 if TYPE_CHECKING:  # pragma: no cover
     from consist.models.artifact import Artifact
     from consist.models.run import Run
 
 
 def run_summary(run: Run) -> dict[str, Any]:
-    """A run as a listing row: identity, status, cache, workflow dimensions, timing."""
-    duration = None
-    if run.ended_at is not None:
-        duration = round((run.ended_at - run.created_at).total_seconds(), 3)
-    return {
-        "id": run.id,
-        "model": run.model_name,
-        "status": run.status,
-        "description": run.description,
-        "created_at": run.created_at,
-        "ended_at": run.ended_at,
-        "duration_s": duration,
-        "cache_hit": bool(run.meta.get("cache_hit")),
-        "cache_source": run.meta.get("cache_source"),
-        "year": run.year,
-        "iteration": run.iteration,
-        "stage": run.stage,
-        "phase": run.phase,
-        "tags": list(run.tags),
-        "parent_run_id": run.parent_run_id,
-    }
+    """A run as a listing row (:func:`~consist.core.query.run_rows.run_row`) with its
+    description and end time."""
+    return {**run_row(run), "description": run.description, "ended_at": run.ended_at}
 
 
 def artifact_summary(artifact: Artifact, direction: str | None = None) -> dict[str, Any]:
