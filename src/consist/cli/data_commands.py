@@ -12,6 +12,7 @@ import typer
 from consist.cli.app import app, store_command
 from consist.cli.errors import PROBLEMS, CliError, not_found
 from consist.cli.session import Session
+from consist.core.hot.preview import first_rows
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
@@ -213,7 +214,14 @@ def preview(
             "reads parquet, csv and json artifacts, or rows ingested into the store",
             PROBLEMS,
         ) from None
-    columns, types, values = _first_rows(relation, rows, artifact)
+    try:
+        columns, types, values = first_rows(relation, rows)
+    except TypeError:
+        raise CliError(
+            f"artifact {artifact.key!r} ({artifact.driver}) has no row form to preview; preview "
+            "one of its tables (e.g. a child artifact of an HDF5 container)",
+            PROBLEMS,
+        ) from None
     data = {
         "artifact": _artifact_facts(artifact),
         "source": "file" if on_disk else "store",
@@ -222,34 +230,3 @@ def preview(
         "rows": values,
     }
     session.emit(data, lambda console: _render_preview(console, data))
-
-
-def _first_rows(loaded: Any, rows: int, artifact: Any) -> tuple[list[str], list[str], list[list]]:
-    """Columns, types and the first ``rows`` rows of what ``Tracker.load`` returned.
-
-    A DuckDB relation (tables), a pandas/GeoPandas DataFrame (HDF5 tables,
-    layers: geometries as WKT) or an xarray Dataset (arrays: the first
-    ``rows`` positions along each dimension, flattened to rows).
-
-    Raises
-    ------
-    CliError
-        (exit 1) For anything else (a whole HDF5 container, a numpy array).
-    """
-    if hasattr(loaded, "limit") and hasattr(loaded, "fetchall"):
-        head = loaded.limit(rows)
-        return list(head.columns), [str(t) for t in head.types], [list(r) for r in head.fetchall()]
-    if hasattr(loaded, "data_vars") and hasattr(loaded, "head"):  # xarray Dataset
-        loaded = loaded.head(rows).to_dataframe().reset_index()
-    if hasattr(loaded, "iloc") and hasattr(loaded, "dtypes"):
-        frame = loaded.iloc[:rows].copy()
-        for column in frame.columns:
-            if str(frame[column].dtype) == "geometry":
-                frame[column] = frame[column].to_wkt()
-        values = frame.astype(object).where(frame.notna(), None).values.tolist()
-        return [str(c) for c in frame.columns], [str(t) for t in frame.dtypes], values
-    raise CliError(
-        f"artifact {artifact.key!r} ({artifact.driver}) has no row form to preview; preview "
-        "one of its tables (e.g. a child artifact of an HDF5 container)",
-        PROBLEMS,
-    )

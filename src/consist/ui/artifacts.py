@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from consist.core.hot.preview import first_rows
 from consist.ui.graph import lineage_graph
 from consist.ui.params import ApiError, check_known, integer
 from consist.ui.runs import get_run_or_404
@@ -97,23 +98,3 @@ def preview(tracker: Tracker, key_or_id: str, query: Query) -> dict[str, Any]:
         "types": types,
         "rows": values,
     }
-
-
-def first_rows(loaded: Any, rows: int) -> tuple[list[str], list[str], list[list[Any]]]:
-    """Column names, types and the first ``rows`` rows of what ``Tracker.load`` returned.
-
-    A DuckDB relation (tables) or a pandas DataFrame (HDF5 tables, layers).
-
-    Raises
-    ------
-    TypeError
-        For anything else (a whole container, an array).
-    """
-    if hasattr(loaded, "limit") and hasattr(loaded, "fetchall"):
-        head = loaded.limit(rows)
-        return list(head.columns), [str(t) for t in head.types], [list(r) for r in head.fetchall()]
-    if hasattr(loaded, "iloc") and hasattr(loaded, "dtypes"):
-        frame = loaded.iloc[:rows]
-        values = frame.astype(object).where(frame.notna(), None).values.tolist()
-        return [str(c) for c in frame.columns], [str(t) for t in frame.dtypes], values
-    raise TypeError(f"it loads as {type(loaded).__name__}, which has no rows")
