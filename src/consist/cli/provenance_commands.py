@@ -12,6 +12,7 @@ from consist.cli.errors import CliError, not_found, usage
 from consist.cli.runs_commands import local_time, run_summary
 from consist.cli.session import Session, to_json
 from consist.core.query.cache_decision import explain_run
+from consist.core.query.run_compare import compare_runs
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
@@ -230,30 +231,11 @@ def diff(
     """
     tracker = session.tracker()
     first, second = _run_or_fail(tracker, run_a), _run_or_fail(tracker, run_b)
-    note = None
     try:
-        found = tracker.diff_runs(
-            run_a,
-            run_b,
-            config_source="snapshot",
-            include_inputs=True,
-            include_equal=show_all,
-        )
-        source = "snapshot"
+        compared = compare_runs(tracker, run_a, run_b, include_equal=show_all)
     except ValueError as exc:
-        if "no config snapshot" not in str(exc):
-            raise CliError(str(exc)) from None
-        note = f"{exc}; comparing the indexed config facets instead"
-        found = tracker.diff_runs(run_a, run_b, include_inputs=True, include_equal=show_all)
-        source = "facets"
-    data = {
-        "run_a": run_summary(first),
-        "run_b": run_summary(second),
-        "config_source": source,
-        "note": note,
-        "config": found["changes"],
-        "inputs": found["inputs"],
-    }
+        raise CliError(str(exc)) from None
+    data = {"run_a": run_summary(first), "run_b": run_summary(second), **compared}
     session.emit(data, lambda console: _render_diff(console, data))
 
 

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from consist.core.query.cache_decision import explain_run
+from consist.core.query.run_compare import compare_runs
 from consist.ui.params import (
     ApiError,
     bad,
@@ -244,27 +245,8 @@ def diff(tracker: Tracker, query: Query) -> dict[str, Any]:
         ids[side] = value
     show_all = boolean(query, "all")
     first, second = (get_run_or_404(tracker, ids[s], s) for s in ("a", "b"))
-    note = None
     try:
-        found = tracker.diff_runs(
-            ids["a"],
-            ids["b"],
-            config_source="snapshot",
-            include_inputs=True,
-            include_equal=show_all,
-        )
-        source = "snapshot"
+        compared = compare_runs(tracker, ids["a"], ids["b"], include_equal=show_all)
     except ValueError as exc:
-        if "no config snapshot" not in str(exc):
-            raise ApiError(422, str(exc)) from None
-        note = f"{exc}; comparing the indexed config facets instead"
-        found = tracker.diff_runs(ids["a"], ids["b"], include_inputs=True, include_equal=show_all)
-        source = "facets"
-    return {
-        "run_a": run_summary(first),
-        "run_b": run_summary(second),
-        "config_source": source,
-        "note": note,
-        "config": found["changes"],
-        "inputs": found["inputs"],
-    }
+        raise ApiError(422, str(exc)) from None
+    return {"run_a": run_summary(first), "run_b": run_summary(second), **compared}
