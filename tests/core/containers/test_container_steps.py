@@ -123,6 +123,12 @@ def test_changing_the_definition_misses_and_says_what_changed(
     assert f"container {named}" in _summary(changed) or named in _summary(changed)
     explanation = changed.run.meta["cache_miss_explanation"]
     assert named in explanation["code"]["container"]
+    # consist why / the web page show the field with its old and new values
+    from consist.core.query.cache_decision import explanation_rows
+
+    rows = {r["key"]: r for r in explanation_rows(explanation)}
+    assert rows[f"container.{named}"]["new"] == explanation["code"]["container"][named]["new"]
+    assert rows[f"container.{named}"]["old"] != rows[f"container.{named}"]["new"]
 
 
 def test_environment_values_reach_the_container(

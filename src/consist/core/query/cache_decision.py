@@ -175,6 +175,10 @@ def explanation_rows(recorded: Mapping[str, Any]) -> list[dict[str, Any]]:
         if key in ("files", "truncated") and isinstance(entry, Mapping):
             for name, change in entry.items():
                 add("code file" if key == "files" else "code", str(name), change)
+        elif key == "container" and isinstance(entry, Mapping):
+            # A container step's definition: one row per field that changed.
+            for name, change in entry.items():
+                add("code", f"container.{name}", change)
         else:
             add("code", str(key), entry)
     return rows
