@@ -32,6 +32,7 @@ from consist.core.store.connection import (
 )
 from consist.core.store.facet_store import FacetStore
 from consist.core.store.lineage_store import LineageStore
+from consist.core.store.output_lookup import OutputLookupMixin, absent_outputs_for
 from consist.core.store.pending_log import PendingLog
 from consist.core.store.rows import (
     ARTIFACT_COLUMNS,
@@ -66,7 +67,7 @@ def _flush_all_stores() -> None:
     PendingLog.close_all()  # removes ledgers with nothing outstanding
 
 
-class MetadataStore(RunQueryMixin, RunPageQueryMixin):
+class MetadataStore(RunQueryMixin, RunPageQueryMixin, OutputLookupMixin):
     """Domain-level access to the metadata tables of one DuckDB file.
 
     Parameters
@@ -328,6 +329,7 @@ class MetadataStore(RunQueryMixin, RunPageQueryMixin):
             raise
         self._log.logged(epoch, batch)
         self._signatures.add(epoch, completed_signatures(batch))
+        absent_outputs_for(self.connections).discard_written(batch)
         for write in batch:
             if write.on_synced is not None:
                 try:
@@ -555,53 +557,6 @@ class MetadataStore(RunQueryMixin, RunPageQueryMixin):
             row = con.execute("SELECT identity FROM run WHERE id = ?", [run_id]).fetchone()
         return json.loads(row[0]) if row and row[0] else None
 
-    def producer_signatures(self, artifact_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
-        """For each artifact, the signature of the first completed run that output it.
-
-        Answers from the tables plus this process's writes not applied yet,
-        without applying them (this is on the path of every run with inputs).
-        """
-        if not artifact_ids:
-            return {}
-        queued = {
-            uuid.UUID(art_row[0]): signature
-            for art_row, signature in self._queued_outputs()
-            if signature is not None
-        }
-        with self.connections.connection(hot=True) as con:
-            rows = con.execute(
-                "SELECT l.artifact_id, r.signature FROM run_artifact_link l "
-                "JOIN run r ON r.id = l.run_id "
-                "WHERE l.direction = 'output' AND r.status = 'completed' "
-                "AND r.signature IS NOT NULL AND l.artifact_id IN (SELECT unnest(?::UUID[])) "
-                "QUALIFY row_number() OVER (PARTITION BY l.artifact_id ORDER BY r.created_at) = 1",
-                [[str(a) for a in artifact_ids]],
-            ).fetchall()
-        found = {
-            (r[0] if isinstance(r[0], uuid.UUID) else uuid.UUID(str(r[0]))): r[1] for r in rows
-        }
-        for artifact_id in artifact_ids:
-            if artifact_id not in found and artifact_id in queued:
-                found[artifact_id] = queued[artifact_id]
-        return found
-
-    def _queued_outputs(self) -> list[tuple[list[Any], str | None]]:
-        """(artifact row, run signature) for outputs of completed runs not in the tables.
-
-        Writes still queued (a failed commit) or logged but not applied yet.
-        """
-        with self._pending_lock:
-            pending = self._log.snapshot() + list(self._pending)
-        out = []
-        for write in pending:
-            if write.run_row[3] != "completed":
-                continue
-            rows = {row[0]: row for row, _ in write.artifacts}
-            for link in write.links:
-                if link[2] == "output" and link[1] in rows:
-                    out.append((rows[link[1]], write.run_row[13]))
-        return out
-
     def artifacts_with_content(self, content_id: uuid.UUID, limit: int = 20) -> list[Artifact]:
         """Artifacts sharing ``content_id`` (newest first), to restore lost copies."""
         self._flush_before_read()
@@ -666,37 +621,6 @@ class MetadataStore(RunQueryMixin, RunPageQueryMixin):
         with self.connections.connection() as con:
             row = con.execute(sql, params).fetchone()
         return artifact_from_row(row) if row else None
-
-    def latest_outputs_at(self, uris: Sequence[str]) -> dict[str, Artifact]:
-        """For each URI, the newest artifact a completed run logged there as output.
-
-        Used by automatic input discovery, on the path of every run with
-        inputs: answers from the tables plus this process's writes not applied
-        yet, without applying them.
-        """
-        if not uris:
-            return {}
-        cols = ", ".join("a." + c for c in ARTIFACT_COLUMNS.split(", "))
-        sql = (
-            f"SELECT {cols} FROM artifact a "
-            "JOIN run_artifact_link l ON l.artifact_id = a.id AND l.direction = 'output' "
-            "JOIN run r ON r.id = l.run_id AND r.status = 'completed' "
-            "WHERE a.uri IN (SELECT unnest(?)) AND a.table_path IS NULL "
-            "AND a.array_path IS NULL "
-            "QUALIFY row_number() OVER (PARTITION BY a.uri ORDER BY a.created_at DESC) = 1"
-        )
-        with self.connections.connection(hot=True) as con:
-            rows = con.execute(sql, [list(uris)]).fetchall()
-        found = {r[2]: artifact_from_row(r) for r in rows}
-        wanted = set(uris)
-        for art_row, _ in self._queued_outputs():
-            uri = art_row[2]
-            if uri not in wanted or art_row[6] is not None or art_row[7] is not None:
-                continue
-            art = artifact_from_row(art_row)
-            if uri not in found or art.created_at >= found[uri].created_at:
-                found[uri] = art
-        return found
 
     def get_run_artifacts(self, run_id: str) -> list[tuple[Artifact, str]]:
         """Every ``(artifact, direction)`` linked to ``run_id``, oldest first.

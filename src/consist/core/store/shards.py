@@ -45,6 +45,7 @@ from typing import Any
 
 from consist.core.store.journal import Journal, atomic_write_bytes
 from consist.core.store.metadata_store import MetadataStore
+from consist.core.store.output_lookup import absent_outputs_for
 from consist.core.store.rows import RUN_COLUMNS
 from consist.core.store.schema import LATEST_VERSION
 from consist.core.store.signature_index import signatures_for
@@ -571,6 +572,7 @@ def merge_shard(store: MetadataStore, journal: Journal, shard: Path) -> MergeRes
         if r["id"] in new_runs and r["status"] == "completed" and r["signature"]
     ]
     signatures_for(store.connections).add(epoch, signatures)
+    absent_outputs_for(store.connections).clear()  # merged runs may output anywhere
     written = _merge_journal(journal, Path(shard), manifest)
     ordered = [r for r in manifest.run_ids if r in new_runs]
     return MergeResult(
