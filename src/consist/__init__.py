@@ -115,6 +115,7 @@ if TYPE_CHECKING:  # pragma: no cover
         trace,
         use_tracker,
     )
+    from consist.core.containers.engines import ContainerEngineError
     from consist.core.query.run_index import IndexBySpec, index_by_facet, index_by_field
     from consist.core.query.runset import RunSet
     from consist.core.run.active_run import ActiveRunCacheOptions
@@ -124,7 +125,6 @@ if TYPE_CHECKING:  # pragma: no cover
         ConfigContribution,
         ConfigPlan,
     )
-    from consist.core.containers.engines import ContainerEngineError
     from consist.core.run.container_step import ContainerRunError
     from consist.core.run.runner import ConsistRunError, RunContext
     from consist.core.store.hot_store import IngestSchemaError
