@@ -188,8 +188,7 @@ class Tracker(
             cache=self.cache,
             allow_external_paths=config.allow_external_paths,
         )
-        self.lifecycle.run_subdir_fn = config.run_subdir_fn
-        self.lifecycle.read_only = config.read_only
+        self.lifecycle.configure(config)
         self.runner = StepRunner(self.lifecycle, self)
 
     def __repr__(self) -> str:

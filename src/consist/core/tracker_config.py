@@ -74,6 +74,18 @@ class TrackerConfig(BaseModel):
         normally for reading. Runs that only the journal holds (a writer
         that crashed before its database commit) are replayed by the next
         read-write opener, not by a read-only one.
+    single_flight:
+        When several processes (or trackers) reach the same cache signature
+        at once, one computes it and the others wait, then hit its result
+        (default True). A claim is a ``flock`` on a file in
+        ``<db_path>.claims/``; a holder that dies releases it, and the next
+        waiter computes. Only cacheable runs claim (a database, a signature,
+        ``cache_mode="reuse"``).
+    single_flight_timeout:
+        Seconds a waiter waits for another holder of its signature before
+        raising :class:`~consist.core.store.single_flight.SingleFlightTimeout`
+        (a ``TimeoutError``, raised before anything is written). None
+        (default): as long as the holder runs.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
@@ -92,6 +104,8 @@ class TrackerConfig(BaseModel):
     stat_cache_min_bytes: int = Field(default=1 << 20, ge=0)
     code_identity_source_suffixes: frozenset[str] | None = None
     read_only: StrictBool = False
+    single_flight: StrictBool = True
+    single_flight_timeout: float | None = Field(default=None, gt=0)
 
     @field_validator("run_dir", "project_root", mode="before")
     @classmethod

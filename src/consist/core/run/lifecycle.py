@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import traceback
 import warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -17,35 +16,25 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from consist.core.identity.canonical import check_recordable
-from consist.core.identity.code_identity import CODE_IDENTITY_MODES
 from consist.core.identity.hash_inputs import digest_hash_inputs, fold_into_config_hash
 from consist.core.identity.hashing import ContentHasher
 from consist.core.identity.service import IdentityService
 from consist.core.paths import PathResolver, default_run_subdir
-from consist.core.run.active_run import ActiveRun, ActiveRunCacheOptions
-from consist.core.run.artifacts import ArtifactBuilder, ArtifactRequest, begin_input_requests
-from consist.core.run.begin_request import BeginRequest
+from consist.core.run.active_run import ActiveRun
+from consist.core.run.artifacts import ArtifactBuilder, ArtifactRequest
+from consist.core.run.begin_request import BeginRequest, build_begin_request
 from consist.core.run.cache import CacheHit, CacheService, explain_difference
 from consist.core.run.hooks import HookRegistry
-from consist.core.run.run_facet import build_run_facet
 from consist.core.store.connection import ReadOnlyStoreError
 from consist.core.store.journal import Journal, JournalWriteError
 from consist.core.store.metadata_store import MetadataStore
+from consist.core.store.single_flight import SignatureClaims
+from consist.core.tracker_config import TrackerConfig
 from consist.core.validation import (
-    BEGIN_CACHE_FIELDS,
     RESERVED_META_KEYS,
-    validate_begin_cache_options,
-    validate_cache_mode,
-    validate_config,
     validate_metadata,
-    validate_model,
-    validate_named_paths,
     validate_optional_int,
     validate_optional_str,
-    validate_path_list,
-    validate_run_id,
-    validate_tags,
 )
 from consist.models.artifact import Artifact
 from consist.models.records import ConsistRecord
@@ -55,7 +44,6 @@ from consist.options import CacheOptions
 logger = logging.getLogger("consist")
 
 END_STATUSES = ("completed", "failed")
-OUTPUT_POLICIES = ("warn", "error", "ignore")
 
 
 class RunLifecycle:
@@ -99,6 +87,15 @@ class RunLifecycle:
         # written before the next run begins.
         self._unrecorded: ActiveRun | None = None
         self.read_only = False  # TrackerConfig.read_only: nothing is recorded
+        self.claims: SignatureClaims | None = None  # single-flight (see configure)
+
+    def configure(self, config: TrackerConfig) -> None:
+        """Apply the tracker-wide settings: run folders, read-only, single-flight."""
+        self.run_subdir_fn = config.run_subdir_fn
+        self.read_only = config.read_only
+        if config.single_flight and config.db_path is not None and not config.read_only:
+            folder = Path(f"{config.db_path}.claims")
+            self.claims = SignatureClaims(folder, config.single_flight_timeout)
 
     # -- begin ----------------------------------------------------------------
 
@@ -142,117 +139,8 @@ class RunLifecycle:
             raise RuntimeError(
                 f"run {self.active.run.id!r} is still active; call end_run() before begin_run()"
             )
-        run_id = validate_run_id(run_id)
-        model = validate_model(model)
-        config_data = validate_config(config)
-        tags = validate_tags(tags)
-        description = validate_optional_str(description, "description", max_length=100_000)
-        cache_mode = validate_cache_mode(cache_mode)
-        if allow_external_paths is not None and not isinstance(allow_external_paths, bool):
-            raise TypeError("allow_external_paths must be True, False or None")
-        year = validate_optional_int(kwargs.pop("year", None), "year")
-        iteration = validate_optional_int(kwargs.pop("iteration", None), "iteration")
-        stage = validate_optional_str(kwargs.pop("stage", None), "stage")
-        phase = validate_optional_str(kwargs.pop("phase", None), "phase")
-        parent_run_id = (
-            validate_run_id(parent_run_id, param="parent_run_id") if parent_run_id else None
-        )
-        # Cache and output-policy knobs are options, never run metadata.
-        flat_cache = {k: kwargs.pop(k) for k in BEGIN_CACHE_FIELDS if k in kwargs}
-        output_missing = kwargs.pop("output_missing", "warn")
-        if output_missing not in OUTPUT_POLICIES:
-            raise ValueError(
-                f"output_missing={output_missing!r} is not supported; use one of "
-                f"{', '.join(OUTPUT_POLICIES)}"
-            )
-        meta = validate_metadata(kwargs, param="metadata (**kwargs)")
-        if code_identity is not None and code_identity not in CODE_IDENTITY_MODES:
-            raise ValueError(
-                f"code_identity={code_identity!r} is not supported; use one of "
-                f"{', '.join(CODE_IDENTITY_MODES)}"
-            )
-        extra_deps = validate_path_list(code_identity_extra_deps, "code_identity_extra_deps")
-        if facet is not None:  # recorded in the snapshot too: the config's rule applies
-            check_recordable(facet, "facet")
-        run_facet = build_run_facet(
-            facet,
-            facet_from,
-            config_data,
-            config_source=config,
-            facet_schema_version=facet_schema_version,
-            facet_index=facet_index,
-        )
-        facet_data, facet_schema_name = run_facet.data, run_facet.schema_name
-        facet_index = run_facet.indexed
-        input_requests = begin_input_requests(inputs)
-        hashed = validate_named_paths(hash_inputs, "hash_inputs")
-        options = validate_begin_cache_options(cache_mode, cache_options, flat_cache)
-        if cache_options is not None:
-            code_identity = code_identity or options.code_identity
-            extra_deps = extra_deps or list(options.code_identity_extra_deps or ())
-        if fn is None and code_identity in ("callable_module", "callable_source"):
-            raise ValueError(
-                f"code_identity={code_identity!r} hashes a step function, and begin_run/"
-                "start_run/trace execute none; use the default 'repo_git' (run inside a git "
-                "repository) or tracker.run(fn=...)"
-            )
-        if facet_schema_version is not None and facet_data is None:
-            raise ValueError(
-                "facet_schema_version is set but the run has no facet; pass facet=... or "
-                "facet_from=[...] (or drop facet_schema_version)"
-            )
-        if not run_id_is_new:
-            self._check_new_run_id(run_id)
-
-        if stage is not None:
-            meta["stage"] = stage
-        if phase is not None:
-            meta["phase"] = phase
-        if code_identity is not None:
-            meta["code_identity"] = code_identity
-        if extra_deps:
-            meta["code_identity_extra_deps"] = extra_deps
-        if facet_data is not None:
-            meta["facet_schema_version"] = facet_schema_version
-            meta["facet_index"] = facet_index
-            if facet_schema_name and "facet_schema_name" not in meta:
-                meta["facet_schema_name"] = facet_schema_name
-        meta["host"] = socket.gethostname()
-        meta["pid"] = os.getpid()
-        run = Run(
-            id=run_id,
-            model_name=model,
-            description=description,
-            status="running",
-            tags=tags,
-            year=year,
-            iteration=iteration,
-            stage=stage,
-            phase=phase,
-            parent_run_id=parent_run_id,
-            meta=meta,
-        )
-        return BeginRequest(
-            run=run,
-            config=config_data,
-            facet=facet_data,
-            input_requests=input_requests,
-            hash_inputs=hashed,
-            cache=ActiveRunCacheOptions(
-                cache_mode=options.cache_mode,
-                cache_hydration=options.cache_hydration,
-                validate_cached_outputs=options.validate_cached_outputs,
-            ),
-            artifact_dir=artifact_dir,
-            allow_external_paths=allow_external_paths,
-            code_identity=code_identity,
-            code_identity_extra_deps=extra_deps,
-            code_identity_source_suffixes=options.code_identity_source_suffixes,
-            cache_version=options.cache_version,
-            cache_epoch=options.cache_epoch,
-            fn=fn,
-            output_missing=output_missing,
-        )
+        given = {k: v for k, v in locals().items() if k not in ("self", "kwargs")}
+        return build_begin_request(**given, **kwargs, check_new_run_id=self._check_new_run_id)
 
     def begin(self, request: BeginRequest, *, defer_writes: bool = False) -> Run:
         """Start the validated run: inputs, identity, cache lookup, journal, store, hooks.
@@ -331,16 +219,20 @@ class RunLifecycle:
         for art in inputs:
             active.add_artifact(art, "input")
         self._decide_cache(active, manifest, request.output_paths)
-        self._retry_unrecorded()
-        # The run becomes active only once its start is written: a write that
-        # fails (disk full) raises here and leaves no active run behind.
-        if not defer_writes:
-            self._persist(active)
-        elif not active.cache_hit and active.persist:
-            if self.store is not None:
-                self.journal.note_started(active.record)
-            else:  # journal-only: the start snapshot is the trace
-                self.journal.write(active.record, pending=False, latest=False)
+        try:
+            self._retry_unrecorded()
+            # The run becomes active only once its start is written: a write that
+            # fails (disk full) raises here and leaves no active run behind.
+            if not defer_writes:
+                self._persist(active)
+            elif not active.cache_hit and active.persist:
+                if self.store is not None:
+                    self.journal.note_started(active.record)
+                else:  # journal-only: the start snapshot is the trace
+                    self.journal.write(active.record, pending=False, latest=False)
+        except BaseException:
+            _release_claim(active)
+            raise
         self.active = active
         self.hooks.fire(self.hooks.on_start, "start", run)
         return run
@@ -364,6 +256,13 @@ class RunLifecycle:
             found = self.cache.lookup(run.signature, validate=active.cache.validate_cached_outputs)
             if found.hit is not None and self._hydrate(active, found.hit, output_paths):
                 return
+            if found.hit is None and self._claim(active):
+                # Another process was computing this signature: its result may be stored now.
+                validate = active.cache.validate_cached_outputs
+                found = self.cache.lookup(run.signature, validate=validate)
+                if found.hit is not None and self._hydrate(active, found.hit, output_paths):
+                    _release_claim(active)
+                    return
             reason = found.reason if found.hit is None else active.extra.get("hydration_error")
         nearest = self.cache.nearest(run.model_name, exclude_id=run.id)
         old_run, old_manifest = nearest if nearest else (None, None)
@@ -371,6 +270,14 @@ class RunLifecycle:
         if mode == "overwrite":
             explanation["cache_mode"] = "overwrite"
         run.meta["cache_miss_explanation"] = explanation
+
+    def _claim(self, active: ActiveRun) -> bool:
+        """Take the single-flight claim on the run's signature; True if it had to wait."""
+        if self.claims is None or not active.persist or active.run.signature is None:
+            return False
+        claim = self.claims.claim(active.run.signature)
+        active.extra["claim"] = claim
+        return claim.waited
 
     def _hydrate(self, active: ActiveRun, hit: CacheHit, output_paths: Mapping[str, Path]) -> bool:
         """Attach a hit's outputs to the run (copying them as the policy says)."""
@@ -701,6 +608,8 @@ class RunLifecycle:
         except Exception as exc:
             self._end_unrecorded(active, status, exc)
             raise
+        finally:
+            _release_claim(active)  # the result is visible to the waiters now
         self.active = None
         self.last_record = active.record
         self._last_ended_id = run.id
@@ -780,3 +689,9 @@ class RunLifecycle:
 
 def _exists(path: str | None) -> bool:
     return path is not None and os.path.exists(path)
+
+
+def _release_claim(active: ActiveRun) -> None:
+    claim = active.extra.pop("claim", None)
+    if claim is not None:
+        claim.release()
