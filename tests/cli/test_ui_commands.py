@@ -12,11 +12,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
+import pandas as pd
 import pytest
 
-from conftest import Outcome, Project, prepare
+if TYPE_CHECKING:  # the fixtures' types (tests/cli/conftest.py)
+    from conftest import Outcome, Project
 
 pytestmark = pytest.mark.slow
 
@@ -75,6 +78,11 @@ def test_ui_json_prints_the_url_as_json(project: Project) -> None:
         assert httpx.get(url + "api/filters", timeout=10).status_code == 200
 
 
+def _persons(households: pd.DataFrame, scale: int = 1) -> pd.DataFrame:
+    """Persons per household, scaled (a step recorded while the page is open)."""
+    return households.assign(persons=households["size"] * scale)
+
+
 def test_a_run_recorded_while_the_page_is_open_shows_up(project: Project) -> None:
     with consist_ui(*project.args()) as (url, _):
         before = httpx.get(url + "api/runs?model=households", timeout=10).json()["total"]
@@ -82,7 +90,7 @@ def test_a_run_recorded_while_the_page_is_open_shows_up(project: Project) -> Non
 
         writer = Tracker(project.run_dir, db_path=project.db_path, project_root=project.root)
         result = writer.run(
-            fn=prepare,
+            fn=_persons,
             name="households",
             config={"scale": 5},
             inputs={"households": project.root / "data" / "households.csv"},

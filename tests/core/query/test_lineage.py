@@ -261,7 +261,9 @@ class TestShapes:
         tree = tracker.get_artifact_lineage(arts["merged"].id)
 
         assert len(calls) == 1
-        assert len(counter.statements) == 1  # by UUID: the walk is the only statement
+        # By UUID: the walk, then the runs and the artifacts it reached by id
+        # (three statements whatever the size of the graph).
+        assert len(counter.statements) == 3
         merge_inputs = tree["producing_run"]["inputs"]
         assert [n["input_key"] for n in merge_inputs] == ["a_left", "b_right"]  # sorted
         for node, side in zip(merge_inputs, ("left", "right"), strict=True):
@@ -274,7 +276,35 @@ class TestShapes:
 
         counter.statements.clear()
         tracker.get_artifact_lineage("merged")
-        assert len(counter.statements) == 2  # key lookup + the walk
+        assert len(counter.statements) == 4  # key lookup + the walk's three
+
+    def test_split_fetch_returns_the_rows_of_the_single_statement(
+        self, tracker: Tracker, base: Path
+    ) -> None:
+        """The unbounded fetch (walk + lookups by id) equals the one-statement join."""
+        from consist.core.store.lineage_store import _SQL_UNBOUNDED, _unbounded_rows
+
+        arts = build_diamond(tracker, base)
+        chain = build_chain(tracker, 4)
+        with tracker.start_run("edit_1", "edit"):  # a self-cycle
+            state = tracker.log_output(write(base / "w" / "state.csv", "s"), key="state")
+            tracker.log_input(state, key="previous_state")
+        tracker.store.flush()
+        with tracker.store.connections.transaction() as con:  # a dangling input link
+            con.execute(
+                "INSERT INTO run_artifact_link VALUES ('merge_run', uuid(), 'input', 'ghost', NULL)"
+            )
+            # ...and a link from a run row that does not exist
+            con.execute(
+                "INSERT INTO run_artifact_link VALUES ('no_such_run', ?, 'output', 'up', NULL)",
+                [str(arts["up"].id)],
+            )
+        roots = [a.id for a in arts.values()] + [chain[-1].outputs["out"].id, state.id]
+        with tracker.store.connections.connection() as con:
+            for root in [*roots, uuid.uuid4()]:
+                expected = con.execute(_SQL_UNBOUNDED, {"root": str(root)}).fetchall()
+                got = _unbounded_rows(con, str(root))
+                assert sorted(map(repr, got)) == sorted(map(repr, expected)), root
 
     def test_print_collapses_repeated_subtrees(self, tracker: Tracker, base: Path) -> None:
         arts = build_diamond(tracker, base)
