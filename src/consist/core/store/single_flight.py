@@ -69,6 +69,7 @@ class SignatureClaims:
     def __init__(self, directory: Path, timeout_s: float | None = None) -> None:
         self.directory = directory
         self.timeout_s = timeout_s
+        self._folder_made = False
 
     def path_for(self, signature: str) -> Path:
         """The lock file of ``signature`` (its name derived, never a path the signature names)."""
@@ -84,12 +85,18 @@ class SignatureClaims:
             If another process holds it longer than ``timeout_s``.
         """
         path = self.path_for(signature)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        if not self._folder_made:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._folder_made = True
         waited = False
         deadline = None if self.timeout_s is None else time.monotonic() + self.timeout_s
         delay = 0.005
         while True:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o666)
+            except FileNotFoundError:  # the folder was removed meanwhile
+                self.directory.mkdir(parents=True, exist_ok=True)
+                continue
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
