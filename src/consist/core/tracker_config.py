@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator, model_validator
 
 HashingStrategy = Literal["full", "fast"]
 
@@ -86,6 +86,25 @@ class TrackerConfig(BaseModel):
         raising :class:`~consist.core.store.single_flight.SingleFlightTimeout`
         (a ``TimeoutError``, raised before anything is written). None
         (default): as long as the holder runs.
+    blob_store:
+        Team mode: a content-addressed store for output files, an fsspec URL
+        such as ``"s3://bucket/prefix"`` or a local directory path (default
+        None: none). A run that executed uploads its output files, keyed by
+        their BLAKE3 digest, once it is recorded (an upload failure warns and
+        is recorded in ``run.meta["blob_upload_failed"]``; the run stays
+        recorded). A cache hit whose output files are missing here (another
+        machine, another ``run_dir``) fetches them to where they resolve in
+        this ``run_dir`` (``cache_hydration="outputs-all"``: into the new
+        run's folder) and verifies each digest; an object whose bytes do not
+        match is refused and removed, and the step executes again. Needs
+        ``pip install 'consist[blobs]'`` (fsspec, s3fs).
+    blob_store_options:
+        fsspec storage options for ``blob_store`` (e.g. for S3
+        ``{"client_kwargs": {"endpoint_url": ...}, "key": ..., "secret": ...}``);
+        None: fsspec's usual configuration (environment, ``~/.aws``).
+        Requires ``blob_store``.
+
+    ``blob_store`` requires ``hashing_strategy="full"``.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid", frozen=True)
@@ -106,6 +125,8 @@ class TrackerConfig(BaseModel):
     read_only: StrictBool = False
     single_flight: StrictBool = True
     single_flight_timeout: float | None = Field(default=None, gt=0)
+    blob_store: str | None = None
+    blob_store_options: dict[str, Any] | None = None
 
     @field_validator("run_dir", "project_root", mode="before")
     @classmethod
@@ -153,6 +174,48 @@ class TrackerConfig(BaseModel):
         from consist.core.identity.code_identity_sources import normalize_suffixes
 
         return normalize_suffixes(value, "code_identity_source_suffixes")
+
+    @field_validator("blob_store", mode="before")
+    @classmethod
+    def _blob_store(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, os.PathLike):
+            value = os.fspath(value)
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(
+                "must be a URL such as 's3://bucket/prefix', a local directory path, or None"
+            )
+        if "://" in value:
+            try:
+                import fsspec
+            except ImportError as exc:
+                raise ImportError("blob_store needs fsspec: pip install 'consist[blobs]'") from exc
+            protocol = value.split("://", 1)[0]
+            try:
+                fsspec.get_filesystem_class(protocol)
+            except ImportError as exc:
+                raise ImportError(
+                    f"blob_store={value!r} needs a package for {protocol!r}: "
+                    "pip install 'consist[blobs]'"
+                ) from exc
+            except ValueError as exc:
+                raise ValueError(f"unknown protocol {protocol!r} ({exc})") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _blob_options_need_store(self) -> TrackerConfig:
+        if self.blob_store_options is not None and self.blob_store is None:
+            raise ValueError(
+                "blob_store_options is given without blob_store; set blob_store "
+                "('s3://bucket/prefix' or a directory) or drop blob_store_options"
+            )
+        if self.blob_store is not None and self.hashing_strategy != "full":
+            raise ValueError(
+                "blob_store needs content digests: use hashing_strategy='full' (the default); "
+                "'fast' (stat) digests cannot address content"
+            )
+        return self
 
     @field_validator("db_path", mode="before")
     @classmethod

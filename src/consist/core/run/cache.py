@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from typing import Any
 
 from consist.core.identity.hashing import ContentHasher
 from consist.core.run.artifacts import ArtifactBuilder, member_digest
+from consist.core.store.blob_store import BlobDigestMismatch, BlobStore, blob_digest
 from consist.core.store.flatten import flatten
 from consist.core.store.metadata_store import MetadataStore
 from consist.models.artifact import Artifact
@@ -89,6 +91,9 @@ class CacheService:
         # database; outputs are still validated on disk every time.
         self._recent: OrderedDict[str, CacheHit] = OrderedDict()
         self._latest_by_model: dict[str, tuple[Run, dict[str, Any] | None]] = {}
+        # Team mode (TrackerConfig.blob_store): outputs missing here but held
+        # there are fetched on a hit (see fetch_missing).
+        self.blobs: BlobStore | None = None
 
     def nearest(self, model: str, exclude_id: str) -> tuple[Run, dict[str, Any] | None] | None:
         """The newest completed run of ``model`` to explain a miss against.
@@ -192,7 +197,10 @@ class CacheService:
             if path is None or not os.path.exists(path):
                 if mode == "lazy" and self._ingested(art):
                     continue
-                return f"cached output {key!r} is missing ({art.uri})"
+                problem = self._remote_problem(art, path)
+                if problem is None:  # fetched from the blob store on the hit
+                    continue
+                return f"cached output {key!r} is missing ({art.uri}){problem}"
             if art.hash and (art.table_path or art.array_path):
                 # A table inside a container: its own digest, not the file's.
                 if member_digest(path, art) != art.hash:
@@ -215,6 +223,16 @@ class CacheService:
                     f"longer has the digest {art.hash}"
                 )
         return None
+
+    def _remote_problem(self, art: Artifact, path: str | None) -> str | None:
+        """Why a missing output cannot be fetched ("" without a blob store; None: it can)."""
+        digest = blob_digest(art)
+        if self.blobs is None or path is None or digest is None:
+            return ""
+        try:
+            return None if self.blobs.exists(digest) else " and not in the blob store"
+        except OSError as exc:
+            return f" and the blob store could not be asked: {exc}"
 
     def _ingested(self, art: Artifact) -> bool:
         if self.is_ingested is None:
@@ -251,6 +269,41 @@ class CacheService:
                     shutil.copy2(src, dest)
             copied[key] = art.model_copy(deep=True).with_local_path(str(dest))
         return copied
+
+    def fetch_missing(
+        self,
+        outputs: Mapping[str, Artifact],
+        destinations: Mapping[str, Path] | None = None,
+    ) -> dict[str, Artifact]:
+        """Fetch from the blob store the outputs whose files are missing here.
+
+        Each goes to its destination (default: where its URI resolves in this
+        tracker's ``run_dir``) and is verified before it is put in place.
+        Returns the fetched artifacts by key, at their new location; without a
+        blob store, nothing.
+
+        Raises
+        ------
+        BlobStoreError
+            (an ``OSError``) If an object is missing from the store, cannot be
+            read, or does not hash to its digest (it is then refused, with a
+            warning, and nothing is left at the destination).
+        """
+        fetched: dict[str, Artifact] = {}
+        if self.blobs is None:
+            return fetched
+        for key, art in outputs.items():
+            dest = (destinations or {}).get(key) or art.abs_path
+            digest = blob_digest(art)
+            if dest is None or digest is None or (art.abs_path and os.path.exists(art.abs_path)):
+                continue
+            try:
+                self.blobs.fetch(digest, dest)
+            except BlobDigestMismatch as exc:
+                warnings.warn(f"cached output {key!r} refused: {exc}", RuntimeWarning, stacklevel=4)
+                raise
+            fetched[key] = art.model_copy(deep=True).with_local_path(str(dest))
+        return fetched
 
     def restore_missing_inputs(self, requests: list[Any]) -> None:
         """``cache_hydration="inputs-missing"``: bring back inputs whose file is gone.

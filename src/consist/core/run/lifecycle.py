@@ -25,6 +25,7 @@ from consist.core.run.artifacts import ArtifactBuilder, ArtifactRequest
 from consist.core.run.begin_request import BeginRequest, build_begin_request
 from consist.core.run.cache import CacheHit, CacheService, explain_difference
 from consist.core.run.hooks import HookRegistry
+from consist.core.store.blob_store import BlobStore
 from consist.core.store.connection import ReadOnlyStoreError
 from consist.core.store.journal import Journal, JournalWriteError
 from consist.core.store.metadata_store import MetadataStore
@@ -88,11 +89,16 @@ class RunLifecycle:
         self._unrecorded: ActiveRun | None = None
         self.read_only = False  # TrackerConfig.read_only: nothing is recorded
         self.claims: SignatureClaims | None = None  # single-flight (see configure)
+        self.blobs: BlobStore | None = None  # TrackerConfig.blob_store (see configure)
 
     def configure(self, config: TrackerConfig) -> None:
-        """Apply the tracker-wide settings: run folders, read-only, single-flight."""
+        """Apply the tracker-wide settings: run folders, read-only, single-flight, blobs."""
         self.run_subdir_fn = config.run_subdir_fn
         self.read_only = config.read_only
+        if config.blob_store is not None:
+            self.blobs = BlobStore(config.blob_store, config.blob_store_options, hasher=self.hasher)
+            if self.cache is not None:
+                self.cache.blobs = self.blobs
         if config.single_flight and config.db_path is not None and not config.read_only:
             folder = Path(f"{config.db_path}.claims")
             self.claims = SignatureClaims(folder, config.single_flight_timeout)
@@ -285,16 +291,20 @@ class RunLifecycle:
         outputs = dict(hit.outputs)
         policy = active.cache.cache_hydration or "metadata"
         try:
+            destinations: Mapping[str, Path] = output_paths
+            if policy == "outputs-all":
+                destinations = {
+                    key: active.artifact_dir / os.path.basename(art.abs_path or art.uri)
+                    for key, art in outputs.items()
+                }
+            # Team mode: files missing here come from the blob store, verified.
+            outputs.update(self.cache.fetch_missing(outputs, destinations))
             if policy == "outputs-requested" and output_paths:
                 missing = sorted(set(output_paths) - set(outputs))
                 if missing:
                     raise FileNotFoundError(f"the cached run has no outputs named {missing}")
                 outputs.update(self.cache.copy_outputs(outputs, output_paths))
             elif policy == "outputs-all":
-                destinations = {
-                    key: active.artifact_dir / os.path.basename(art.abs_path or art.uri)
-                    for key, art in outputs.items()
-                }
                 outputs.update(self.cache.copy_outputs(outputs, destinations))
         except OSError as exc:
             active.extra["hydration_error"] = f"could not hydrate cached outputs: {exc}"
@@ -610,6 +620,8 @@ class RunLifecycle:
             raise
         finally:
             _release_claim(active)  # the result is visible to the waiters now
+        if status == "completed" and self.blobs is not None and active.persist:
+            self._upload_outputs(active)
         self.active = None
         self.last_record = active.record
         self._last_ended_id = run.id
@@ -627,6 +639,36 @@ class RunLifecycle:
             exc = error if error is not None else RuntimeError(f"run {run.id} failed")
             self.hooks.fire(self.hooks.on_failed, "failed", run, exc)
         return run
+
+    def _upload_outputs(self, active: ActiveRun) -> None:
+        """Team mode: put a recorded run's output files in the blob store.
+
+        Only a run that executed uploads (a hit's outputs came from there or
+        from this machine's earlier run). A failure never fails the recorded
+        run: it warns, and is recorded in ``run.meta["blob_upload_failed"]``
+        (``{output key: error}``) with one more write of the run.
+        """
+        assert self.blobs is not None
+        if active.cache_hit:
+            return
+        uploaded, failed = self.blobs.upload(active.artifacts("output").values())
+        if uploaded:
+            logger.info("consist: run %s uploaded %s to %s", active.run.id, uploaded, self.blobs)
+        if not failed:
+            return
+        message = (
+            f"run {active.run.id!r} is recorded, but outputs {sorted(failed)} were not uploaded "
+            f"to the blob store {self.blobs.url}: {failed}"
+        )
+        logger.error("consist: %s", message)
+        warnings.warn(message, RuntimeWarning, stacklevel=4)
+        active.run.meta["blob_upload_failed"] = failed
+        try:
+            self._persist(active)
+        except Exception as exc:  # the warning and the log stand
+            logger.error(
+                "consist: could not record the upload failure of %s: %s", active.run.id, exc
+            )
 
     def _end_unrecorded(self, active: ActiveRun, status: str, exc: Exception) -> None:
         """Close a run whose final snapshot could not be written.
