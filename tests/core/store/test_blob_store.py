@@ -198,6 +198,35 @@ def test_without_a_blob_store_another_run_dir_misses(tmp_path: Path) -> None:
     second.close()
 
 
+def test_load_of_an_artifact_missing_here_fetches_it(tmp_path: Path, s3: dict[str, Any]) -> None:
+    first = _tracker(tmp_path, "machine_a", **_s3_options(s3))
+    produced = _run_table(first)
+    first.close()
+    second = _tracker(tmp_path, "machine_b", **_s3_options(s3))
+    art = second.get_run_outputs(produced.run.id)["table"]
+    assert (tmp_path / "machine_b") in Path(art.abs_path).parents
+    assert not Path(art.abs_path).exists()
+    frame = second.load_df(art)
+    assert frame["value"].tolist() == [i * i for i in range(50)]
+    assert Path(art.abs_path).read_bytes() == Path(produced.outputs["table"].abs_path).read_bytes()
+    assert CALLS == ["make_table"]
+    second.close()
+
+
+def test_load_refuses_a_corrupted_object(tmp_path: Path, s3: dict[str, Any]) -> None:
+    first = _tracker(tmp_path, "machine_a", **_s3_options(s3))
+    produced = _run_table(first)
+    first.close()
+    key = _object_key(produced.outputs["table"].hash)
+    s3["client"].put_object(Bucket=BUCKET, Key=key, Body=b"id,value\n1,1\n")
+    second = _tracker(tmp_path, "machine_b", **_s3_options(s3))
+    art = second.get_run_outputs(produced.run.id)["table"]
+    with pytest.warns(RuntimeWarning, match="hashes to"), pytest.raises(FileNotFoundError):
+        second.load_df(art)
+    assert not Path(art.abs_path).exists()
+    second.close()
+
+
 # -- a local directory as the blob store ------------------------------------------
 
 

@@ -541,6 +541,7 @@ class TrackerSteps:
         """
         from consist.core.hot.loading import load_relation
 
+        artifact = self.lifecycle.fetch_for_load(artifact)  # team mode: from the blob store
         return load_relation(
             artifact, locate=self.artifacts.local_path, hot=self.hot_data_store, **kwargs
         )
@@ -549,6 +550,7 @@ class TrackerSteps:
         """Load a tabular artifact as a pandas DataFrame."""
         from consist.core.hot.loading import load_dataframe
 
+        artifact = self.lifecycle.fetch_for_load(artifact)
         return load_dataframe(
             artifact, locate=self.artifacts.local_path, hot=self.hot_data_store, **kwargs
         )

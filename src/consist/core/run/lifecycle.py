@@ -25,7 +25,7 @@ from consist.core.run.artifacts import ArtifactBuilder, ArtifactRequest
 from consist.core.run.begin_request import BeginRequest, build_begin_request
 from consist.core.run.cache import CacheHit, CacheService, explain_difference
 from consist.core.run.hooks import HookRegistry
-from consist.core.store.blob_store import BlobStore
+from consist.core.store.blob_store import BlobStore, BlobStoreError, blob_digest
 from consist.core.store.connection import ReadOnlyStoreError
 from consist.core.store.journal import Journal, JournalWriteError
 from consist.core.store.metadata_store import MetadataStore
@@ -615,13 +615,13 @@ class RunLifecycle:
             )[-8000:]
         try:
             self._persist(active)
+            # Team mode: uploaded before waiters on this signature look for the files.
+            upload_failure = self._upload_outputs(active) if status == "completed" else None
         except Exception as exc:
             self._end_unrecorded(active, status, exc)
             raise
         finally:
             _release_claim(active)  # the result is visible to the waiters now
-        if status == "completed" and self.blobs is not None and active.persist:
-            self._upload_outputs(active)
         self.active = None
         self.last_record = active.record
         self._last_ended_id = run.id
@@ -638,30 +638,31 @@ class RunLifecycle:
         else:
             exc = error if error is not None else RuntimeError(f"run {run.id} failed")
             self.hooks.fire(self.hooks.on_failed, "failed", run, exc)
+        if upload_failure is not None:
+            warnings.warn(upload_failure, RuntimeWarning, stacklevel=3)
         return run
 
-    def _upload_outputs(self, active: ActiveRun) -> None:
+    def _upload_outputs(self, active: ActiveRun) -> str | None:
         """Team mode: put a recorded run's output files in the blob store.
 
         Only a run that executed uploads (a hit's outputs came from there or
         from this machine's earlier run). A failure never fails the recorded
         run: it warns, and is recorded in ``run.meta["blob_upload_failed"]``
-        (``{output key: error}``) with one more write of the run.
+        (``{output key: error}``) with one more write of the run. Never
+        raises; returns the warning ``end`` gives once the run is closed.
         """
-        assert self.blobs is not None
-        if active.cache_hit:
-            return
+        if self.blobs is None or active.cache_hit or not active.persist:
+            return None
         uploaded, failed = self.blobs.upload(active.artifacts("output").values())
         if uploaded:
             logger.info("consist: run %s uploaded %s to %s", active.run.id, uploaded, self.blobs)
         if not failed:
-            return
+            return None
         message = (
             f"run {active.run.id!r} is recorded, but outputs {sorted(failed)} were not uploaded "
             f"to the blob store {self.blobs.url}: {failed}"
         )
         logger.error("consist: %s", message)
-        warnings.warn(message, RuntimeWarning, stacklevel=4)
         active.run.meta["blob_upload_failed"] = failed
         try:
             self._persist(active)
@@ -669,6 +670,27 @@ class RunLifecycle:
             logger.error(
                 "consist: could not record the upload failure of %s: %s", active.run.id, exc
             )
+        return message
+
+    def fetch_for_load(self, artifact: Artifact) -> Artifact:
+        """Team mode (``load``/``load_df``): fetch an artifact whose file is missing here.
+
+        The file goes where the artifact resolves in this ``run_dir``,
+        verified first. Without a blob store, or when the store does not have
+        it or refuses it (with a warning), the artifact is returned as it was
+        and ``load`` proceeds as without a blob store.
+        """
+        path = artifact.abs_path or self.artifacts.local_path(artifact)
+        digest = blob_digest(artifact)
+        if self.blobs is None or path is None or digest is None or os.path.exists(path):
+            return artifact
+        try:
+            if self.blobs.exists(digest):
+                self.blobs.fetch(digest, path)
+                return artifact.with_local_path(path)
+        except BlobStoreError as exc:
+            warnings.warn(f"artifact {artifact.key!r}: {exc}", RuntimeWarning, stacklevel=3)
+        return artifact
 
     def _end_unrecorded(self, active: ActiveRun, status: str, exc: Exception) -> None:
         """Close a run whose final snapshot could not be written.
