@@ -100,9 +100,9 @@ def _object_key(digest: str, suffix: str = "") -> str:
     return f"team/blake3/{hex_part[:2]}/{hex_part}{suffix}"
 
 
-def _run_table(tracker: Tracker, **kwargs: Any) -> Any:
+def _run_table(tracker: Tracker, cache_options: CacheOptions = OPTS) -> Any:
     return tracker.run(
-        make_table, outputs=["table"], config={"rows": 50}, cache_options=OPTS, **kwargs
+        make_table, outputs=["table"], config={"rows": 50}, cache_options=cache_options
     )
 
 
@@ -248,6 +248,21 @@ def test_a_local_directory_blob_store_works_the_same(tmp_path: Path) -> None:
         assert (tmp_path / "machine_b") in Path(hit.outputs[key].abs_path).parents
     assert hash_directory(hit.outputs["tree"].abs_path) == produced.outputs["tree"].hash
     assert Path(hit.outputs["table"].abs_path).read_bytes() == stored.read_bytes()
+    second.close()
+
+
+def test_a_hit_the_blob_store_cannot_serve_stays_as_validated(tmp_path: Path) -> None:
+    first = _tracker(tmp_path, "machine_a")  # no blob store: nothing uploaded
+    produced = _run_table(first)
+    first.close()
+    second = _tracker(tmp_path, "machine_b", blob_store=tmp_path / "blobs")
+    unchecked = CacheOptions(code_identity="callable_source", validate_cached_outputs="none")
+    hit = _run_table(second, cache_options=unchecked)
+    assert hit.cache_hit and CALLS == ["make_table"]  # as without a blob store
+    assert hit.run.meta["cache_source"] == produced.run.id
+    checked = _run_table(second)  # "lazy": the file is missing here and not in the store
+    assert not checked.cache_hit and CALLS == ["make_table", "make_table"]
+    assert "not in the blob store" in checked.run.meta["cache_miss_explanation"]["cached_outputs"]
     second.close()
 
 

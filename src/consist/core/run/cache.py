@@ -297,6 +297,9 @@ class CacheService:
             digest = blob_digest(art)
             if dest is None or digest is None or (art.abs_path and os.path.exists(art.abs_path)):
                 continue
+            # Not there: the hit stands as validated (ingested rows, or "none").
+            if not self.blobs.exists(digest):
+                continue
             try:
                 self.blobs.fetch(digest, dest)
             except BlobDigestMismatch as exc:
