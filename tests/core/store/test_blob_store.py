@@ -227,6 +227,18 @@ def test_load_refuses_a_corrupted_object(tmp_path: Path, s3: dict[str, Any]) -> 
     second.close()
 
 
+def test_a_read_only_tracker_fetches_nothing(tmp_path: Path) -> None:
+    first = _tracker(tmp_path, "machine_a", blob_store=tmp_path / "blobs")
+    produced = _run_table(first)
+    first.close()
+    reader = _tracker(tmp_path, "machine_b", blob_store=tmp_path / "blobs", read_only=True)
+    art = reader.get_run_outputs(produced.run.id)["table"]
+    with pytest.raises(FileNotFoundError):
+        reader.load_df(art)
+    assert not (tmp_path / "machine_b").exists()
+    reader.close()
+
+
 # -- a local directory as the blob store ------------------------------------------
 
 

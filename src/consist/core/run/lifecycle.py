@@ -677,12 +677,15 @@ class RunLifecycle:
 
         The file goes where the artifact resolves in this ``run_dir``,
         verified first. Without a blob store, or when the store does not have
-        it or refuses it (with a warning), the artifact is returned as it was
-        and ``load`` proceeds as without a blob store.
+        it or refuses it (with a warning), and under ``read_only`` (nothing is
+        written), the artifact is returned as it was and ``load`` proceeds as
+        without a blob store.
         """
         path = artifact.abs_path or self.artifacts.local_path(artifact)
         digest = blob_digest(artifact)
-        if self.blobs is None or path is None or digest is None or os.path.exists(path):
+        if self.blobs is None or self.read_only or path is None or digest is None:
+            return artifact
+        if os.path.exists(path):
             return artifact
         try:
             if self.blobs.exists(digest):
