@@ -97,7 +97,8 @@ class BlobStore:
     ----------
     url:
         ``"s3://bucket/prefix"`` (any protocol fsspec knows), or a local
-        directory path (created on first upload).
+        directory path (relative paths are taken from the current directory
+        when the store is opened; created on first upload).
     storage_options:
         Passed to the fsspec file system, e.g. for S3
         ``{"client_kwargs": {"endpoint_url": "http://127.0.0.1:9000"},
@@ -253,7 +254,7 @@ class BlobStore:
         try:
             if self._local:
                 # A reader never sees a partial object: write aside, then rename.
-                self._fs.makedirs(self._fs._parent(key), exist_ok=True)
+                os.makedirs(os.path.dirname(key), exist_ok=True)
                 part = f"{key}.{uuid.uuid4().hex}{_PART}"
                 self._fs.put_file(local, part)
                 os.replace(part, key)
@@ -265,7 +266,7 @@ class BlobStore:
     def _write_bytes(self, key: str, body: bytes) -> None:
         try:
             if self._local:
-                self._fs.makedirs(self._fs._parent(key), exist_ok=True)
+                os.makedirs(os.path.dirname(key), exist_ok=True)
                 part = f"{key}.{uuid.uuid4().hex}{_PART}"
                 self._fs.pipe_file(part, body)
                 os.replace(part, key)
