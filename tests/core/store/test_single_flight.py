@@ -101,7 +101,7 @@ def test_a_killed_holder_lets_the_next_worker_compute(tmp_path: Path) -> None:
         time.sleep(0.05)
     waiter = _start(root, 0.2)
     time.sleep(1.0)
-    assert waiter.poll() is None  # waiting on the claim, not computing
+    assert waiter.poll() is None, waiter.communicate()  # waiting on the claim, not computing
     assert len(_executions(root)) == 1
     os.kill(holder.pid, signal.SIGKILL)
     holder.wait()
@@ -172,3 +172,35 @@ def test_lock_file_names_stay_in_their_folder(tmp_path: Path) -> None:
     path = claims.path_for("blake3:../../etc/passwd")
     assert path.parent == tmp_path / "claims"
     assert "/" not in path.name and path.resolve().parent == (tmp_path / "claims").resolve()
+
+
+def _write_result(n: int) -> Path:
+    out = Path(os.environ["SINGLE_FLIGHT_OUT"]) / f"result_{n}.txt"
+    with open(out.with_suffix(".count"), "a") as f:
+        f.write("x")
+    out.write_text(f"{n}\n")
+    return out
+
+
+def test_a_result_finished_between_the_lookup_and_the_claim_is_a_hit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SINGLE_FLIGHT_OUT", str(tmp_path))
+    late = Tracker(run_dir=tmp_path / "runs", db_path=tmp_path / "p.duckdb")
+    other = Tracker(run_dir=tmp_path / "runs", db_path=tmp_path / "p.duckdb")
+    assert late.lifecycle.claims is not None
+    claim = late.lifecycle.claims.claim
+
+    def other_finishes_first(signature: str) -> object:
+        # ``late`` looked the signature up and missed; before it takes the
+        # claim, another worker computes and commits the same step.
+        done = other.run(_write_result, name="step", config={"n": 1}, outputs=["out"])
+        assert not done.cache_hit
+        return claim(signature)
+
+    monkeypatch.setattr(late.lifecycle.claims, "claim", other_finishes_first)
+    result = late.run(_write_result, name="step", config={"n": 1}, outputs=["out"])
+    assert result.cache_hit  # looked again after the claim
+    assert (tmp_path / "result_1.count").read_text() == "x"  # computed once
+    late.close()
+    other.close()

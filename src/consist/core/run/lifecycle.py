@@ -263,7 +263,8 @@ class RunLifecycle:
             if found.hit is not None and self._hydrate(active, found.hit, output_paths):
                 return
             if found.hit is None and self._claim(active):
-                # Another process was computing this signature: its result may be stored now.
+                # Another process may have finished this signature between the
+                # lookup and the claim (or while we waited): look again.
                 validate = active.cache.validate_cached_outputs
                 found = self.cache.lookup(run.signature, validate=validate)
                 if found.hit is not None and self._hydrate(active, found.hit, output_paths):
@@ -278,12 +279,11 @@ class RunLifecycle:
         run.meta["cache_miss_explanation"] = explanation
 
     def _claim(self, active: ActiveRun) -> bool:
-        """Take the single-flight claim on the run's signature; True if it had to wait."""
+        """Take the single-flight claim on the run's signature; True once it is held."""
         if self.claims is None or not active.persist or active.run.signature is None:
             return False
-        claim = self.claims.claim(active.run.signature)
-        active.extra["claim"] = claim
-        return claim.waited
+        active.extra["claim"] = self.claims.claim(active.run.signature)
+        return True
 
     def _hydrate(self, active: ActiveRun, hit: CacheHit, output_paths: Mapping[str, Path]) -> bool:
         """Attach a hit's outputs to the run (copying them as the policy says)."""

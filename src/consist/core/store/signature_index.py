@@ -38,6 +38,7 @@ class CompletedSignatures:
         self._signatures: set[str] = set()
         self._lookups_epoch = -1
         self._lookups = 0
+        self._last: str | None = None
 
     def may_exist(self, epoch: int, signature: str, load: Callable[[], Iterable[str]]) -> bool:
         """False only when no completed run with ``signature`` is stored.
@@ -56,8 +57,10 @@ class CompletedSignatures:
             if self._epoch == epoch:
                 return signature in self._signatures
             if self._lookups_epoch != epoch:
-                self._lookups_epoch, self._lookups = epoch, 0
-            self._lookups += 1
+                self._lookups_epoch, self._lookups, self._last = epoch, 0, None
+            if signature != self._last:  # asking again (single-flight) is not a loop of runs
+                self._lookups += 1
+                self._last = signature
             if self._lookups < _LOAD_AFTER_LOOKUPS:
                 return True
             self._signatures = set(load())
