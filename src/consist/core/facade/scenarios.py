@@ -2,7 +2,8 @@
 
 Mixed into :class:`~consist.core.tracker.Tracker`. The machinery lives in
 :mod:`consist.core.workflow.scenario` (ScenarioContext), :mod:`consist.core.workflow.coupler`
-(Coupler) and :mod:`consist.core.workflow.sweep` (process-pool sweeps).
+(Coupler), :mod:`consist.core.workflow.sweep` (process-pool sweeps) and
+:mod:`consist.core.workflow.dask_sweep` (sweeps on a Dask cluster).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from consist.core.workflow.coupler import Coupler
+from consist.core.workflow.dask_sweep import check_executor, run_dask_sweep
 from consist.core.workflow.scenario import ScenarioContext
 from consist.core.workflow.sweep import (
     SweepResults,
@@ -137,18 +139,22 @@ class TrackerScenarios:
         configs: Iterable[Any],
         *,
         max_workers: int | None = None,
+        executor: str = "processes",
+        client: Any = None,
         **run_kwargs: Any,
     ) -> SweepResults:
-        """Run ``fn`` once per config, in parallel on a local process pool.
+        """Run ``fn`` once per config, in parallel on a local process pool or a Dask cluster.
 
         Each config becomes ``tracker.run(fn, config=cfg, **run_kwargs)`` in
         a worker process, so each is recorded and cached independently: a
         rerun of the same sweep is served from the cache, and only changed
-        configs execute. Workers are started with the ``spawn`` method and
-        each opens its own Tracker on this tracker's ``run_dir`` and
-        ``db_path`` once; hooks registered on this tracker do not fire in
-        them. Use ``ScenarioContext.sweep`` (or ``parent_run_id=``) to make
-        the runs children of a scenario.
+        configs execute. With ``executor="processes"`` workers are started
+        with the ``spawn`` method; with ``executor="dask"`` each config is a
+        task of ``client``'s cluster. Either way each worker process opens
+        its own Tracker on this tracker's ``run_dir`` and ``db_path`` once
+        (with the same options); hooks registered on this tracker do not
+        fire in them. Use ``ScenarioContext.sweep`` (or ``parent_run_id=``)
+        to make the runs children of a scenario.
 
         Parameters
         ----------
@@ -163,8 +169,21 @@ class TrackerScenarios:
         configs : Iterable[dict | pydantic model]
             One config per run.
         max_workers : Optional[int]
-            Worker processes (default: the CPUs this process may use, at
-            most one per config).
+            Processes: worker processes (default: the CPUs this process may
+            use, at most one per config). Dask: the most configs in flight
+            at once (default: all submitted; the cluster's threads bound
+            the concurrency).
+        executor : str, default "processes"
+            Where the configs run: ``"processes"`` (a local spawn process
+            pool) or ``"dask"`` (tasks of a ``distributed.Client``; every
+            worker must reach ``run_dir`` and the store at the same paths
+            and import ``fn`` by name, e.g. after
+            ``client.upload_file("steps.py")``; needs
+            ``pip install 'consist[dask]'``).
+        client : Optional[distributed.Client]
+            The Dask client for ``executor="dask"`` (default: the active
+            one, ``distributed.get_client()``). Not accepted with
+            ``executor="processes"``.
         **run_kwargs : Any
             Any other parameter of :meth:`run` (``inputs``, ``outputs``,
             ``year``, ``tags``, ``cache_options``, ``runtime_kwargs``,
@@ -184,11 +203,26 @@ class TrackerScenarios:
         ------
         TypeError, ValueError
             For an unimportable ``fn``, invalid configs or arguments (naming
-            them), before any worker starts or anything is written.
+            them), an unknown ``executor``, ``client`` with
+            ``executor="processes"``, or ``executor="dask"`` without a
+            client when none is active; before any worker starts or
+            anything is written.
+        ImportError
+            For ``executor="dask"`` without the ``dask`` extra.
         """
+        client = check_executor(executor, client, max_workers)
         if fn is not None or not is_container_step(run_kwargs):
             check_importable(fn)
         prepared = prepare_configs(configs)
         kwargs = check_run_kwargs(run_kwargs)
         validate_step_arguments(self, fn, kwargs, prepared)  # type: ignore[arg-type]
+        if executor == "dask":
+            return run_dask_sweep(
+                self,  # type: ignore[arg-type]
+                fn,
+                prepared,
+                kwargs,
+                client=client,
+                max_workers=max_workers,
+            )
         return run_sweep(self, fn, prepared, kwargs, max_workers=max_workers)  # type: ignore[arg-type]

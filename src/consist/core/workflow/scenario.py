@@ -457,13 +457,17 @@ class ScenarioContext:
         configs: Iterable[Any],
         *,
         max_workers: int | None = None,
+        executor: str = "processes",
+        client: Any = None,
         name: str | None = None,
         name_template: str | None = None,
         **run_kwargs: Any,
     ) -> SweepResults:
-        """Run ``fn`` once per config as child runs of this scenario, on a process pool.
+        """Run ``fn`` once per config as child runs of this scenario, in parallel.
 
-        See :meth:`Tracker.sweep` for the execution model. Scenario defaults
+        See :meth:`Tracker.sweep` for the execution model and for
+        ``max_workers``, ``executor`` (``"processes"`` or ``"dask"``) and
+        ``client`` (a ``distributed.Client`` for Dask). Scenario defaults
         and string-input resolution apply as in :meth:`run` (inputs are
         resolved once, in this process). The outputs of each completed
         config ``i`` are registered in the coupler under
@@ -473,6 +477,12 @@ class ScenarioContext:
         -------
         SweepResults
             One row per config, in input order.
+
+        Raises
+        ------
+        TypeError, ValueError
+            As :meth:`Tracker.sweep`, before any worker starts or anything
+            is written.
         """
         self._require_open("sweep")
         template = (
@@ -490,6 +500,8 @@ class ScenarioContext:
             fn,
             configs,
             max_workers=max_workers,
+            executor=executor,
+            client=client,
             parent_run_id=self.run_id,
             **run_kwargs,
         )

@@ -312,6 +312,45 @@ def worker_options(tracker: Tracker) -> dict[str, Any]:
     return options
 
 
+def check_max_workers(max_workers: Any) -> None:
+    """Refuse a ``max_workers`` that is not a positive int or None.
+
+    Raises
+    ------
+    ValueError
+        Naming ``max_workers``.
+    """
+    if max_workers is not None and (
+        isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
+    ):
+        raise ValueError(f"max_workers must be a positive int or None, got {max_workers!r}")
+
+
+def worker_tracker_spec(tracker: Tracker) -> tuple[type, dict[str, Any]]:
+    """The tracker class and keyword arguments a worker opens its Tracker with.
+
+    The class is the tracker's own, or its nearest base a worker process can
+    import by name; the options are :func:`worker_options`.
+
+    Raises
+    ------
+    TypeError
+        As :func:`worker_options`.
+    """
+    return _importable_class(type(tracker)), worker_options(tracker)
+
+
+def lost_row(index: int, given: Any, exc: BaseException) -> SweepResult:
+    """A failed row for a config whose result never came back from its worker."""
+    return SweepResult(
+        index=index,
+        config=recorded_config(given),
+        status="failed",
+        error=f"{type(exc).__name__}: {exc}",
+        error_traceback=format_traceback(exc),
+    )
+
+
 def run_sweep(
     tracker: Tracker,
     fn: Callable[..., Any],
@@ -331,14 +370,11 @@ def run_sweep(
     SweepResults
         One row per config, in input order.
     """
-    if max_workers is not None and (
-        isinstance(max_workers, bool) or not isinstance(max_workers, int) or max_workers < 1
-    ):
-        raise ValueError(f"max_workers must be a positive int or None, got {max_workers!r}")
+    check_max_workers(max_workers)
     results = SweepResults()
     if not configs:
         return results
-    options = worker_options(tracker)
+    tracker_class, options = worker_tracker_spec(tracker)
     workers = min(max_workers or _available_cpus(), len(configs))
     tracker.close()  # commit queued writes and hand the database file to the workers
     context = multiprocessing.get_context("spawn")
@@ -347,7 +383,7 @@ def run_sweep(
         max_workers=workers,
         mp_context=context,
         initializer=_init_worker,
-        initargs=(_importable_class(type(tracker)), options),
+        initargs=(tracker_class, options),
     )
     try:
         futures = [
@@ -365,13 +401,7 @@ def run_sweep(
                     f"finished ({exc})",
                 )
             except Exception as exc:  # e.g. a result that could not be sent back
-                rows[i] = SweepResult(
-                    index=i,
-                    config=recorded_config(configs[i]),
-                    status="failed",
-                    error=f"{type(exc).__name__}: {exc}",
-                    error_traceback=_format_traceback(exc),
-                )
+                rows[i] = lost_row(i, configs[i], exc)
     except BaseException:
         pool.shutdown(wait=True, cancel_futures=True)
         raise
@@ -446,29 +476,69 @@ def _importable_class(cls: type) -> type:
     return cls
 
 
+def open_worker_tracker(tracker_class: type, options: dict[str, Any]) -> dict[str, Any]:
+    """Open a worker's tracker; a failure is kept to be reported on every row.
+
+    Returns
+    -------
+    dict
+        ``{"tracker": Tracker}``, or ``{"init_error": str, "init_traceback": str}``
+        when the tracker could not be opened.
+    """
+    try:
+        return {"tracker": tracker_class(**options)}
+    except BaseException as exc:  # reported per row instead of killing the worker
+        return {
+            "init_error": f"{type(exc).__name__}: {exc}",
+            "init_traceback": format_traceback(exc),
+        }
+
+
 def _init_worker(tracker_class: type, options: dict[str, Any]) -> None:
     """Open this worker's tracker once (a failure is reported on every row)."""
-    try:
-        _WORKER["tracker"] = tracker_class(**options)
-    except BaseException as exc:  # reported per row instead of killing the pool
-        _WORKER["init_error"] = f"{type(exc).__name__}: {exc}"
-        _WORKER["init_traceback"] = _format_traceback(exc)
+    _WORKER.update(open_worker_tracker(tracker_class, options))
 
 
 def _run_config(
     index: int, fn: Callable[..., Any], given: Any, run_kwargs: dict[str, Any]
 ) -> SweepResult:
+    return run_config(_WORKER, index, fn, given, run_kwargs)
+
+
+def run_config(
+    worker: Mapping[str, Any],
+    index: int,
+    fn: Callable[..., Any],
+    given: Any,
+    run_kwargs: dict[str, Any],
+) -> SweepResult:
+    """Run one config on a worker's tracker and describe the outcome as a row.
+
+    Parameters
+    ----------
+    worker:
+        What :func:`open_worker_tracker` returned in this worker.
+    index, fn, given, run_kwargs:
+        The config's position, the step, the prepared config and the
+        arguments of ``tracker.run``.
+
+    Returns
+    -------
+    SweepResult
+        ``completed`` (executed or a cache hit) or ``failed`` with the error;
+        never raises for a failing step.
+    """
     started = time.perf_counter()
     config = recorded_config(given)
-    tracker = _WORKER.get("tracker")
+    tracker = worker.get("tracker")
     if tracker is None:
         return SweepResult(
             index=index,
             config=config,
             status="failed",
             error="the worker could not open the tracker: "
-            + str(_WORKER.get("init_error", "unknown error")),
-            error_traceback=_WORKER.get("init_traceback"),
+            + str(worker.get("init_error", "unknown error")),
+            error_traceback=worker.get("init_traceback"),
         )
     from consist.core.run.runner import ConsistRunError
 
@@ -482,7 +552,7 @@ def _run_config(
             status="failed",
             run_id=exc.run_id,
             error=f"{type(cause).__name__}: {cause}",
-            error_traceback=_format_traceback(cause),
+            error_traceback=format_traceback(cause),
             duration_s=time.perf_counter() - started,
         )
     except (Exception, SystemExit) as exc:
@@ -496,7 +566,7 @@ def _run_config(
             status="failed",
             run_id=run_id,
             error=f"{type(exc).__name__}: {exc}",
-            error_traceback=_format_traceback(exc),
+            error_traceback=format_traceback(exc),
             duration_s=time.perf_counter() - started,
         )
     finally:
@@ -523,6 +593,7 @@ def _available_cpus() -> int:
         return os.cpu_count() or 1
 
 
-def _format_traceback(exc: BaseException) -> str:
+def format_traceback(exc: BaseException) -> str:
+    """The traceback text of ``exc``, its last 8000 characters."""
     text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     return text[-_TRACEBACK_CHARS:]
