@@ -31,6 +31,7 @@ import pytest
 from consist import SweepResults, Tracker
 from consist.core.workflow import dask_sweep
 
+dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
 
 STEPS = '''
@@ -47,6 +48,8 @@ from consist import Tracker
 def score(config: dict, log: str) -> object:
     started = time.time()
     time.sleep(config.get("pause", 0.0))
+    if config.get("die"):
+        os._exit(3)  # the worker process dies mid-task
     with open(log, "a") as fh:
         line = {"i": config["i"], "pid": os.getpid(), "start": started, "end": time.time()}
         fh.write(json.dumps(line) + "\\n")
@@ -83,9 +86,11 @@ def steps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="module")
 def client(steps: Path) -> Iterator[Any]:
     """A 2-worker LocalCluster (spawned processes) with the step module uploaded."""
-    cluster = distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    )
+    # A task whose worker dies is not retried elsewhere (KilledWorker at once).
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+        cluster = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        )
     dask_client = distributed.Client(cluster, set_as_default=False)
     sys.path.insert(0, str(steps))  # after the workers were spawned: they do not inherit it
     try:
@@ -342,3 +347,28 @@ def test_a_worker_that_cannot_open_the_tracker_reports_on_every_row(
         assert not log.exists() and tracker.find_runs(limit=10) == []
     finally:
         tracker.close()
+
+
+@pytest.mark.slow
+def test_a_config_whose_worker_dies_is_a_failed_row_and_siblings_complete(
+    tracker: Tracker, base: Path, client: Any, mod: ModuleType
+) -> None:
+    log = base / "executions.jsonl"
+    configs = [{"i": 0}, {"i": 1, "die": True}, {"i": 2}, {"i": 3}]
+    try:
+        # One config in flight: with allowed-failures=0 a task merely queued on the
+        # dying worker would be a KilledWorker too (by default Dask retries those).
+        rows = tracker.sweep(
+            mod.score,
+            configs,
+            executor="dask",
+            client=client,
+            max_workers=1,
+            runtime_kwargs={"log": str(log)},
+        )
+        assert [r.status for r in rows] == ["completed", "failed", "completed", "completed"]
+        assert rows[1].error.startswith("KilledWorker: ") and rows[1].config == configs[1]
+        assert executed(log) == [0, 2, 3]
+        assert len(tracker.find_runs(status="completed", limit=10)) == 3
+    finally:
+        client.wait_for_workers(2, timeout=60)  # the nanny starts a new worker

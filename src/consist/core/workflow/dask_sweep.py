@@ -16,9 +16,16 @@ function by name (``client.upload_file("steps.py")`` or the workers'
 ``PYTHONPATH``); a worker that cannot reports it on each row (the step and
 its arguments travel pickled and are loaded inside the task). Rows come back
 as :class:`~consist.core.workflow.sweep.SweepResult` in input order; a
-failing config, a worker that dies (after Dask's own
-retries, as ``KilledWorker``) or a result that cannot be sent back is
-reported on its row without losing its siblings.
+failing config, a worker that dies (as ``KilledWorker``,
+once Dask's own retries are spent: ``distributed.scheduler.allowed-failures``,
+which also governs the tasks that were queued on the dead worker) or a result
+that cannot be sent back is reported on its row without losing its siblings.
+A config whose worker died mid-run leaves that run as the store's crash
+handling finds it.
+
+Container steps (``fn=None`` with ``ExecutionOptions(executor="container")``)
+run the same way; the workers need the container engine (and its settings,
+e.g. ``CONTAINERS_CONF``, in their environment when they start).
 
 ``max_workers`` is honoured as the number of configs in flight at once (a
 new task is submitted when one finishes); None submits every config and lets

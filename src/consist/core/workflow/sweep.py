@@ -17,6 +17,10 @@ the model and fields bind by name. The binding is checked in this process for
 every distinct config shape before any worker starts.
 
 Entry points: ``Tracker.sweep(...)`` and ``ScenarioContext.sweep(...)``.
+With ``executor="dask"`` the same rows are computed on a Dask cluster
+instead (:mod:`consist.core.workflow.dask_sweep`, which shares the worker
+side of this module: :func:`worker_tracker_spec`, :func:`open_worker_tracker`
+and :func:`run_config`).
 """
 
 from __future__ import annotations
