@@ -302,6 +302,10 @@ def worker_options(tracker: Tracker) -> dict[str, Any]:
         "idle_release_s": config.idle_release_s,
         "max_hold_s": config.max_hold_s,
         "stat_cache_min_bytes": config.stat_cache_min_bytes,
+        "single_flight": config.single_flight,
+        "single_flight_timeout": config.single_flight_timeout,
+        "blob_store": config.blob_store,
+        "blob_store_options": config.blob_store_options,
     }
     subdir_fn = tracker.lifecycle.run_subdir_fn
     if subdir_fn is not None:
