@@ -6,7 +6,7 @@ import os
 import shutil
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,6 +54,9 @@ class LookupResult:
 
     hit: CacheHit | None
     reason: str | None = None
+    # Files proved changed or unreadable, by (path, digest): a second lookup
+    # of the same signature (single-flight) need not read them again.
+    refuted: frozenset[tuple[str, str]] = frozenset()
 
 
 class CacheService:
@@ -129,7 +132,9 @@ class CacheService:
         while len(self._recent) > RECENT_LIMIT:
             self._recent.popitem(last=False)
 
-    def lookup(self, signature: str, *, validate: str = "lazy") -> LookupResult:
+    def lookup(
+        self, signature: str, *, validate: str = "lazy", refuted: Iterable[tuple[str, str]] = ()
+    ) -> LookupResult:
         """The newest completed run with ``signature`` whose outputs are intact.
 
         ``lazy`` requires every output to exist as a file holding its
@@ -138,6 +143,10 @@ class CacheService:
         the file is gone; ``eager`` requires the file and reads it all to
         compare digests; ``none`` checks nothing. Older runs with the same
         signature are tried when the newest one's outputs are gone or changed.
+
+        ``refuted``: ``(path, digest)`` pairs an earlier lookup proved wrong
+        (a changed file never changes back to its recorded digest unnoticed:
+        it is only skipped, never trusted).
 
         Raises
         ------
@@ -152,7 +161,7 @@ class CacheService:
         reasons = []
         # Verdicts by (path, digest): runs with one signature often share files
         # (a hit links its source's outputs), so each file is proved once.
-        verdicts: dict[tuple[str, str], bool] = {}
+        verdicts: dict[tuple[str, str], bool] = dict.fromkeys(refuted, False)
         recent = self._recent.get(signature)
         if recent is not None:
             problem = self._validate(recent.outputs, validate, verdicts)
@@ -165,7 +174,9 @@ class CacheService:
             if recent is None or c[0].id != recent.source.id
         ]
         if not candidates:
-            return LookupResult(None, "; ".join(reasons) or NO_RUN_WITH_SIGNATURE)
+            return LookupResult(
+                None, "; ".join(reasons) or NO_RUN_WITH_SIGNATURE, _refuted(verdicts)
+            )
         for run, artifacts in candidates:
             outputs = {
                 art.key: art.with_local_path(self.artifacts.local_path(art)) for art in artifacts
@@ -174,7 +185,7 @@ class CacheService:
             if problem is None:
                 return LookupResult(CacheHit(source=run, outputs=outputs))
             reasons.append(f"run {run.id}: {problem}")
-        return LookupResult(None, "; ".join(reasons))
+        return LookupResult(None, "; ".join(reasons), _refuted(verdicts))
 
     def _validate(
         self,
@@ -499,3 +510,7 @@ def _code_summary(code: Mapping[str, Any]) -> str:
         parts.append("container " + ", ".join(code["container"]))
     parts += [key for key in code if key not in ("head", "files", "container")]
     return "code: " + "; ".join(parts)
+
+
+def _refuted(verdicts: Mapping[tuple[str, str], bool]) -> frozenset[tuple[str, str]]:
+    return frozenset(key for key, ok in verdicts.items() if not ok)

@@ -11,7 +11,7 @@ import logging
 import os
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,6 @@ from consist.core.validation import (
 from consist.models.artifact import Artifact
 from consist.models.records import ConsistRecord
 from consist.models.run import Run, utc_now
-from consist.options import CacheOptions
 
 logger = logging.getLogger("consist")
 
@@ -105,32 +104,11 @@ class RunLifecycle:
 
     # -- begin ----------------------------------------------------------------
 
-    def prepare_begin(
-        self,
-        run_id: Any,
-        model: Any,
-        *,
-        config: Any = None,
-        inputs: Iterable[Any] | None = None,
-        tags: Any = None,
-        description: Any = None,
-        cache_mode: Any = "reuse",
-        artifact_dir: Any = None,
-        allow_external_paths: bool | None = None,
-        facet: Any = None,
-        facet_from: Any = None,
-        hash_inputs: Any = None,
-        code_identity: Any = None,
-        code_identity_extra_deps: Any = None,
-        facet_schema_version: Any = None,
-        facet_index: Any = True,
-        parent_run_id: Any = None,
-        cache_options: CacheOptions | None = None,
-        fn: Callable[..., Any] | None = None,
-        run_id_is_new: bool = False,
-        **kwargs: Any,
-    ) -> BeginRequest:
+    def prepare_begin(self, run_id: Any, model: Any, **arguments: Any) -> BeginRequest:
         """Validate every ``begin_run`` argument; writes nothing.
+
+        The arguments are those of
+        :func:`~consist.core.run.begin_request.build_begin_request`.
 
         Raises
         ------
@@ -145,8 +123,9 @@ class RunLifecycle:
             raise RuntimeError(
                 f"run {self.active.run.id!r} is still active; call end_run() before begin_run()"
             )
-        given = {k: v for k, v in locals().items() if k not in ("self", "kwargs")}
-        return build_begin_request(**given, **kwargs, check_new_run_id=self._check_new_run_id)
+        return build_begin_request(
+            run_id, model, **arguments, check_new_run_id=self._check_new_run_id
+        )
 
     def begin(self, request: BeginRequest, *, defer_writes: bool = False) -> Run:
         """Start the validated run: inputs, identity, cache lookup, journal, store, hooks.
@@ -266,7 +245,7 @@ class RunLifecycle:
                 # Another process may have finished this signature between the
                 # lookup and the claim (or while we waited): look again.
                 validate = active.cache.validate_cached_outputs
-                found = self.cache.lookup(run.signature, validate=validate)
+                found = self.cache.lookup(run.signature, validate=validate, refuted=found.refuted)
                 if found.hit is not None and self._hydrate(active, found.hit, output_paths):
                     _release_claim(active)
                     return

@@ -19,13 +19,12 @@ Positive answers are never cached (a purge may remove them).
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
-import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from consist.core.store.process_shared import PerConnections
 from consist.core.store.rows import ARTIFACT_COLUMNS, artifact_from_row
 from consist.models.artifact import Artifact
 
@@ -65,6 +64,12 @@ class AbsentOutputs:
                 self._generation += 1
                 self._uris.difference_update(uris)
 
+    def reset_in_child(self) -> None:
+        """Forget everything in a forked child (see :mod:`.process_shared`)."""
+        self._lock = threading.Lock()
+        self._epoch = -1
+        self._uris = set()
+
     def clear(self) -> None:
         """Forget everything (runs were added by another route, e.g. a shard merge)."""
         with self._lock:
@@ -83,31 +88,12 @@ def _output_rows(batch: Sequence[Any]) -> list[tuple[str, list[Any]]]:
     return out
 
 
-_INDEXES: weakref.WeakKeyDictionary[Any, AbsentOutputs] = weakref.WeakKeyDictionary()
-_GUARD = threading.Lock()
+_INDEXES: PerConnections[AbsentOutputs] = PerConnections(AbsentOutputs)
 
 
 def absent_outputs_for(connections: Any) -> AbsentOutputs:
     """The set shared by every store of this process on ``connections``' file."""
-    with _GUARD:
-        index = _INDEXES.get(connections)
-        if index is None:
-            index = _INDEXES[connections] = AbsentOutputs()
-        return index
-
-
-def _forget_in_child() -> None:
-    # A forked child opens the file afresh (a new epoch); locks may be held by
-    # threads that do not exist in the child.
-    global _GUARD
-    _GUARD = threading.Lock()
-    for index in list(_INDEXES.values()):
-        index._lock = threading.Lock()
-        index._epoch = -1
-        index._uris = set()
-
-
-os.register_at_fork(after_in_child=_forget_in_child)
+    return _INDEXES.get(connections)
 
 
 class OutputLookupMixin:

@@ -18,11 +18,11 @@ way to record runs.
 
 from __future__ import annotations
 
-import os
 import threading
-import weakref
 from collections.abc import Callable, Iterable
 from typing import Any
+
+from consist.core.store.process_shared import PerConnections
 
 # Loading costs one scan of the run table: worth it from the second lookup
 # that finds no answer in the same epoch (a loop of runs), not for one run.
@@ -78,30 +78,17 @@ class CompletedSignatures:
             if self._epoch == epoch:
                 self._signatures.update(signatures)
 
+    def reset_in_child(self) -> None:
+        """Forget everything in a forked child (see :mod:`.process_shared`)."""
+        self._lock = threading.Lock()
+        self._epoch = -1
+        self._signatures = set()
+        self._lookups_epoch = -1
 
-_INDEXES: weakref.WeakKeyDictionary[Any, CompletedSignatures] = weakref.WeakKeyDictionary()
-_GUARD = threading.Lock()
+
+_INDEXES: PerConnections[CompletedSignatures] = PerConnections(CompletedSignatures)
 
 
 def signatures_for(connections: Any) -> CompletedSignatures:
     """The index shared by every store of this process on ``connections``' file."""
-    with _GUARD:
-        index = _INDEXES.get(connections)
-        if index is None:
-            index = _INDEXES[connections] = CompletedSignatures()
-        return index
-
-
-def _forget_in_child() -> None:
-    # A forked child opens the file afresh (a new epoch); its locks may have
-    # been held by a thread that does not exist in the child.
-    global _GUARD
-    _GUARD = threading.Lock()
-    for index in list(_INDEXES.values()):
-        index._lock = threading.Lock()
-        index._epoch = -1
-        index._signatures = set()
-        index._lookups_epoch = -1
-
-
-os.register_at_fork(after_in_child=_forget_in_child)
+    return _INDEXES.get(connections)
