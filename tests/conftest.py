@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from _support import Child
+from pg_server import pg_server, pg_url  # noqa: F401  (fixtures: a throwaway PostgreSQL)
 
 
 @pytest.fixture
