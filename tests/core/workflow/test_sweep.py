@@ -89,6 +89,27 @@ class TestValidation:
         assert journal_files(tracker) == []
         assert not Path(log).exists()
 
+    def test_a_function_from_a_reloaded_module_names_the_reload(
+        self, tracker: Tracker, base: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Dask's Client.upload_file re-imports the uploaded module in the client
+        # too, so a function imported before the upload no longer pickles.
+        import importlib
+        import sys
+
+        (base / "reloaded_steps.py").write_text("def step(config):\n    return None\n")
+        monkeypatch.syspath_prepend(str(base))
+        import reloaded_steps  # type: ignore[import-not-found]
+
+        stale = reloaded_steps.step
+        try:
+            importlib.reload(reloaded_steps)
+            with pytest.raises(TypeError, match="imported again.*client.upload_file"):
+                tracker.sweep(stale, [{"i": 1}])
+            assert journal_files(tracker) == []
+        finally:
+            sys.modules.pop("reloaded_steps", None)
+
     def test_empty_sweep_starts_nothing(self, tracker: Tracker, base: Path) -> None:
         results = tracker.sweep(score, [], runtime_kwargs={"log": str(base / "log")})
         assert isinstance(results, SweepResults) and results == []

@@ -241,6 +241,16 @@ def check_importable(fn: Any) -> None:
     try:
         pickle.dumps(fn)
     except Exception as exc:
+        if "not the same object as" in str(exc):
+            # The module was imported again after fn was taken from it (Dask's
+            # Client.upload_file reloads an uploaded module in this process too).
+            module = getattr(target, "__module__", "?")
+            raise TypeError(
+                f"sweep cannot send {qualname!r}: module {module!r} was imported again "
+                f"after this function was taken from it ({exc}); take the function from "
+                "the module after reloading it (with Dask, import it after "
+                "client.upload_file(...))"
+            ) from exc
         raise TypeError(
             f"sweep cannot send {qualname or fn!r} to worker processes ({exc}); use a "
             "module-level function (in a script, guard the entry point with "
