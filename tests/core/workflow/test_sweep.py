@@ -104,7 +104,7 @@ class TestValidation:
         stale = reloaded_steps.step
         try:
             importlib.reload(reloaded_steps)
-            with pytest.raises(TypeError, match="imported again.*client.upload_file"):
+            with pytest.raises(TypeError, match=r"imported again.*client\.upload_file"):
                 tracker.sweep(stale, [{"i": 1}])
             assert journal_files(tracker) == []
         finally:
