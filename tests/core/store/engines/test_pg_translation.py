@@ -162,3 +162,32 @@ def test_missing_driver_names_the_extra() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert "pip install 'consist[postgres]'" in out.stdout
     assert "db_url" in out.stdout
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DESCRIBE SELECT 1",
+        "ATTACH 'x.duckdb' AS x",
+        "SELECT * FROM duckdb_tables()",
+        "SELECT * FROM read_parquet('a.parquet')",
+        "  pragma table_info('run')",
+    ],
+)
+def test_duckdb_only_statements_raise_naming_db_url(sql: str) -> None:
+    with pytest.raises(NotImplementedError, match=r"not supported yet.*\(db_url\)"):
+        T.translate(sql)
+
+
+def test_duckdb_only_connection_methods_raise_naming_db_url(pg_url: str) -> None:
+    from consist.core.store.engines.pg_store import PostgresMetadataStore
+
+    store = PostgresMetadataStore(pg_url)
+    try:
+        with store.connections.connection() as con:
+            with pytest.raises(NotImplementedError, match=r"register\(\).*db_url"):
+                con.register("frame", object())
+            with pytest.raises(NotImplementedError, match=r"sql\(\).*db_url"):
+                con.sql("SELECT 1")
+    finally:
+        store.close()

@@ -187,8 +187,32 @@ _UNNEST_INSERT = re.compile(
 _UNNEST_COL = re.compile(r"unnest\(\?(?:::(?P<kind>[A-Za-z_ ]+)\[\])?\)", re.IGNORECASE)
 
 
+_DUCKDB_ONLY_STATEMENT = re.compile(
+    r"^\s*(DESCRIBE|SUMMARIZE|ATTACH|DETACH|PRAGMA|INSTALL|LOAD|FORCE\s+INSTALL|"
+    r"EXPORT\s+DATABASE|IMPORT\s+DATABASE|CHECKPOINT|USE)\b",
+    re.IGNORECASE,
+)
+_DUCKDB_ONLY_CALL = re.compile(
+    r"\b(duckdb_\w+|pragma_\w+|read_parquet|read_csv(?:_auto)?|read_json(?:_auto)?|"
+    r"parquet_scan|glob)\s*\(",
+    re.IGNORECASE,
+)
+
+
+def _refuse_duckdb_only(sql: str) -> None:
+    """Raise for statements that only DuckDB can run (the feature is not ported yet)."""
+    found = _DUCKDB_ONLY_STATEMENT.match(sql) or _DUCKDB_ONLY_CALL.search(sql)
+    if found is not None:
+        raise NotImplementedError(
+            f"the feature running this statement is not supported yet with a PostgreSQL store "
+            f"(db_url): it needs DuckDB's {found.group(1).strip()!r} "
+            f"({' '.join(sql.split())[:160]}); use a DuckDB store (db_path=...) for it"
+        )
+
+
 def _rewrite_constructs(sql: str) -> str:
     """DuckDB-only constructs -> PostgreSQL equivalents (see the module docs)."""
+    _refuse_duckdb_only(sql)
     if "QUALIFY" in sql.upper():
         sql = _rewrite_qualify(sql)
     if "arg_max" in sql.lower():

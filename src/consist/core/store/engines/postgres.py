@@ -216,6 +216,16 @@ class PgConnection:
     def close(self) -> None:
         """Nothing: the manager owns the session."""
 
+    def __getattr__(self, name: str) -> Any:
+        # A DuckDB connection method the store's PostgreSQL mode does not provide
+        # (register, sql, df, ...): the feature calling it is not ported yet.
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise NotImplementedError(
+            f"the feature calling the DuckDB connection method {name}() is not supported yet "
+            "with a PostgreSQL store (db_url); use a DuckDB store (db_path=...) for it"
+        )
+
 
 def _install_loaders(raw: Any) -> None:
     """Read ``numeric`` as DuckDB returns its integers and decimals: int or float."""
@@ -369,7 +379,15 @@ class PostgresConnectionManager:
 
     def _open(self) -> PgConnection:
         self._close_connection()
-        proxy = self.engine.raw_connection()
+        try:
+            proxy = self.engine.raw_connection()
+        except Exception as exc:
+            if type(exc).__name__ != "OperationalError":  # SQLAlchemy's or psycopg's
+                raise
+            raise ConnectionError(
+                f"cannot connect to the PostgreSQL store db_url={self.path!r}: "
+                f"{getattr(exc, 'orig', None) or exc}"
+            ) from exc
         try:
             raw = proxy.driver_connection
             if raw.info.transaction_status != 0:  # pool hands back idle sessions only
