@@ -46,3 +46,18 @@ def test_both_or_a_bad_url_are_refused_before_anything_is_written(tmp_path: Path
 def test_an_unreachable_server_fails_clearly() -> None:
     with pytest.raises(ConnectionError, match=r"db_url='postgresql://postgres@127\.0\.0\.1:1/"):
         open_store(db_path=None, db_url="postgresql://postgres@127.0.0.1:1/nothing")
+
+
+def test_require_duckdb_names_db_url_and_the_feature(pg_url: str, tmp_path: Path) -> None:
+    from consist.core.store.engines import require_duckdb
+
+    duck = open_store(db_path=tmp_path / "s.duckdb")
+    pg = open_store(db_path=None, db_url=pg_url)
+    try:
+        require_duckdb(None, "ingest()")
+        require_duckdb(duck, "ingest()")
+        with pytest.raises(NotImplementedError, match=r"^ingest\(\) is not supported yet.*db_url="):
+            require_duckdb(pg, "ingest()")
+    finally:
+        duck.close()
+        pg.close()

@@ -12,6 +12,34 @@ PostgreSQL for team mode, lives here:
   metadata store on PostgreSQL (writes straight to the tables, migrations
   under an advisory lock).
 
-Nothing here is imported by ``import consist``; psycopg and SQLAlchemy are
-imported when a PostgreSQL store is opened.
+This package's ``__init__`` is light (callers guard features with
+:func:`require_duckdb`); psycopg and SQLAlchemy are imported only when a
+PostgreSQL store is opened.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def require_duckdb(store: Any, feature: str) -> None:
+    """Refuse ``feature`` on a PostgreSQL store (not supported there yet).
+
+    Parameters
+    ----------
+    store:
+        The tracker's metadata store (or None: nothing to check).
+    feature:
+        What the caller is about to do, as the user called it (``"ingest()"``).
+
+    Raises
+    ------
+    NotImplementedError
+        If ``store`` is a PostgreSQL store (``db_url``): naming ``db_url``
+        and ``feature``, before anything is done.
+    """
+    if store is None or type(store).__name__ != "PostgresMetadataStore":
+        return
+    from consist.core.store.engines.pg_store import unsupported
+
+    raise unsupported(feature, store.url)
