@@ -10,7 +10,10 @@ PostgreSQL for team mode, lives here:
   connection adapter over psycopg 3 / SQLAlchemy;
 * :mod:`.pg_store` is :class:`~.pg_store.PostgresMetadataStore`, the
   metadata store on PostgreSQL (writes straight to the tables, migrations
-  under an advisory lock).
+  under an advisory lock);
+* :mod:`.pg_claims` is single-flight on PostgreSQL: claims are session
+  advisory locks, released by the server when their holder dies;
+* :mod:`.opening` opens a tracker's store on the engine its options name.
 
 This package's ``__init__`` is light (callers guard features with
 :func:`require_duckdb`); psycopg and SQLAlchemy are imported only when a
