@@ -78,7 +78,8 @@ class PgSignatureClaims:
         check_url(url)
         self.url = url
         self.timeout_s = timeout_s
-        self._session: Any = None
+        self._box: list[Any] = [None]  # the claims session (closed when this is collected)
+        weakref.finalize(self, _close_session, self._box)
         self._session_lock = threading.Lock()  # one statement at a time on the session
         self._held: dict[str, list[Any]] = {}  # signature -> [lock, users]
         self._guard = threading.Lock()
@@ -118,10 +119,7 @@ class PgSignatureClaims:
     def close(self) -> None:
         """Close the claims session (its claims are released by the server)."""
         with self._session_lock:
-            session, self._session = self._session, None
-        if session is not None:
-            with contextlib.suppress(Exception):
-                session.close()
+            _close_session(self._box)
 
     # -- internals ----------------------------------------------------------------
 
@@ -167,15 +165,16 @@ class PgSignatureClaims:
 
     def _try_lock(self, key: int) -> bool:
         with self._session_lock:
-            if self._session is None or self._session.closed or self._session.broken:
-                self._session = self._connect()
-            row = self._session.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()
+            session = self._box[0]
+            if session is None or session.closed or session.broken:
+                session = self._box[0] = self._connect()
+            row = session.execute("SELECT pg_try_advisory_lock(%s)", [key]).fetchone()
         return bool(row[0])
 
     def _release(self, signature: str) -> None:
         try:
             with self._session_lock:
-                session = self._session
+                session = self._box[0]
                 if session is not None and not session.closed and not session.broken:
                     with contextlib.suppress(Exception):  # a lost session released it already
                         session.execute("SELECT pg_advisory_unlock(%s)", [lock_key(signature)])
@@ -186,6 +185,13 @@ class PgSignatureClaims:
             self._drop_local(signature)
 
 
+def _close_session(box: list[Any]) -> None:
+    session, box[0] = box[0], None
+    if session is not None:  # a forked child's box is emptied (see below)
+        with contextlib.suppress(Exception):
+            session.close()
+
+
 _ALL: weakref.WeakSet[PgSignatureClaims] = weakref.WeakSet()
 _INHERITED: list[Any] = []  # claims sessions a forked child inherited: kept, never used
 
@@ -194,9 +200,9 @@ def _after_fork_in_child() -> None:
     # The parent's session (and its locks) stay the parent's: closing it here
     # would end it for the parent too. The child opens its own when it claims.
     for claims in list(_ALL):
-        if claims._session is not None:
-            _INHERITED.append(claims._session)
-        claims._session = None
+        if claims._box[0] is not None:
+            _INHERITED.append(claims._box[0])
+        claims._box[0] = None
         claims._session_lock = threading.Lock()
         claims._guard = threading.Lock()
         claims._held = {}
