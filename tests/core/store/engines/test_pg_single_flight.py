@@ -117,6 +117,8 @@ def test_a_killed_holder_releases_its_claim(pg_url: str) -> None:
         if holder.poll() is None:
             holder.kill()
             holder.wait(10)
+        if holder.stdout is not None:
+            holder.stdout.close()
 
 
 def test_lock_keys_are_stable_signed_64_bit() -> None:
