@@ -13,9 +13,12 @@ and writes an output, so the link table grows as in a lab's store; with
 previous run's output file) and prints medians of ``--reps`` calls:
 ``get_run``, ``find_runs(model, limit=100)``, ``find_latest_run(model)``,
 ``history(10)``, ``get_artifact_lineage`` of the chain's last output (the
-lineage-at-scale variant of the harness's ``lineage`` step), ``Tracker()``
+lineage-at-scale variant of the harness's ``lineage`` step; also of outputs
+1 and 10 steps deep, and ``get_run_lineage`` of the chain's last run, beside
+the number of link rows in the store), ``Tracker()``
 on the filled store (a fresh process each time), and bytes per run on disk
-(DuckDB file + journal). JSON with ``--json``.
+(DuckDB file + journal). JSON with ``--json``; ``--only lineage`` measures
+the lineage figures alone.
 """
 
 from __future__ import annotations
@@ -135,16 +138,38 @@ def open_ms(store: Path, reps: int) -> dict[str, float]:
     }
 
 
-def measure(store: Path, reps: int) -> dict[str, Any]:
-    tracker = Tracker(run_dir=store / "runs", db_path=store / "provenance.duckdb")
-    some = tracker.find_runs(model="model_3", limit=1)[0].id
+def lineage_figures(tracker: Tracker, store: Path, reps: int) -> dict[str, Any]:
+    """Lineage of the chain's outputs 50, 10 and 1 steps deep, and of its last run."""
     last = json.loads((store / "chain_last.json").read_text())["artifact_id"]
     lineage = tracker.get_artifact_lineage(last)
-    depth, node = 0, lineage
+    depth, node, by_depth = 0, lineage, {}
     while node and node.get("producing_run"):
+        by_depth[depth] = node
         depth += 1
         inputs = node["producing_run"].get("inputs") or []
         node = inputs[0] if inputs else None
+    with tracker.store.connections.connection() as con:
+        links = con.execute("SELECT count(*) FROM run_artifact_link").fetchone()[0]
+    figures: dict[str, Any] = {"links": links, "lineage_chain_depth": depth}
+    for steps in (1, 10):
+        if depth - steps in by_depth:
+            root = by_depth[depth - steps]["id"]
+            figures[f"lineage_{steps}_deep_ms"] = median_ms(
+                lambda root=root: tracker.get_artifact_lineage(root), reps
+            )
+    run_id = lineage["producing_run"]["id"]
+    figures["run_lineage_50_chain_ms"] = median_ms(lambda: tracker.get_run_lineage(run_id), reps)
+    figures["lineage_50_chain_ms"] = median_ms(lambda: tracker.get_artifact_lineage(last), reps)
+    return figures
+
+
+def measure(store: Path, reps: int, only: str | None = None) -> dict[str, Any]:
+    tracker = Tracker(run_dir=store / "runs", db_path=store / "provenance.duckdb")
+    if only == "lineage":
+        figures = lineage_figures(tracker, store, reps)
+        tracker.close()
+        return figures
+    some = tracker.find_runs(model="model_3", limit=1)[0].id
     figures = {
         "get_run_ms": median_ms(lambda: tracker.get_run(some), reps),
         "find_runs_model_limit100_ms": median_ms(
@@ -152,8 +177,7 @@ def measure(store: Path, reps: int) -> dict[str, Any]:
         ),
         "find_latest_run_ms": median_ms(lambda: tracker.find_latest_run(model="model_3"), reps),
         "history_10_ms": median_ms(lambda: tracker.history(10), reps),
-        "lineage_chain_depth": depth,
-        "lineage_50_chain_ms": median_ms(lambda: tracker.get_artifact_lineage(last), reps),
+        **lineage_figures(tracker, store, reps),
     }
     runs = len(tracker.find_runs(limit=None))
     tracker.close()
@@ -178,12 +202,13 @@ def main() -> None:
     ap.add_argument("--reuse", action="store_true", help="measure an existing store")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--no-links", action="store_true", help="trivial filler runs (as the harness)")
+    ap.add_argument("--only", choices=["lineage"], help="measure only these figures")
     args = ap.parse_args()
     out: dict[str, Any] = {}
     if not args.reuse:
         args.store.mkdir(parents=True, exist_ok=False)
         out["build"] = build(args.store, args.runs, links=not args.no_links)
-    out["figures"] = measure(args.store, args.reps)
+    out["figures"] = measure(args.store, args.reps, args.only)
     print(json.dumps(out, indent=None if args.json else 2))
 
 

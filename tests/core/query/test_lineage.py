@@ -20,7 +20,7 @@ from rich.console import Console
 
 import consist
 from consist.core.query.lineage import build_tree, iter_tree
-from consist.core.store.lineage_store import BOUNDED_WALK_LIMIT, LineageStore
+from consist.core.store.lineage_store import BOUNDED_WALK_LIMIT, LineageStore, link_nodes
 from consist.core.tracker import Tracker
 from consist.models.artifact import Artifact
 
@@ -282,7 +282,12 @@ class TestShapes:
         self, tracker: Tracker, base: Path
     ) -> None:
         """The unbounded fetch (walk + lookups by id) equals the one-statement join."""
-        from consist.core.store.lineage_store import _SQL_UNBOUNDED, _unbounded_rows
+        from consist.core.store.lineage_store import (
+            _SQL_UNBOUNDED,
+            LINK_DST_SQL,
+            LINK_SRC_SQL,
+            _unbounded_rows,
+        )
 
         arts = build_diamond(tracker, base)
         chain = build_chain(tracker, 4)
@@ -290,14 +295,20 @@ class TestShapes:
             state = tracker.log_output(write(base / "w" / "state.csv", "s"), key="state")
             tracker.log_input(state, key="previous_state")
         tracker.store.flush()
+        columns = "run_artifact_link (run_id, artifact_id, direction, key, meta)"
         with tracker.store.connections.transaction() as con:  # a dangling input link
             con.execute(
-                "INSERT INTO run_artifact_link VALUES ('merge_run', uuid(), 'input', 'ghost', NULL)"
+                f"INSERT INTO {columns} VALUES ('merge_run', uuid(), 'input', 'ghost', NULL)"
             )
             # ...and a link from a run row that does not exist
             con.execute(
-                "INSERT INTO run_artifact_link VALUES ('no_such_run', ?, 'output', 'up', NULL)",
+                f"INSERT INTO {columns} VALUES ('no_such_run', ?, 'output', 'up', NULL)",
                 [str(arts["up"].id)],
+            )
+            # their lineage nodes computed in SQL, as migration 7 does
+            con.execute(
+                f"UPDATE run_artifact_link SET src = {LINK_SRC_SQL}, dst = {LINK_DST_SQL} "
+                "WHERE src IS NULL"
             )
         roots = [a.id for a in arts.values()] + [chain[-1].outputs["out"].id, state.id]
         with tracker.store.connections.connection() as con:
@@ -433,8 +444,9 @@ class TestShapes:
         tracker.store.flush()
         with tracker.store.connections.transaction() as con:
             con.execute(
-                "INSERT INTO run_artifact_link VALUES (?, ?, 'input', 'b_in', NULL)",
-                ["run_a", str(b.id)],
+                "INSERT INTO run_artifact_link (run_id, artifact_id, direction, key, meta, "
+                "src, dst) VALUES (?, ?, 'input', 'b_in', NULL, ?, ?)",
+                ["run_a", str(b.id), *link_nodes("run_a", b.id, "input")],
             )
 
         tree = tracker.get_artifact_lineage(b.id)

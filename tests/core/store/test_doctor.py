@@ -218,7 +218,8 @@ def test_dangling_links_are_found_and_removed(repo: Path) -> None:
     con = duckdb.connect(str(db))
     con.execute("DELETE FROM artifact WHERE id = ?", [str(art.id)])
     con.execute(
-        "INSERT INTO run_artifact_link VALUES ('ghost', ?, 'input', 'out', NULL)",
+        "INSERT INTO run_artifact_link (run_id, artifact_id, direction, key, meta) "
+        "VALUES ('ghost', ?, 'input', 'out', NULL)",
         [str(art.id)],
     )
     con.close()

@@ -23,6 +23,7 @@ from consist.core.store.facet_store import (
     rows_for_run,
     write_facet_rows,
 )
+from consist.core.store.lineage_store import link_nodes
 from consist.core.store.rows import (
     ARTIFACT_COLUMNS,
     RUN_COLUMNS,
@@ -51,7 +52,8 @@ class PendingWrite:
         ``(artifact row, owned)``: owned rows set key/metadata, others only
         carry hash updates.
     links:
-        ``(run_id, artifact_id, direction, key, meta JSON)`` rows.
+        ``(run_id, artifact_id, direction, key, meta JSON)`` rows (their
+        lineage ``src``/``dst`` columns are added when they are written).
     contents:
         ``content_identity`` rows.
     stat_entries:
@@ -189,8 +191,8 @@ def write_batch(con: Any, writes: Sequence[PendingWrite], *, plain_inserts: bool
     _insert(
         con,
         "run_artifact_link",
-        "run_id, artifact_id, direction, key, meta",
-        list(links.values()),
+        "run_id, artifact_id, direction, key, meta, src, dst",
+        [[*link, *link_nodes(link[0], link[1], link[2])] for link in links.values()],
         link_conflict,
     )
     _insert(

@@ -1,13 +1,24 @@
-"""SQL for lineage: the whole upstream graph of an artifact in one query.
+"""SQL for lineage: the whole upstream graph of an artifact in a few statements.
 
-The graph is walked by one recursive CTE over ``run_artifact_link``: from an
-artifact to every run that logged it as an output, and from that run to its
-inputs, and so on. Each row of the walk is one edge ``(artifact, run, input
-artifact, key the run used)``; ``UNION`` (not ``UNION ALL``) discards edges
-already produced, so the walk terminates on cycles, and shared upstream
-artifacts (diamonds) are walked once. The same statement joins the run and
-artifact columns, so a lineage request costs a single round trip whatever the
-size of the graph.
+The graph is walked over ``run_artifact_link`` seen as edges between UUID
+nodes (schema migration 7): an output link is an edge from the artifact to
+its run's node, an input link an edge from the run's node to the artifact
+(``src``/``dst``; a run's node is :func:`run_node`). The unbounded walk is one
+recursive CTE over those two UUID columns, collecting the nodes reached from
+the root; ``UNION`` (not ``UNION ALL``) discards nodes already reached, so the
+walk terminates on cycles, and shared upstream artifacts (diamonds) are
+walked once. The links leaving the reached nodes, the reached artifacts and
+their runs are then read by id through indexes.
+
+Why this shape: DuckDB has no index nested-loop join, so a recursive CTE
+builds one hash table over every row of the table it joins (once per
+statement), whatever the depth of the chain; a statement per level instead
+costs about 0.3 ms even when it is a single index lookup. The old walk joined
+the link table twice per level on ``artifact_id`` and on the ``run_id``
+string (two hash tables, one keyed by strings, of every link): about 11 ms
+beside 200,000 links. One hash table of two UUID columns costs about 40% of
+that, and everything read after the walk follows the size of the graph
+(measured in ``benchmarks/store_at_scale.py``).
 
 The walk follows *every* run that linked an artifact as output (the original
 producer and any later cache hits); choosing the producer happens here in
@@ -17,14 +28,63 @@ to the earliest run of any status when no completed run logged it.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from consist.core.store.connection import DuckDBConnectionManager
 from consist.core.store.rows import from_db_time
+
+
+def run_node(run_id: str) -> uuid.UUID:
+    """The lineage node of a run: the UUID spelled by the MD5 digest of its id.
+
+    SQL computes the same value as ``CAST(md5(run_id) AS UUID)`` (migration 7
+    fills existing links with it). A run id can never be mistaken for an
+    artifact id: artifact ids are random UUIDs.
+
+    Parameters
+    ----------
+    run_id:
+        The run's id.
+
+    Returns
+    -------
+    uuid.UUID
+        The node id of the run in ``run_artifact_link.src``/``dst``.
+    """
+    return uuid.UUID(hashlib.md5(run_id.encode("utf-8"), usedforsecurity=False).hexdigest())
+
+
+def link_nodes(run_id: str, artifact_id: uuid.UUID | str, direction: str) -> tuple[str, str]:
+    """``(src, dst)`` of a link row: output artifact -> its run; run -> its input artifact.
+
+    Every writer of ``run_artifact_link`` stores these with the row; lineage
+    walks them.
+
+    Parameters
+    ----------
+    run_id, artifact_id, direction:
+        The link's key columns (``direction`` is ``"input"`` or ``"output"``).
+
+    Returns
+    -------
+    tuple[str, str]
+        The ``src`` and ``dst`` node ids, as UUID strings.
+    """
+    node = str(run_node(run_id))
+    if direction == "output":
+        return str(artifact_id), node
+    return node, str(artifact_id)
+
+
+# The same pair in SQL, for statements that fill rows already written
+# (migration 7; a merged shard written before it).
+LINK_SRC_SQL = "CASE WHEN direction = 'output' THEN artifact_id ELSE CAST(md5(run_id) AS UUID) END"
+LINK_DST_SQL = "CASE WHEN direction = 'output' THEN CAST(md5(run_id) AS UUID) ELSE artifact_id END"
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +178,36 @@ class UpstreamGraph:
         return self.artifacts[self.root_id]
 
 
-# The walk. One row per edge: (artifact, a run that output it, one input of
+# The unbounded walk: every node reached from the root artifact along
+# ``src -> dst`` (artifact -> each run that output it -> that run's inputs ->
+# ...). One hash table of two UUID columns; see the module docstring.
+_WALK_NODES = """
+WITH RECURSIVE walk(node) AS (
+    SELECT CAST($root AS UUID)
+    UNION
+    SELECT l.dst FROM walk w JOIN run_artifact_link l ON l.src = w.node
+)
+SELECT node FROM walk
+"""
+
+# An IN list of constants is read through the index up to DuckDB's
+# ``index_scan_max_count`` (2048) values; longer lists go in several statements.
+_IN_CHUNK = 2000
+
+# The links leaving some nodes, and the artifacts among those nodes, in one
+# statement (both by index; a run's node matches no artifact).
+_NODE_LINKS_AND_ARTIFACTS = (
+    "SELECT true, l.run_id, l.direction, l.key, l.artifact_id, "
+    "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL "
+    "FROM run_artifact_link l WHERE l.src IN ({marks}) "
+    "UNION ALL "
+    "SELECT false, NULL, NULL, NULL, " + "a.id, a.key, a.uri, a.driver, a.hash, a.table_path, "
+    "a.array_path, a.run_id, a.created_at FROM artifact a WHERE a.id IN ({marks})"
+)
+
+# The reference walk (the form before migration 7, kept for the equivalence
+# tests of :func:`_unbounded_rows`; joins every link twice per statement).
+# One row per edge: (artifact, a run that output it, one input of
 # that run or NULL, the key that run used for it). Bounded walks carry the
 # depth of ``artifact`` (root = 0) and stop expanding at ``max_depth``; as
 # ``depth`` is part of the row, a cycle is then cut by the bound instead.
@@ -190,8 +279,9 @@ FROM artifact a WHERE a.id = CAST($root AS UUID)
 
 _EDGES_ONLY = "SELECT artifact_id, run_id, input_id, input_key FROM edges"
 
-# The single-statement form of the unbounded fetch (kept for reference and
-# tests: :func:`_unbounded_rows` returns the same rows faster).
+# The single-statement form of the unbounded fetch over the link columns
+# (kept for reference and tests: :func:`_unbounded_rows` returns the same rows
+# faster).
 _SQL_UNBOUNDED = _WALK_UNBOUNDED + _SELECT.format(
     artifact_cols=_ARTIFACT_COLS,
     run_cols=_RUN_COLS,
@@ -208,10 +298,11 @@ _SQL_BOUNDED = _WALK_BOUNDED + _SELECT.format(
 )
 
 # A run and its input links (one row per input; one row with NULLs for none).
+# Input links are the links leaving the run's node (an index lookup).
 _RUN_INPUTS = f"""
 SELECT {_RUN_COLS}, i.artifact_id, i.key
 FROM run r
-LEFT JOIN run_artifact_link i ON i.run_id = r.id AND i.direction = 'input'
+LEFT JOIN run_artifact_link i ON i.src = CAST($node AS UUID)
 WHERE r.id = $run
 """
 
@@ -294,7 +385,8 @@ class LineageStore:
         if self.before_read is not None:
             self.before_read()
         with self.connections.connection() as con:
-            rows = con.execute(_RUN_INPUTS, {"run": str(run_id)}).fetchall()
+            params = {"run": str(run_id), "node": str(run_node(str(run_id)))}
+            rows = con.execute(_RUN_INPUTS, params).fetchall()
         if not rows:
             return None
         run = _run((None,) * _R0 + tuple(rows[0][:13]))
@@ -303,25 +395,41 @@ class LineageStore:
 
 
 def _unbounded_rows(con: Any, root: str) -> list[tuple[Any, ...]]:
-    """The rows of ``_SQL_UNBOUNDED``, fetched as the walk plus two lookups by id.
+    """The rows of ``_SQL_UNBOUNDED``, fetched in three statements.
 
-    Joining the walk's few edges to ``run`` and ``artifact`` in one statement
-    makes DuckDB read every column of every row of both tables (a hash join
-    probes with a full scan): about half of a lineage request in a store of
-    100,000 runs. Reading the few rows by id list instead scans the id
-    column only.
+    The walk collects the nodes reached from ``root`` (:data:`_WALK_NODES`);
+    one statement then reads, by index, the links leaving those nodes and
+    the artifacts among them, and a last one the runs of those links. The
+    edges ``(artifact, run, input, key)`` are rebuilt here from the links:
+    each run that output a reached artifact, paired with each of its inputs
+    (or with None when it has none).
     """
-    edges = con.execute(_WALK_UNBOUNDED + _EDGES_ONLY, {"root": root}).fetchall()
+    nodes = [r[0] for r in con.execute(_WALK_NODES, {"root": root}).fetchall()]
+    produced_by: dict[Any, list[str]] = {}  # artifact -> runs that output it
+    inputs_of: dict[str, list[tuple[Any, str]]] = {}  # run -> (input, key)
+    artifacts: dict[uuid.UUID, tuple[Any, ...]] = {}
+    for chunk in _chunks(nodes):
+        marks = ", ".join("?" * len(chunk))
+        sql = _NODE_LINKS_AND_ARTIFACTS.format(marks=marks)
+        for row in con.execute(sql, [*chunk, *chunk]).fetchall():
+            if not row[0]:
+                artifacts[_as_uuid(row[4])] = row[4:]
+            elif row[2] == "output":
+                produced_by.setdefault(row[4], []).append(row[1])
+            else:
+                inputs_of.setdefault(row[1], []).append((row[4], row[3]))
+    edges = [
+        (artifact_id, run_id, *pair)
+        for artifact_id, run_ids in produced_by.items()
+        for run_id in run_ids
+        for pair in inputs_of.get(run_id) or [(None, None)]
+    ]
     run_ids = sorted({e[1] for e in edges})
     runs = {}
-    if run_ids:
-        marks = ", ".join("?" * len(run_ids))
+    for chunk in _chunks(run_ids):
+        marks = ", ".join("?" * len(chunk))
         sql = f"SELECT {_RUN_COLS} FROM run r WHERE r.id IN ({marks})"
-        runs = {r[0]: r for r in con.execute(sql, run_ids).fetchall()}
-    wanted = sorted({_as_uuid(root)} | {_as_uuid(e[2]) for e in edges if e[2] is not None}, key=str)
-    marks = ", ".join("?" * len(wanted))
-    sql = f"SELECT {_ARTIFACT_COLS} FROM artifact a WHERE a.id IN ({marks})"
-    artifacts = {_as_uuid(r[0]): r for r in con.execute(sql, wanted).fetchall()}
+        runs.update({r[0]: r for r in con.execute(sql, chunk).fetchall()})
     missing = (None,) * (_R0 - _A0)
     rows: list[tuple[Any, ...]] = []
     for artifact_id, run_id, input_id, input_key in edges:
@@ -333,6 +441,10 @@ def _unbounded_rows(con: Any, root: str) -> list[tuple[Any, ...]]:
     if root_row is not None:
         rows.append((None, root_row[0], None, *root_row, *((None,) * 13), None))
     return rows
+
+
+def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
+    return [values[i : i + _IN_CHUNK] for i in range(0, len(values), _IN_CHUNK)]
 
 
 def _as_uuid(value: Any) -> uuid.UUID:

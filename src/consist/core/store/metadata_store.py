@@ -44,7 +44,7 @@ from consist.core.store.rows import (
 )
 from consist.core.store.run_pages import RunPageQueryMixin
 from consist.core.store.run_queries import RunQueryMixin
-from consist.core.store.schema import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_DDL
+from consist.core.store.schema import LATEST_VERSION, apply_migrations, current_version
 from consist.core.store.signature_index import signatures_for
 from consist.core.store.store_identity import check_store_connection, check_store_path
 from consist.core.store.write_log import append as log_writes
@@ -143,24 +143,7 @@ class MetadataStore(RunQueryMixin, RunPageQueryMixin, OutputLookupMixin):
                     f"{LATEST_VERSION}; it cannot be migrated with read_only=True: open it "
                     "once with read_only=False (on a writable file system) to migrate it"
                 )
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute(SCHEMA_VERSION_DDL)
-                current = self._current_version(con)
-                for migration in MIGRATIONS:
-                    if migration.version <= current:
-                        continue
-                    for statement in migration.statements:
-                        con.execute(statement)
-                    con.execute(
-                        "INSERT INTO schema_version VALUES (?, ?, ?)",
-                        [migration.version, migration.description, to_db_time(datetime.now(UTC))],
-                    )
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
-            return LATEST_VERSION
+            return apply_migrations(con, lambda: to_db_time(datetime.now(UTC)))
 
     @contextmanager
     def _open_checked(self) -> Iterator[Any]:
@@ -181,13 +164,7 @@ class MetadataStore(RunQueryMixin, RunPageQueryMixin, OutputLookupMixin):
 
     @staticmethod
     def _current_version(con: Any) -> int:
-        exists = con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-        ).fetchone()[0]
-        if not exists:
-            return 0
-        value = con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
-        return int(value or 0)
+        return current_version(con)
 
     def schema_version(self) -> int:
         """The highest applied migration."""

@@ -7,7 +7,9 @@ one. Timestamps are stored as UTC ``TIMESTAMP`` values.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -260,6 +262,36 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        7,
+        "lineage edges: each link also as src -> dst between UUID nodes (artifact -> the run "
+        "that output it, run -> its input)",
+        (
+            # A run's node is CAST(md5(run_id) AS UUID) (lineage_store.run_node);
+            # writers fill both columns with every link they insert.
+            "ALTER TABLE run_artifact_link ADD COLUMN IF NOT EXISTS src UUID",
+            "ALTER TABLE run_artifact_link ADD COLUMN IF NOT EXISTS dst UUID",
+            """
+            UPDATE run_artifact_link SET
+                src = CASE WHEN direction = 'output' THEN artifact_id
+                           ELSE CAST(md5(run_id) AS UUID) END,
+                dst = CASE WHEN direction = 'output' THEN CAST(md5(run_id) AS UUID)
+                           ELSE artifact_id END
+            WHERE src IS NULL OR dst IS NULL
+            """,
+        ),
+    ),
+    # Its own migration: DuckDB refuses CREATE INDEX after an UPDATE in the
+    # same transaction, and indexing first would make the UPDATE rewrite every
+    # link through four indexes (5 s instead of 0.1 s beside 200,000 links).
+    Migration(
+        8,
+        "index of the lineage edges by src",
+        ("CREATE INDEX IF NOT EXISTS link_src_idx ON run_artifact_link (src)",),
+    ),
+)
+
 LATEST_VERSION = max(m.version for m in MIGRATIONS)
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST_VERSION + 1)), (
     "migrations must be numbered 1..N in order"
@@ -272,3 +304,80 @@ CREATE TABLE IF NOT EXISTS schema_version (
     applied_at TIMESTAMP NOT NULL
 )
 """
+
+
+def current_version(con: Any) -> int:
+    """The highest migration recorded in the DuckDB store ``con`` holds (0: none).
+
+    Parameters
+    ----------
+    con:
+        A DuckDB connection to the store.
+
+    Returns
+    -------
+    int
+        The schema version in force.
+    """
+    # duckdb_tables() costs a fraction of information_schema.tables.
+    exists = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
+        "AND schema_name = 'main' AND table_name = 'schema_version'"
+    ).fetchone()[0]
+    if not exists:
+        return 0
+    value = con.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+    return int(value or 0)
+
+
+def apply_migrations(con: Any, now: Callable[[], Any]) -> int:
+    """Apply the pending migrations of the DuckDB store ``con`` holds.
+
+    A new store (version 0: its tables are empty) gets every migration in
+    one transaction. An existing store gets one transaction per migration,
+    so that a migration may index what the one before it filled (DuckDB
+    refuses ``CREATE INDEX`` after an ``UPDATE`` in the same transaction).
+    The version is read again inside each transaction: another process may
+    have migrated the store meanwhile.
+
+    Parameters
+    ----------
+    con:
+        A DuckDB connection holding the store's file (no transaction open).
+    now:
+        Returns the ``applied_at`` value recorded with each migration.
+
+    Returns
+    -------
+    int
+        The schema version now in force (:data:`LATEST_VERSION`).
+
+    Raises
+    ------
+    Exception
+        Whatever a statement raises; the migration being applied is rolled
+        back (earlier ones stay applied).
+    """
+    while True:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute(SCHEMA_VERSION_DDL)
+            current = current_version(con)
+            pending = [m for m in MIGRATIONS if m.version > current]
+            if current > 0:
+                pending = pending[:1]
+            for migration in pending:
+                for statement in migration.statements:
+                    con.execute(statement)
+                con.execute(
+                    "INSERT INTO schema_version VALUES (?, ?, ?)",
+                    [migration.version, migration.description, now()],
+                )
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
+        if not pending:
+            return current
+        if pending[-1].version >= LATEST_VERSION:
+            return LATEST_VERSION

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from consist.core.store.journal import Journal, atomic_write_bytes
+from consist.core.store.lineage_store import LINK_DST_SQL, LINK_SRC_SQL
 from consist.core.store.metadata_store import MetadataStore
 from consist.core.store.output_lookup import absent_outputs_for
 from consist.core.store.rows import RUN_COLUMNS
@@ -565,6 +566,11 @@ def merge_shard(store: MetadataStore, journal: Journal, shard: Path) -> MergeRes
                     table_rows.columns, [r for r in table_rows.rows if r[index] in new_runs]
                 )
             inserted[table] = _insert_rows(con, table, table_rows, skip_existing=True)
+        if "src" not in rows["run_artifact_link"].columns:  # written before migration 7
+            con.execute(
+                f"UPDATE run_artifact_link SET src = {LINK_SRC_SQL}, dst = {LINK_DST_SQL} "
+                "WHERE src IS NULL OR dst IS NULL"
+            )
         epoch = store.connections.epoch
     signatures = [
         r["signature"]
