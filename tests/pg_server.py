@@ -66,15 +66,19 @@ class PostgresServer:
     bin_dir:
         Directory of ``initdb`` / ``pg_ctl``; found with :func:`find_bin_dir`
         when None.
+    durable:
+        Keep PostgreSQL's durable defaults (``fsync``, synchronous commit),
+        for benchmarks; tests run without them (faster, nothing to keep).
     """
 
-    def __init__(self, bin_dir: Path | None = None) -> None:
+    def __init__(self, bin_dir: Path | None = None, *, durable: bool = False) -> None:
         bin_dir = bin_dir or find_bin_dir()
         if bin_dir is None:
             raise RuntimeError(_MISSING)
         self.bin_dir = bin_dir
         self.root: Path | None = None
         self.port = 0
+        self.durable = durable
         self._as_postgres = os.geteuid() == 0  # initdb refuses to run as root
 
     @property
@@ -114,9 +118,10 @@ class PostgresServer:
             self.port = _free_port()
             options = (
                 f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
                 "-c max_connections=200"
             )
+            if not self.durable:
+                options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
             started = self._run(
                 "pg_ctl", "-D", str(self.data_dir), "-o", options,
                 "-l", str(self.root / "server.log"), "-w", "-t", "60", "start",
