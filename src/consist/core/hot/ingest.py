@@ -7,15 +7,30 @@ which owns every SQL statement. Three paths, one destination:
 
 * ``data=None``: the artifact's parquet/csv/json file is read by DuckDB
   natively (``INSERT ... SELECT *, <provenance> FROM read_parquet(...)``):
-  streamed, typed exactly as in the file, memory flat. (A small parquet
-  file with fewer row groups than DuckDB threads is first copied into a
-  temporary table so that compression runs on every core; see
-  ``hot_store._should_stage``.)
+  streamed, typed exactly as in the file, memory flat. A parquet file with
+  fewer row groups than DuckDB threads (up to ``STAGE_MAX_BYTES``
+  uncompressed) is first copied into a private in-memory table on a second
+  connection while the store applies its write log on the first, so that
+  the insert compresses on every core; DuckDB's memory limit is capped for
+  that ingest (see ``hot_store._staged_parquet``).
 * a pandas/polars DataFrame or pyarrow Table: scanned in place by DuckDB
   (no copy, dtypes preserved).
 * any other iterable of dict rows: loaded by dlt (type inference, schema
   evolution, nested values as JSON) into a staging file, then moved like
   the others (see :mod:`consist.core.hot.dlt_loader`).
+
+Decision (the spec says ingestion goes through dlt): files DuckDB can read
+itself (parquet, csv, json) and in-memory tables bypass dlt entirely. dlt
+would turn them into batches and load packages of its own first (a dlt
+based ingest of a million-row parquet file measured 7.9x DuckDB's own
+``CREATE TABLE AS`` and 605 MiB, ``../shared/bench/reference.md``); read
+natively they keep every type as written. dlt is kept for what needs it,
+iterables of dict rows, with its telemetry off and its pipelines under the
+tracker's folders. The spec's semantics hold on every path: the table an artifact lands in
+(schema's ``__tablename__`` or the key), strict schema validation, the
+provenance columns (``consist_run_id``, ``consist_artifact_id``,
+``consist_year``, ``consist_iteration``), schema evolution, the ledger that
+views and ``load`` read back, and offline ingest with ``run=``.
 """
 
 from __future__ import annotations
