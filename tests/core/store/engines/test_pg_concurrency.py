@@ -121,3 +121,28 @@ def test_a_failed_statement_fails_its_transaction(pg_url: str) -> None:
             assert con.execute("SELECT count(*) FROM write_log").fetchone() == (0,)
     finally:
         store.close()
+
+
+def test_postgresql_gets_indexes_for_the_query_orderings(pg_url: str) -> None:
+    """History and newest-first pages read an index instead of sorting every run."""
+    store = _open(pg_url)
+    try:
+        with store.connections.connection() as con:
+            names = {
+                r[0]
+                for r in con.execute(
+                    "SELECT indexname FROM pg_indexes WHERE tablename = 'run'"
+                ).fetchall()
+            }
+            assert {"run_created_idx", "run_model_created_idx", "run_tags_idx"} <= names
+            con.execute("SET enable_seqscan = off")  # as on a large table
+            plan = "\n".join(
+                r[0]
+                for r in con.execute(
+                    "EXPLAIN SELECT id FROM run ORDER BY created_at DESC, id DESC LIMIT 10"
+                ).fetchall()
+            )
+            con.execute("RESET enable_seqscan")
+        assert "run_created_idx" in plan and "Sort" not in plan
+    finally:
+        store.close()
