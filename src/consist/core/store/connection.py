@@ -148,6 +148,15 @@ class DuckDBConnectionManager:
         self._giving_back = False
         self._users = 0
         self._shared_key: str | None = None
+        # Called with the path, holding the turn, when a writer is about to
+        # open a file that does not exist: the store creates it there from its
+        # empty template (see consist.core.store.schema.seed_store_file)
+        # instead of letting DuckDB create an empty file. Returning False or
+        # raising leaves the creation to DuckDB.
+        self.create_file: Callable[[str], bool] | None = None
+        # Set when this manager created the file that way (the store then
+        # knows it holds an empty store of its own; it clears the flag).
+        self.created_file = False
         _MANAGERS.add(self)
 
     @classmethod
@@ -322,6 +331,7 @@ class DuckDBConnectionManager:
         if not self.read_only:
             self._turn = _ProcessTurn.acquire(self.path, deadline, self.lock_timeout_s)
         try:
+            self._create_if_missing()
             con = self._connect(duckdb, deadline)
         except BaseException:
             if self._turn is not None:
@@ -333,6 +343,17 @@ class DuckDBConnectionManager:
         self.epoch += 1
         self._opened_at = time.monotonic()
         return con
+
+    def _create_if_missing(self) -> None:
+        create = self.create_file
+        if create is None or self.read_only or os.path.lexists(self.path):
+            return
+        if os.path.lexists(self.path + ".wal"):
+            return  # DuckDB decides what a lone write-ahead log means
+        try:
+            self.created_file = create(self.path) is True
+        except Exception as exc:  # an optimisation only: DuckDB creates the file instead
+            logger.debug("consist: could not create %s from the template (%s)", self.path, exc)
 
     def _connect(self, duckdb: Any, deadline: float) -> duckdb.DuckDBPyConnection:
         # Other consist processes queue on the turn lock; this loop only waits

@@ -44,7 +44,12 @@ from consist.core.store.rows import (
 )
 from consist.core.store.run_pages import RunPageQueryMixin
 from consist.core.store.run_queries import RunQueryMixin
-from consist.core.store.schema import LATEST_VERSION, apply_migrations, current_version
+from consist.core.store.schema import (
+    LATEST_VERSION,
+    apply_migrations,
+    current_version,
+    seed_store_file,
+)
 from consist.core.store.signature_index import signatures_for
 from consist.core.store.store_identity import check_store_connection, check_store_path
 from consist.core.store.write_log import append as log_writes
@@ -102,6 +107,8 @@ class MetadataStore(RunQueryMixin, RunPageQueryMixin, OutputLookupMixin):
             max_hold_s=max_hold_s,
             read_only=read_only,
         )
+        if not read_only:  # a new file starts as a copy of an empty, migrated store
+            self.connections.create_file = seed_store_file
         self._engine: Any = None
         self._pending: list[PendingWrite] = []
         self._pending_lock = threading.Lock()
@@ -129,6 +136,9 @@ class MetadataStore(RunQueryMixin, RunPageQueryMixin, OutputLookupMixin):
             :mod:`consist.core.store.store_identity`); nothing is written.
         """
         with self._open_checked() as con:
+            if self.connections.created_file:  # a copy of our empty store, just made
+                self.connections.created_file = False
+                return LATEST_VERSION
             try:
                 check_store_connection(con, self.db_path)
             except ValueError:

@@ -7,8 +7,14 @@ one. Timestamps are stored as UTC ``TIMESTAMP`` values.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import tempfile
+import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -381,3 +387,78 @@ def apply_migrations(con: Any, now: Callable[[], Any]) -> int:
             return current
         if pending[-1].version >= LATEST_VERSION:
             return LATEST_VERSION
+
+
+# The bytes of an empty store at LATEST_VERSION, made once per process.
+_TEMPLATE: list[bytes] = []
+_TEMPLATE_GUARD = threading.Lock()
+
+
+def _template() -> bytes:
+    """The file of an empty, fully migrated store (made by this process, once)."""
+    with _TEMPLATE_GUARD:
+        if _TEMPLATE:
+            return _TEMPLATE[0]
+        import duckdb
+
+        from consist.core.store.rows import to_db_time
+
+        with tempfile.TemporaryDirectory(prefix="consist-schema-") as directory:
+            path = os.path.join(directory, "template.duckdb")
+            con = duckdb.connect(path)
+            try:
+                apply_migrations(con, lambda: to_db_time(datetime.now(UTC)))
+            finally:
+                con.close()  # checkpoints: the file alone is the whole database
+            if os.path.exists(path + ".wal"):
+                raise RuntimeError("the empty store kept a write-ahead log after closing")
+            with open(path, "rb") as fh:
+                _TEMPLATE.append(fh.read())
+        return _TEMPLATE[0]
+
+
+def seed_store_file(path: str) -> bool:
+    """Create a new store at ``path`` as a copy of an empty store at :data:`LATEST_VERSION`.
+
+    Running the migrations on a new file costs DuckDB about 0.25 ms per
+    statement (40 of them); writing the bytes of the empty store this
+    process migrated once costs a fraction, fsync included. The copy appears under ``path``
+    atomically (a hard link), only if nothing is there yet: a file another
+    process created meanwhile is kept. The ``applied_at`` of its
+    ``schema_version`` rows is when this process made its template.
+
+    Parameters
+    ----------
+    path:
+        The database file to create; its directory must exist.
+
+    Returns
+    -------
+    bool
+        True when the file was created, False when one already existed.
+
+    Raises
+    ------
+    OSError
+        When the copy cannot be made (e.g. no hard links on that file
+        system); the caller then lets DuckDB create the file.
+    """
+    content = _template()
+    part = f"{path}.{uuid.uuid4().hex[:12]}.new"
+    try:
+        fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)  # as DuckDB syncs a file it creates (not its directory)
+        finally:
+            os.close(fd)
+        try:
+            os.link(part, path)
+        except FileExistsError:
+            return False
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(part)
+    return True
