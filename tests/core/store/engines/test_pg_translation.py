@@ -191,3 +191,18 @@ def test_duckdb_only_connection_methods_raise_naming_db_url(pg_url: str) -> None
                 con.sql("SELECT 1")
     finally:
         store.close()
+
+
+def test_qualify_inside_a_subquery() -> None:
+    st = T.translate(
+        "SELECT r.id, k.key FROM run r LEFT JOIN (SELECT run_id, key FROM kv WHERE run_id IN "
+        "(?, ?) QUALIFY row_number() OVER (PARTITION BY run_id ORDER BY key) <= ?) k "
+        "ON k.run_id = r.id WHERE r.id IN (?, ?)",
+        ["a", "b", 1, "a", "b"],
+    )
+    assert st.sql == (
+        "SELECT r.id, k.key FROM run r LEFT JOIN (SELECT run_id, key FROM (SELECT run_id, key, "
+        "row_number() OVER (PARTITION BY run_id ORDER BY key) AS _consist_rn FROM kv WHERE "
+        "run_id IN (%s, %s)) AS _consist_q WHERE _consist_rn <= %s) k ON k.run_id = r.id "
+        "WHERE r.id IN (%s, %s)"
+    )

@@ -222,3 +222,27 @@ def test_timestamps_are_stored_as_utc(store_engine, recorded) -> None:
     got = store.get_run(record.run.id)
     assert got.created_at == record.run.created_at
     assert got.created_at <= datetime.now(UTC)
+
+
+def test_runs_with_values_limited_per_run(store_engine, recorded) -> None:
+    """diff_runs' query: a QUALIFY inside a joined subquery."""
+    records = recorded(2)
+    store = store_engine()
+    _write(store, records)
+    ids = [r.run.id for r in records]
+    got = store.facets.runs_with_values([*ids, "absent"], limit_per_run=1)
+    assert got == {i: ("maker", {"scenario.name": f"s{n}"}) for n, i in enumerate(ids)}
+
+
+def test_run_query_returns_records(store_engine, recorded) -> None:
+    from sqlmodel import select
+
+    from consist.models.tables import ArtifactTable, RunTable
+
+    records = recorded(2)
+    store = store_engine()
+    _write(store, records)
+    runs = store.run_query(select(RunTable).order_by(RunTable.created_at))
+    assert [r.model_dump() for r in runs] == [r.run.model_dump() for r in records]
+    artifacts = store.run_query(select(ArtifactTable).where(ArtifactTable.key == "table"))
+    assert {a.id for a in artifacts} == {r.outputs[0].id for r in records}

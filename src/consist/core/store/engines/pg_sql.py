@@ -213,13 +213,45 @@ def _refuse_duckdb_only(sql: str) -> None:
 def _rewrite_constructs(sql: str) -> str:
     """DuckDB-only constructs -> PostgreSQL equivalents (see the module docs)."""
     _refuse_duckdb_only(sql)
-    if "QUALIFY" in sql.upper():
-        sql = _rewrite_qualify(sql)
+    while (at := _qualify_at(sql)) >= 0:
+        start, end = _enclosing(sql, at)
+        sql = sql[:start] + _rewrite_qualify(sql[start:end]) + sql[end:]
     if "arg_max" in sql.lower():
         sql = _ARG_MAX.sub(r"(array_agg(\1 ORDER BY \2 DESC))[1]", sql)
     if _TAG_COMPREHENSION[0] in sql:
         sql = sql.replace(*_TAG_COMPREHENSION)
     return sql
+
+
+_QUALIFY_WORD = re.compile(r"\bQUALIFY\b", re.IGNORECASE)
+
+
+def _qualify_at(sql: str) -> int:
+    found = _QUALIFY_WORD.search(sql)
+    return -1 if found is None else found.start()
+
+
+def _enclosing(sql: str, at: int) -> tuple[int, int]:
+    """The bounds of the innermost parenthesized text around ``at`` (else all of ``sql``)."""
+    start, depth = 0, 0
+    for i in range(at - 1, -1, -1):
+        if sql[i] == ")":
+            depth += 1
+        elif sql[i] == "(":
+            if depth == 0:
+                start = i + 1
+                break
+            depth -= 1
+    end, depth = len(sql), 0
+    for i in range(at, len(sql)):
+        if sql[i] == "(":
+            depth += 1
+        elif sql[i] == ")":
+            if depth == 0:
+                end = i
+                break
+            depth -= 1
+    return start, end
 
 
 def _rewrite_qualify(sql: str) -> str:

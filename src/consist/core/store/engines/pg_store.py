@@ -270,8 +270,13 @@ class PostgresMetadataStore(MetadataStore):
 
     @property
     def engine(self) -> Any:
-        """The SQLAlchemy engine over the PostgreSQL database (its own pooled sessions)."""
-        return self.connections.engine
+        """The SQLAlchemy engine over the PostgreSQL database (its own pooled sessions).
+
+        ``run_query`` statements are PostgreSQL SQL; the store's JSON columns
+        (``meta``, ``identity``, facet payloads) are ``TEXT`` holding JSON,
+        decoded for the table models' ``JSON`` columns.
+        """
+        return self.connections.query_engine()
 
     def close(self) -> None:
         """Commit queued writes and return the session; the last user disposes of the pool."""

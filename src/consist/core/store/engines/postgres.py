@@ -27,6 +27,7 @@ psycopg and SQLAlchemy are imported only when a manager is created.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 import weakref
@@ -271,6 +272,8 @@ class PostgresConnectionManager:
         self.engine = sqlalchemy.create_engine(
             _sqlalchemy_url(url), pool_size=1, max_overflow=4, connect_args=connect_args
         )
+        self._connect_args = connect_args
+        self._query_engine: Any = None
         self._translator = Translator(self._primary_key)
         self._keys: dict[str, list[str]] = {}
         self._lock = threading.RLock()
@@ -344,6 +347,33 @@ class PostgresConnectionManager:
             self._closed = True
             self._close_connection()
             self.engine.dispose()
+            if self._query_engine is not None:
+                self._query_engine.dispose()
+
+    def query_engine(self) -> Any:
+        """The SQLAlchemy engine for ``run_query`` (its own pooled sessions).
+
+        The store keeps JSON documents in ``TEXT`` columns (see
+        :mod:`.pg_sql`); this engine decodes them for SQLAlchemy's ``JSON``
+        columns of the table models (``select(Run)`` returns ``meta`` as a
+        dict, as on DuckDB). Real ``json`` columns decode as usual.
+        """
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"store {self.path} has been closed")
+            if self._query_engine is None:
+                _, sqlalchemy = _require_driver()
+                engine = sqlalchemy.create_engine(
+                    _sqlalchemy_url(self.url),
+                    pool_size=1,
+                    max_overflow=4,
+                    connect_args=self._connect_args,
+                    json_deserializer=_json_loads,
+                )
+                # Decode in SQLAlchemy too: a TEXT column reaches it as a string.
+                engine.dialect.supports_native_json_deserialization = False
+                self._query_engine = engine
+            return self._query_engine
 
     def schedule_maintenance(self) -> None:
         """Nothing to schedule: writes commit when made, sessions are not handed over."""
@@ -431,6 +461,13 @@ class PostgresConnectionManager:
         return self._keys[table]
 
 
+def _json_loads(value: Any) -> Any:
+    """JSON text (or bytes) decoded; anything already decoded as it is."""
+    if isinstance(value, str | bytes | bytearray):
+        return json.loads(value)
+    return value
+
+
 _MANAGERS: weakref.WeakSet[PostgresConnectionManager] = weakref.WeakSet()
 _SHARED: dict[str, PostgresConnectionManager] = {}
 _SHARED_GUARD = threading.Lock()
@@ -454,6 +491,8 @@ def _after_fork_in_child() -> None:
         manager._lock = threading.RLock()
         with contextlib.suppress(Exception):
             manager.engine.dispose(close=False)
+            if manager._query_engine is not None:
+                manager._query_engine.dispose(close=False)
 
 
 os.register_at_fork(after_in_child=_after_fork_in_child)
