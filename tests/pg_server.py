@@ -135,6 +135,25 @@ class PostgresServer:
         self._cleanup()
         raise RuntimeError(f"pg_ctl start failed: {last}")
 
+    def halt(self) -> None:
+        """Stop the server abruptly (``-m immediate``), keeping its data for :meth:`resume`."""
+        stopped = self._run("pg_ctl", "-D", str(self.data_dir), "-m", "immediate", "-w", "stop")
+        if stopped.returncode != 0:
+            raise RuntimeError(f"pg_ctl stop failed: {stopped.stderr or stopped.stdout}")
+
+    def resume(self) -> None:
+        """Start a halted server again on the same port."""
+        assert self.root is not None, "server not started"
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        started = self._run(
+            "pg_ctl", "-D", str(self.data_dir), "-o", options,
+            "-l", str(self.root / "server.log"), "-w", "-t", "60", "start",
+        )  # fmt: skip
+        if started.returncode != 0:
+            raise RuntimeError(f"pg_ctl start failed: {started.stderr or started.stdout}")
+
     def create_database(self, name: str | None = None) -> str:
         """Create a database (a fresh name when None); return its URL."""
         import psycopg

@@ -146,3 +146,22 @@ def test_postgresql_gets_indexes_for_the_query_orderings(pg_url: str) -> None:
         assert "run_created_idx" in plan and "Sort" not in plan
     finally:
         store.close()
+
+
+def test_a_lost_server_is_a_connection_error_and_the_store_reconnects(tmp_path: Path) -> None:
+    from pg_server import PostgresServer
+
+    server = PostgresServer(durable=True).start()
+    try:
+        store = _open(server.create_database())
+        try:
+            assert store.count_runs() == 0
+            server.halt()
+            with pytest.raises(ConnectionError, match="PostgreSQL store"):
+                store.count_runs()
+            server.resume()
+            assert store.count_runs() == 0  # the next use opened a new session
+        finally:
+            store.close()
+    finally:
+        server.stop()

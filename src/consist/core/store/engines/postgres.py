@@ -151,11 +151,19 @@ class PgConnection:
         """Execute one statement (``?`` / ``$name`` / ``$1`` parameters); return its result."""
         statement = self._translator.translate(sql, params)
         cursor = self.raw.cursor()
-        if statement.many:
-            if statement.params:
-                cursor.executemany(statement.sql, statement.params)
-        else:
-            cursor.execute(statement.sql, statement.params)
+        try:
+            if statement.many:
+                if statement.params:
+                    cursor.executemany(statement.sql, statement.params)
+            else:
+                cursor.execute(statement.sql, statement.params)
+        except Exception as exc:
+            if self.raw.broken:  # the next use of the store reconnects
+                raise ConnectionError(
+                    f"lost the connection to the PostgreSQL store ({exc}); nothing of the "
+                    "statement's transaction was committed"
+                ) from exc
+            raise
         self._last = PgResult(cursor)
         return self._last
 
@@ -434,11 +442,17 @@ class PostgresConnectionManager:
 
     def _close_connection(self) -> None:
         proxy, self._proxy, self._con = self._proxy, None, None
-        if proxy is not None:
-            with contextlib.suppress(Exception):
-                proxy.driver_connection.autocommit = False
-            with contextlib.suppress(Exception):  # never raise into user code on close
-                proxy.close()
+        if proxy is None:
+            return
+        raw = proxy.driver_connection
+        if raw is None or raw.closed or raw.broken:
+            with contextlib.suppress(Exception):  # a lost session is discarded, not reset
+                proxy.invalidate()
+            return
+        with contextlib.suppress(Exception):
+            raw.autocommit = False
+        with contextlib.suppress(Exception):  # never raise into user code on close
+            proxy.close()
 
     def _primary_key(self, table: str) -> list[str]:
         """Primary-key columns of ``table`` (for ``ON CONFLICT`` without a target)."""
