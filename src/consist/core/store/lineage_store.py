@@ -194,17 +194,6 @@ SELECT node FROM walk
 # ``index_scan_max_count`` (2048) values; longer lists go in several statements.
 _IN_CHUNK = 2000
 
-# The links leaving some nodes, and the artifacts among those nodes, in one
-# statement (both by index; a run's node matches no artifact).
-_NODE_LINKS_AND_ARTIFACTS = (
-    "SELECT true, l.run_id, l.direction, l.key, l.artifact_id, "
-    "NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL "
-    "FROM run_artifact_link l WHERE l.src IN ({marks}) "
-    "UNION ALL "
-    "SELECT false, NULL, NULL, NULL, " + "a.id, a.key, a.uri, a.driver, a.hash, a.table_path, "
-    "a.array_path, a.run_id, a.created_at FROM artifact a WHERE a.id IN ({marks})"
-)
-
 # The reference walk (the form before migration 7, kept for the equivalence
 # tests of :func:`_unbounded_rows`; joins every link twice per statement).
 # One row per edge: (artifact, a run that output it, one input of
@@ -260,6 +249,24 @@ _RUN_COLS = (
     "json_extract_string(r.meta, '$.cache_source')"
 )
 _NO_RUN = ", ".join(["NULL"] * 13)
+# The links leaving some nodes with their runs' columns, and the artifacts
+# among those nodes, in one statement. Both are read by index: the IN list of
+# constants, and the join to ``run``, whose few keys DuckDB pushes into the
+# scan of ``run`` as a filter. A link whose run row is missing drops out (as
+# the walk's join to ``run`` always did); a run's node matches no artifact.
+_NODE_ROWS = (
+    "SELECT true, l.direction, l.key, l.artifact_id, "
+    + _RUN_COLS
+    + ", "
+    + ", ".join(["NULL"] * 9)
+    + " FROM run_artifact_link l JOIN run r ON r.id = l.run_id WHERE l.src IN ({marks}) "
+    "UNION ALL SELECT false, NULL, NULL, a.id, "
+    + _NO_RUN
+    + ", "
+    + _ARTIFACT_COLS
+    + " FROM artifact a WHERE a.id IN ({marks})"
+)
+_NODE_RUN, _NODE_ART = 4, 4 + 13  # first run column, first artifact column
 # Whether artifact ``a`` was output by some run (only needed when bounded:
 # unbounded walks fetch every producer anyway).
 _PRODUCED = (
@@ -395,48 +402,40 @@ class LineageStore:
 
 
 def _unbounded_rows(con: Any, root: str) -> list[tuple[Any, ...]]:
-    """The rows of ``_SQL_UNBOUNDED``, fetched in three statements.
+    """The rows of ``_SQL_UNBOUNDED``, fetched in two statements.
 
     The walk collects the nodes reached from ``root`` (:data:`_WALK_NODES`);
-    one statement then reads, by index, the links leaving those nodes and
-    the artifacts among them, and a last one the runs of those links. The
-    edges ``(artifact, run, input, key)`` are rebuilt here from the links:
-    each run that output a reached artifact, paired with each of its inputs
-    (or with None when it has none).
+    one statement then reads, by index, the links leaving those nodes with
+    their runs, and the artifacts among them (:data:`_NODE_ROWS`). The edges
+    ``(artifact, run, input, key)`` are rebuilt here from the links: each
+    run that output a reached artifact, paired with each of its inputs (or
+    with None when it has none).
     """
     nodes = [r[0] for r in con.execute(_WALK_NODES, {"root": root}).fetchall()]
     produced_by: dict[Any, list[str]] = {}  # artifact -> runs that output it
     inputs_of: dict[str, list[tuple[Any, str]]] = {}  # run -> (input, key)
+    runs: dict[str, tuple[Any, ...]] = {}
     artifacts: dict[uuid.UUID, tuple[Any, ...]] = {}
     for chunk in _chunks(nodes):
-        marks = ", ".join("?" * len(chunk))
-        sql = _NODE_LINKS_AND_ARTIFACTS.format(marks=marks)
+        sql = _NODE_ROWS.format(marks=", ".join("?" * len(chunk)))
         for row in con.execute(sql, [*chunk, *chunk]).fetchall():
             if not row[0]:
-                artifacts[_as_uuid(row[4])] = row[4:]
-            elif row[2] == "output":
-                produced_by.setdefault(row[4], []).append(row[1])
+                artifacts[_as_uuid(row[3])] = row[_NODE_ART:]
+                continue
+            run_id = row[4]
+            runs[run_id] = row[_NODE_RUN:_NODE_ART]
+            if row[1] == "output":
+                produced_by.setdefault(row[3], []).append(run_id)
             else:
-                inputs_of.setdefault(row[1], []).append((row[4], row[3]))
-    edges = [
-        (artifact_id, run_id, *pair)
-        for artifact_id, run_ids in produced_by.items()
-        for run_id in run_ids
-        for pair in inputs_of.get(run_id) or [(None, None)]
-    ]
-    run_ids = sorted({e[1] for e in edges})
-    runs = {}
-    for chunk in _chunks(run_ids):
-        marks = ", ".join("?" * len(chunk))
-        sql = f"SELECT {_RUN_COLS} FROM run r WHERE r.id IN ({marks})"
-        runs.update({r[0]: r for r in con.execute(sql, chunk).fetchall()})
+                inputs_of.setdefault(run_id, []).append((row[3], row[2]))
     missing = (None,) * (_R0 - _A0)
     rows: list[tuple[Any, ...]] = []
-    for artifact_id, run_id, input_id, input_key in edges:
-        if run_id not in runs:  # the walk's inner join to run
-            continue
-        art = artifacts.get(_as_uuid(input_id), missing) if input_id is not None else missing
-        rows.append((artifact_id, input_id, input_key, *art, *runs[run_id], None))
+    for artifact_id, run_ids in produced_by.items():
+        for run_id in run_ids:
+            run = runs[run_id]
+            for input_id, input_key in inputs_of.get(run_id) or [(None, None)]:
+                art = missing if input_id is None else artifacts.get(_as_uuid(input_id), missing)
+                rows.append((artifact_id, input_id, input_key, *art, *run, None))
     root_row = artifacts.get(_as_uuid(root))
     if root_row is not None:
         rows.append((None, root_row[0], None, *root_row, *((None,) * 13), None))
