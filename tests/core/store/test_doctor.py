@@ -22,6 +22,7 @@ import pytest
 from _support import Child, make_git_repo
 from consist import Tracker
 from consist.core.store.doctor import DoctorReport, process_state
+from consist.core.store.lineage_store import link_nodes
 from consist.models.run import Run
 
 VICTIM = r"""
@@ -218,9 +219,9 @@ def test_dangling_links_are_found_and_removed(repo: Path) -> None:
     con = duckdb.connect(str(db))
     con.execute("DELETE FROM artifact WHERE id = ?", [str(art.id)])
     con.execute(
-        "INSERT INTO run_artifact_link (run_id, artifact_id, direction, key, meta) "
-        "VALUES ('ghost', ?, 'input', 'out', NULL)",
-        [str(art.id)],
+        "INSERT INTO run_artifact_link (run_id, artifact_id, direction, key, meta, src, dst) "
+        "VALUES ('ghost', ?, 'input', 'out', NULL, ?, ?)",
+        [str(art.id), *link_nodes("ghost", art.id, "input")],
     )
     con.close()
     ro = reader(repo)

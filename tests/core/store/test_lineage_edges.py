@@ -239,3 +239,40 @@ def test_the_sql_pair_matches_the_python_pair(tmp_path: Path) -> None:
             "SELECT run_id, artifact_id, direction, src, dst FROM run_artifact_link"
         ).fetchall()
     )
+
+
+def test_doctor_finds_and_fills_links_without_edges(tmp_path: Path) -> None:
+    """Links written without src/dst (by hand, or by a Consist older than schema 7)."""
+    db = tmp_path / "p.duckdb"
+    tracker = Tracker(run_dir=tmp_path / "runs", db_path=db)
+    first, _, third = _chain(tracker, 3)
+    tracker.close()
+    con = duckdb.connect(str(db))  # run 3 also read run 1's output, recorded by hand
+    con.execute(
+        "INSERT INTO run_artifact_link (run_id, artifact_id, direction, key, meta) "
+        "VALUES (?, ?, 'input', 'by_hand', '{}')",
+        [third.run.id, str(first.outputs["out"].id)],
+    )
+    con.execute(
+        "UPDATE run_artifact_link SET src = NULL WHERE run_id = ? AND direction = 'output'",
+        [first.run.id],
+    )
+    con.close()
+
+    tracker = Tracker(run_dir=tmp_path / "runs", db_path=db)
+    report = tracker.doctor()
+    (finding,) = [f for f in report.findings if f.kind == "link_without_edge"]
+    assert finding.fixable and "2 link row(s)" in finding.detail
+    root = third.outputs["out"].id
+    (upstream,) = tracker.get_artifact_lineage(root)["producing_run"]["inputs"]  # not walked
+    assert upstream["producing_run"]["inputs"][0]["producing_run"] is None
+    fixed = tracker.doctor(fix=True)
+    assert fixed.healthy, fixed.as_dict()
+    assert tracker.doctor().findings == []
+    inputs = tracker.get_artifact_lineage(root)["producing_run"]["inputs"]
+    by_key = {n["input_key"]: n for n in inputs}
+    assert set(by_key) == {"upstream", "by_hand"}
+    assert by_key["by_hand"]["producing_run"]["id"] == first.run.id
+    assert by_key["upstream"]["producing_run"]["inputs"][0]["producing_run"]["id"] == first.run.id
+    tracker.close()
+    _assert_nodes(_links(db))

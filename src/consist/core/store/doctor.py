@@ -7,6 +7,9 @@ snapshots the database may lack). :func:`diagnose` lists problems:
 * ``dead_running``: a run still ``running`` whose process is gone;
 * ``dangling_link``: a ``run_artifact_link`` row whose run or artifact row
   is missing;
+* ``link_without_edge``: link rows without their lineage edge (``src`` /
+  ``dst``, schema 7), written by hand or by a Consist older than schema 7
+  still writing to the store; lineage does not walk them;
 * ``missing_in_db`` / ``db_older`` / ``db_newer``: a journal snapshot under
   ``run_dir/consist_runs`` that the database lacks, or whose row is older
   or newer than the snapshot;
@@ -33,7 +36,8 @@ committed, so it cannot say which process owns a run; the recorded pid can.)
 holds older (an older snapshot never overwrites a newer row), marks dead
 ``running`` runs ``failed`` (journal first, then the database, like any run
 end; a run without a snapshot under this ``run_dir`` is left alone, since
-its journal is elsewhere) and deletes dangling link rows. What cannot be repaired (a database row
+its journal is elsewhere), deletes dangling link rows and fills missing
+lineage edges. What cannot be repaired (a database row
 newer than its snapshot, an unreadable snapshot) is left alone and stays in
 the report.
 """
@@ -49,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from consist.core.store.journal import Journal
+from consist.core.store.lineage_store import LINK_DST_SQL, LINK_SRC_SQL
 from consist.core.store.metadata_store import MetadataStore
 from consist.models.records import ConsistRecord
 from consist.models.run import Run, utc_now
@@ -65,6 +70,12 @@ LEFT JOIN artifact a ON a.id = l.artifact_id
 WHERE r.id IS NULL OR a.id IS NULL
 ORDER BY l.run_id, l.key, l.direction
 """
+
+_NO_EDGE_SQL = "SELECT count(*) FROM run_artifact_link WHERE src IS NULL OR dst IS NULL"
+_FILL_EDGES_SQL = (
+    f"UPDATE run_artifact_link SET src = {LINK_SRC_SQL}, dst = {LINK_DST_SQL} "
+    "WHERE src IS NULL OR dst IS NULL"
+)
 
 _TABLES_SQL = """
 SELECT table_schema, table_name FROM information_schema.tables
@@ -208,9 +219,10 @@ class Finding:
     Attributes
     ----------
     kind:
-        ``dead_running``, ``dangling_link``, ``missing_in_db``, ``db_older``,
-        ``db_newer``, ``unreplayed``, ``unapplied_writes`` or
-        ``unreadable_snapshot`` (see :mod:`consist.core.store.doctor`).
+        ``dead_running``, ``dangling_link``, ``link_without_edge``,
+        ``missing_in_db``, ``db_older``, ``db_newer``, ``unreplayed``,
+        ``unapplied_writes`` or ``unreadable_snapshot`` (see
+        :mod:`consist.core.store.doctor`).
     subject:
         What it is about: a run id, a link ``run_id/key (direction)``, a file.
     detail:
@@ -285,11 +297,12 @@ def diagnose(store: MetadataStore, journal: Journal) -> tuple[DoctorReport, dict
         to fail, links to delete).
     """
     report = DoctorReport()
-    plan: dict[str, Any] = {"replay": [], "fail": [], "links": []}
+    plan: dict[str, Any] = {"replay": [], "fail": [], "links": [], "edges": 0}
     with store.connections.connection() as con:
         logged = _count(con, "write_log")
         running_ids = [r[0] for r in con.execute(_RUNNING_SQL).fetchall()]
         dangling = con.execute(_DANGLING_SQL).fetchall()
+        no_edge = con.execute(_NO_EDGE_SQL).fetchone()[0]
     if logged:
         report.findings.append(
             Finding(
@@ -338,6 +351,17 @@ def diagnose(store: MetadataStore, journal: Journal) -> tuple[DoctorReport, dict
             )
         )
         plan["links"].append((run_id, artifact_id, direction))
+    if no_edge:
+        report.findings.append(
+            Finding(
+                "link_without_edge",
+                store.db_path,
+                f"{no_edge} link row(s) lack their lineage edge (src/dst): written by hand or "
+                "by a Consist older than schema 7; lineage does not walk them",
+                fixable=True,
+            )
+        )
+        plan["edges"] = no_edge
     return report, plan
 
 
@@ -476,6 +500,13 @@ def repair(
             if finding.kind == "dangling_link":
                 finding.fixed = True
                 finding.action = "deleted the link row"
+    if plan.get("edges"):
+        with store.connections.transaction() as con:
+            con.execute(_FILL_EDGES_SQL)
+        for finding in report.findings:
+            if finding.kind == "link_without_edge":
+                finding.fixed = True
+                finding.action = "filled src/dst from the link's run, artifact and direction"
     for finding in report.findings:
         if finding.kind in ("unapplied_writes", "unreplayed"):
             # The writable open replays and applies these before the diagnosis
