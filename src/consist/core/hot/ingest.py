@@ -11,8 +11,8 @@ which owns every SQL statement. Three paths, one destination:
   fewer row groups than DuckDB threads (up to ``STAGE_MAX_BYTES``
   uncompressed) is first copied into a private in-memory table on a second
   connection while the store applies its write log on the first, so that
-  the insert compresses on every core; DuckDB's memory limit is capped for
-  that ingest (see ``hot_store._staged_parquet``).
+  the insert compresses on every core, and the memory used to read the
+  file is handed back before the insert (see ``hot_store._staged_parquet``).
 * a pandas/polars DataFrame or pyarrow Table: scanned in place by DuckDB
   (no copy, dtypes preserved).
 * any other iterable of dict rows: loaded by dlt (type inference, schema
