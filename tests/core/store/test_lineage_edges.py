@@ -20,9 +20,11 @@ import consist
 from consist import Tracker
 from consist.core.store.compaction import rebuild_file
 from consist.core.store.lineage_store import (
+    _SQL_BOUNDED,
     _SQL_UNBOUNDED,
     LINK_DST_SQL,
     LINK_SRC_SQL,
+    _bounded_rows,
     _unbounded_rows,
     link_nodes,
     run_node,
@@ -276,3 +278,70 @@ def test_doctor_finds_and_fills_links_without_edges(tmp_path: Path) -> None:
     assert by_key["upstream"]["producing_run"]["inputs"][0]["producing_run"]["id"] == first.run.id
     tracker.close()
     _assert_nodes(_links(db))
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_walks_return_the_rows_of_the_one_statement_forms(tmp_path: Path) -> None:
+    """Unbounded and bounded walks over the edges equal the joins over the link columns.
+
+    Shapes: a chain, a diamond, a self-cycle, a two-run cycle, a run without
+    inputs, a cache hit, an input link to a missing artifact and an output
+    link of a missing run.
+    """
+    tracker = Tracker(run_dir=tmp_path / "runs", db_path=tmp_path / "p.duckdb")
+    raw = _write(tmp_path / "raw.txt", "raw\n")
+    chain = _chain(tracker, 4, first=raw)
+    _chain(tracker, 1, first=raw)  # the same step again: a cache hit of the first link
+    with tracker.start_run("up_run", "up"):
+        up = tracker.log_output(_write(tmp_path / "w" / "up.txt", "up"), key="up")
+    with tracker.start_run("left_run", "side"):
+        tracker.log_input(up, key="up")
+        left = tracker.log_output(_write(tmp_path / "w" / "l.txt", "l"), key="left")
+    with tracker.start_run("right_run", "side"):
+        tracker.log_input(up, key="up")
+        right = tracker.log_output(_write(tmp_path / "w" / "r.txt", "r"), key="right")
+    with tracker.start_run("merge_run", "merge"):
+        tracker.log_input(left, key="a_left")
+        tracker.log_input(right, key="b_right")
+        merged = tracker.log_output(_write(tmp_path / "w" / "m.txt", "m"), key="merged")
+    with tracker.start_run("edit_run", "edit"):  # a self-cycle
+        state = tracker.log_output(_write(tmp_path / "w" / "s.txt", "s"), key="state")
+        tracker.log_input(state, key="previous")
+    with tracker.start_run("a_run", "a"):
+        a = tracker.log_output(_write(tmp_path / "w" / "a.txt", "a"), key="a")
+    with tracker.start_run("b_run", "b"):
+        tracker.log_input(a, key="a_in")
+        b = tracker.log_output(_write(tmp_path / "w" / "b.txt", "b"), key="b")
+    tracker.store.flush()
+    columns = "run_artifact_link (run_id, artifact_id, direction, key, meta, src, dst)"
+    extra = [
+        ("a_run", str(b.id), "input", "b_in"),  # closes the two-run cycle
+        ("merge_run", str(uuid.uuid4()), "input", "ghost"),  # no such artifact
+        ("no_such_run", str(up.id), "output", "up"),  # no such run
+    ]
+    with tracker.store.connections.transaction() as con:
+        for run_id, art, direction, key in extra:
+            con.execute(
+                f"INSERT INTO {columns} VALUES (?, ?, ?, ?, NULL, ?, ?)",
+                [run_id, art, direction, key, *link_nodes(run_id, art, direction)],
+            )
+    raw_id = tracker.get_artifacts_for_run(chain[0].run.id).inputs["upstream"].id
+    roots = [merged.id, state.id, b.id, up.id, chain[-1].outputs["out"].id, raw_id, uuid.uuid4()]
+    with tracker.store.connections.connection() as con:
+        for root in roots:
+            root_id = str(root)
+            expected = con.execute(_SQL_UNBOUNDED, {"root": root_id}).fetchall()
+            assert sorted(map(repr, _unbounded_rows(con, root_id))) == sorted(
+                map(repr, expected)
+            ), root_id
+            for depth in (0, 1, 2, 3, 5):
+                params = {"root": root_id, "max_depth": depth}
+                expected = con.execute(_SQL_BOUNDED, params).fetchall()
+                got = _bounded_rows(con, root_id, depth)
+                assert sorted(map(repr, got)) == sorted(map(repr, expected)), (root_id, depth)
+    tracker.close()

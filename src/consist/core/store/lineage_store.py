@@ -190,6 +190,20 @@ WITH RECURSIVE walk(node) AS (
 SELECT node FROM walk
 """
 
+# The bounded walk: the hop count rides in the rows (so around a cycle the
+# walk goes on until the bound). Artifacts are at even hops (depth = hops / 2),
+# runs' nodes at odd ones. Nodes before ``$last_hop`` are expanded; those at
+# ``$last_hop`` are the inputs at the depth bound (read, not expanded).
+_WALK_NODES_BOUNDED = """
+WITH RECURSIVE walk(node, hops) AS (
+    SELECT CAST($root AS UUID), 0
+    UNION
+    SELECT l.dst, w.hops + 1 FROM walk w JOIN run_artifact_link l ON l.src = w.node
+    WHERE w.hops + 1 <= $last_hop
+)
+SELECT node, min(hops) FROM walk GROUP BY node
+"""
+
 # An IN list of constants is read through the index up to DuckDB's
 # ``index_scan_max_count`` (2048) values; longer lists go in several statements.
 _IN_CHUNK = 2000
@@ -249,22 +263,33 @@ _RUN_COLS = (
     "json_extract_string(r.meta, '$.cache_source')"
 )
 _NO_RUN = ", ".join(["NULL"] * 13)
-# The links leaving some nodes with their runs' columns, and the artifacts
-# among those nodes, in one statement. Both are read by index: the IN list of
-# constants, and the join to ``run``, whose few keys DuckDB pushes into the
-# scan of ``run`` as a filter. A link whose run row is missing drops out (as
-# the walk's join to ``run`` always did); a run's node matches no artifact.
-_NODE_ROWS = (
-    "SELECT true, l.direction, l.key, l.artifact_id, "
+# What is read about the nodes a walk reached, in one statement of up to
+# three parts (same columns: kind, direction, key, id, run columns, artifact
+# columns): the links leaving some nodes with their runs' columns; the
+# artifacts among some nodes; and which of some artifacts have a producing
+# link (bounded walks). All read by index: IN lists of constants, and the
+# join to ``run``, whose few keys DuckDB pushes into the scan of ``run`` as a
+# filter. A link whose run row is missing drops out (as the walk's join to
+# ``run`` always did); a run's node matches no artifact, and an artifact is
+# the src of its output links only.
+_LINK_ROWS = (
+    "SELECT 0, l.direction, l.key, l.artifact_id, "
     + _RUN_COLS
     + ", "
     + ", ".join(["NULL"] * 9)
-    + " FROM run_artifact_link l JOIN run r ON r.id = l.run_id WHERE l.src IN ({marks}) "
-    "UNION ALL SELECT false, NULL, NULL, a.id, "
+    + " FROM run_artifact_link l JOIN run r ON r.id = l.run_id WHERE l.src IN ({marks})"
+)
+_ARTIFACT_ROWS = (
+    "SELECT 1, NULL, NULL, a.id, "
     + _NO_RUN
     + ", "
     + _ARTIFACT_COLS
     + " FROM artifact a WHERE a.id IN ({marks})"
+)
+_PRODUCED_ROWS = (
+    "SELECT 2, NULL, NULL, p.src, "
+    + ", ".join(["NULL"] * 22)
+    + " FROM run_artifact_link p WHERE p.src IN ({marks})"
 )
 _NODE_RUN, _NODE_ART = 4, 4 + 13  # first run column, first artifact column
 # Whether artifact ``a`` was output by some run (only needed when bounded:
@@ -374,11 +399,7 @@ class LineageStore:
         root = str(artifact_id)
         bound = max_depth if max_depth is not None and max_depth <= BOUNDED_WALK_LIMIT else None
         with self.connections.connection() as con:
-            if bound is None:
-                rows = _unbounded_rows(con, root)
-            else:
-                params = {"root": root, "max_depth": int(bound)}
-                rows = con.execute(_SQL_BOUNDED, params).fetchall()
+            rows = _walk_rows(con, root, bound)
         return _graph_from_rows(_as_uuid(root), rows, bound)
 
     def run_inputs(self, run_id: str) -> RunInputs | None:
@@ -402,48 +423,94 @@ class LineageStore:
 
 
 def _unbounded_rows(con: Any, root: str) -> list[tuple[Any, ...]]:
-    """The rows of ``_SQL_UNBOUNDED``, fetched in two statements.
+    """The rows of ``_SQL_UNBOUNDED``, in two statements (see :func:`_walk_rows`)."""
+    return _walk_rows(con, root, None)
 
-    The walk collects the nodes reached from ``root`` (:data:`_WALK_NODES`);
-    one statement then reads, by index, the links leaving those nodes with
-    their runs, and the artifacts among them (:data:`_NODE_ROWS`). The edges
-    ``(artifact, run, input, key)`` are rebuilt here from the links: each
-    run that output a reached artifact, paired with each of its inputs (or
-    with None when it has none).
+
+def _bounded_rows(con: Any, root: str, max_depth: int) -> list[tuple[Any, ...]]:
+    """The rows of ``_SQL_BOUNDED``, in two statements (see :func:`_walk_rows`)."""
+    return _walk_rows(con, root, max_depth)
+
+
+def _walk_rows(con: Any, root: str, max_depth: int | None) -> list[tuple[Any, ...]]:
+    """The lineage rows of ``root``: the walk, then one statement about what it reached.
+
+    The walk collects the nodes reached from ``root`` (:data:`_WALK_NODES`, or
+    :data:`_WALK_NODES_BOUNDED` up to ``max_depth``). One statement then reads,
+    by index, the links leaving the expanded nodes with their runs, the
+    artifacts among all reached nodes and, when bounded, which of them have
+    a producing link. The edges ``(artifact, run, input, key)`` are rebuilt
+    here from the links: each run that output a reached artifact, paired with
+    each of its inputs (or with None when it has none). The rows are those of
+    the one-statement forms ``_SQL_UNBOUNDED`` / ``_SQL_BOUNDED``.
     """
-    nodes = [r[0] for r in con.execute(_WALK_NODES, {"root": root}).fetchall()]
+    if max_depth is None:
+        expand = [r[0] for r in con.execute(_WALK_NODES, {"root": root}).fetchall()]
+        reached, artifact_nodes = expand, []
+    else:
+        last_hop = 2 * max_depth
+        walked = con.execute(_WALK_NODES_BOUNDED, {"root": root, "last_hop": last_hop}).fetchall()
+        expand = [node for node, hops in walked if hops < last_hop]
+        reached = [node for node, _ in walked]
+        artifact_nodes = [node for node, hops in walked if hops % 2 == 0]
     produced_by: dict[Any, list[str]] = {}  # artifact -> runs that output it
     inputs_of: dict[str, list[tuple[Any, str]]] = {}  # run -> (input, key)
     runs: dict[str, tuple[Any, ...]] = {}
     artifacts: dict[uuid.UUID, tuple[Any, ...]] = {}
-    for chunk in _chunks(nodes):
-        sql = _NODE_ROWS.format(marks=", ".join("?" * len(chunk)))
-        for row in con.execute(sql, [*chunk, *chunk]).fetchall():
-            if not row[0]:
+    produced: set[uuid.UUID] = set()
+    for sql, params in _node_statements(expand, reached, artifact_nodes):
+        for row in con.execute(sql, params).fetchall():
+            if row[0] == 1:
                 artifacts[_as_uuid(row[3])] = row[_NODE_ART:]
-                continue
-            run_id = row[4]
-            runs[run_id] = row[_NODE_RUN:_NODE_ART]
-            if row[1] == "output":
-                produced_by.setdefault(row[3], []).append(run_id)
+            elif row[0] == 2:
+                produced.add(_as_uuid(row[3]))
             else:
-                inputs_of.setdefault(run_id, []).append((row[3], row[2]))
+                run_id = row[_NODE_RUN]
+                runs[run_id] = row[_NODE_RUN:_NODE_ART]
+                if row[1] == "output":
+                    produced_by.setdefault(row[3], []).append(run_id)
+                else:
+                    inputs_of.setdefault(run_id, []).append((row[3], row[2]))
+
+    def flag(artifact_id: Any) -> bool | None:
+        if max_depth is None:
+            return None
+        # as EXISTS over the joined artifact row: False when that row is missing
+        return artifact_id is not None and artifact_id in artifacts and artifact_id in produced
+
     missing = (None,) * (_R0 - _A0)
     rows: list[tuple[Any, ...]] = []
     for artifact_id, run_ids in produced_by.items():
         for run_id in run_ids:
             run = runs[run_id]
             for input_id, input_key in inputs_of.get(run_id) or [(None, None)]:
-                art = missing if input_id is None else artifacts.get(_as_uuid(input_id), missing)
-                rows.append((artifact_id, input_id, input_key, *art, *run, None))
-    root_row = artifacts.get(_as_uuid(root))
+                key = None if input_id is None else _as_uuid(input_id)
+                art = missing if key is None else artifacts.get(key, missing)
+                rows.append((artifact_id, input_id, input_key, *art, *run, flag(key)))
+    root_id = _as_uuid(root)
+    root_row = artifacts.get(root_id)
     if root_row is not None:
-        rows.append((None, root_row[0], None, *root_row, *((None,) * 13), None))
+        rows.append((None, root_row[0], None, *root_row, *((None,) * 13), flag(root_id)))
     return rows
 
 
-def _chunks(values: Sequence[Any]) -> list[Sequence[Any]]:
-    return [values[i : i + _IN_CHUNK] for i in range(0, len(values), _IN_CHUNK)]
+def _node_statements(
+    expand: Sequence[Any], reached: Sequence[Any], artifact_nodes: Sequence[Any]
+) -> list[tuple[str, list[Any]]]:
+    """The statements reading what a walk reached (one unless a list is very long)."""
+    parts = ((_LINK_ROWS, expand), (_ARTIFACT_ROWS, reached), (_PRODUCED_ROWS, artifact_nodes))
+    statements = []
+    longest = max(len(values) for _, values in parts)
+    for start in range(0, max(longest, 1), _IN_CHUNK):
+        sqls, params = [], []
+        for template, values in parts:
+            chunk = list(values[start : start + _IN_CHUNK])
+            if chunk:
+                sqls.append(template.format(marks=", ".join("?" * len(chunk))))
+                params.extend(chunk)
+        if sqls:
+            statements.append((" UNION ALL ".join(sqls), params))
+    return statements
 
 
 def _as_uuid(value: Any) -> uuid.UUID:
