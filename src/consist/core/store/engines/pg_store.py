@@ -59,7 +59,7 @@ PG_EXTRAS: dict[int, tuple[str, ...]] = {
         *COMPAT_FUNCTIONS,
         "CREATE INDEX IF NOT EXISTS run_created_idx ON run (created_at DESC, id DESC)",
         "CREATE INDEX IF NOT EXISTS run_model_created_idx "
-        "ON run (model_name, created_at DESC, id DESC)",
+        "ON run (model_name, created_at DESC, id DESC) INCLUDE (iteration)",
         "CREATE INDEX IF NOT EXISTS run_tags_idx ON run USING gin (tags)",
     )
 }
