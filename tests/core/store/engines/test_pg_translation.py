@@ -206,3 +206,16 @@ def test_qualify_inside_a_subquery() -> None:
         "run_id IN (%s, %s)) AS _consist_q WHERE _consist_rn <= %s) k ON k.run_id = r.id "
         "WHERE r.id IN (%s, %s)"
     )
+
+
+def test_duckdb_only_methods_look_missing_to_hasattr(pg_url: str) -> None:
+    from consist.core.store.engines.pg_store import PostgresMetadataStore
+
+    store = PostgresMetadataStore(pg_url)
+    try:
+        with store.connections.connection() as con:
+            assert not hasattr(con, "register")
+            assert getattr(con, "complete", None) is None
+            assert hasattr(con, "execute")
+    finally:
+        store.close()

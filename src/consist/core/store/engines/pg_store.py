@@ -68,6 +68,7 @@ PG_EXTRAS: dict[int, tuple[str, ...]] = {
 _MIGRATION_LOCK = 0x636F6E73697374
 _SCHEMA_VERSION_COLUMNS = {"version", "description", "applied_at"}
 _RETRIES = 5
+_MIN_SERVER = 130000  # anycompatiblearray (the compatibility functions)
 
 
 def unsupported(feature: str, url: str) -> NotImplementedError:
@@ -142,6 +143,12 @@ class PostgresMetadataStore(MetadataStore):
             If migrations are pending and the store was opened read-only.
         """
         with self.connections.connection() as con:
+            version = con.raw.info.server_version
+            if version < _MIN_SERVER:
+                raise RuntimeError(
+                    f"db_url={self.db_path!r}: PostgreSQL {version // 10000} is too old for "
+                    "the Consist store; it needs PostgreSQL 13 or later"
+                )
             self._check_identity(con)
             current = self._current_version(con)
         if current >= LATEST_VERSION:

@@ -101,6 +101,14 @@ def _require_driver() -> Any:
     return psycopg, sqlalchemy
 
 
+class DuckDBOnlyMethod(NotImplementedError, AttributeError):
+    """A DuckDB connection method a PostgreSQL store's connection does not have.
+
+    Also an ``AttributeError``, so ``hasattr`` / ``getattr(..., default)``
+    probes see a missing attribute.
+    """
+
+
 class PgResult:
     """The result of one statement (DuckDB's ``execute(...)`` return value)."""
 
@@ -230,7 +238,7 @@ class PgConnection:
         # (register, sql, df, ...): the feature calling it is not ported yet.
         if name.startswith("__"):
             raise AttributeError(name)
-        raise NotImplementedError(
+        raise DuckDBOnlyMethod(
             f"the feature calling the DuckDB connection method {name}() is not supported yet "
             "with a PostgreSQL store (db_url); use a DuckDB store (db_path=...) for it"
         )
