@@ -345,3 +345,20 @@ def test_walks_return_the_rows_of_the_one_statement_forms(tmp_path: Path) -> Non
                 got = _bounded_rows(con, root_id, depth)
                 assert sorted(map(repr, got)) == sorted(map(repr, expected)), (root_id, depth)
     tracker.close()
+
+
+def test_compaction_keeps_edges_and_their_index(tmp_path: Path) -> None:
+    db = tmp_path / "p.duckdb"
+    tracker = Tracker(run_dir=tmp_path / "runs", db_path=db)
+    chain = _chain(tracker, 4)
+    tracker.purge_run(chain[-1].run.id, dry_run=False)  # something for compaction to give back
+    root = chain[-2].outputs["out"].id
+    before = tracker.get_artifact_lineage(root)
+    tracker.compact_store()
+    assert tracker.get_artifact_lineage(root) == before
+    tracker.close()
+    _assert_nodes(_links(db))
+    con = duckdb.connect(str(db), read_only=True)
+    indexes = {r[0] for r in con.execute("SELECT index_name FROM duckdb_indexes()").fetchall()}
+    con.close()
+    assert "link_src_idx" in indexes

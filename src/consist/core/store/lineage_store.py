@@ -181,13 +181,14 @@ class UpstreamGraph:
 # The unbounded walk: every node reached from the root artifact along
 # ``src -> dst`` (artifact -> each run that output it -> that run's inputs ->
 # ...). One hash table of two UUID columns; see the module docstring.
+# ``artifact`` tells artifacts from runs' nodes (they alternate along a walk).
 _WALK_NODES = """
-WITH RECURSIVE walk(node) AS (
-    SELECT CAST($root AS UUID)
+WITH RECURSIVE walk(node, artifact) AS (
+    SELECT CAST($root AS UUID), true
     UNION
-    SELECT l.dst FROM walk w JOIN run_artifact_link l ON l.src = w.node
+    SELECT l.dst, NOT w.artifact FROM walk w JOIN run_artifact_link l ON l.src = w.node
 )
-SELECT node FROM walk
+SELECT node, artifact FROM walk
 """
 
 # The bounded walk: the hop count rides in the rows (so around a cycle the
@@ -438,27 +439,28 @@ def _walk_rows(con: Any, root: str, max_depth: int | None) -> list[tuple[Any, ..
     The walk collects the nodes reached from ``root`` (:data:`_WALK_NODES`, or
     :data:`_WALK_NODES_BOUNDED` up to ``max_depth``). One statement then reads,
     by index, the links leaving the expanded nodes with their runs, the
-    artifacts among all reached nodes and, when bounded, which of them have
-    a producing link. The edges ``(artifact, run, input, key)`` are rebuilt
-    here from the links: each run that output a reached artifact, paired with
-    each of its inputs (or with None when it has none). The rows are those of
+    reached artifacts and, when bounded, which of them have a producing link.
+    The edges ``(artifact, run, input, key)`` are rebuilt here from the
+    links: each run that output a reached artifact, paired with each of its
+    inputs (or with None when it has none). The rows are those of
     the one-statement forms ``_SQL_UNBOUNDED`` / ``_SQL_BOUNDED``.
     """
     if max_depth is None:
-        expand = [r[0] for r in con.execute(_WALK_NODES, {"root": root}).fetchall()]
-        reached, artifact_nodes = expand, []
+        walked = con.execute(_WALK_NODES, {"root": root}).fetchall()
+        expand = [node for node, _ in walked]
+        artifact_nodes = [node for node, artifact in walked if artifact]
+        ask_produced: list[Any] = []
     else:
         last_hop = 2 * max_depth
         walked = con.execute(_WALK_NODES_BOUNDED, {"root": root, "last_hop": last_hop}).fetchall()
         expand = [node for node, hops in walked if hops < last_hop]
-        reached = [node for node, _ in walked]
-        artifact_nodes = [node for node, hops in walked if hops % 2 == 0]
+        artifact_nodes = ask_produced = [node for node, hops in walked if hops % 2 == 0]
     produced_by: dict[Any, list[str]] = {}  # artifact -> runs that output it
     inputs_of: dict[str, list[tuple[Any, str]]] = {}  # run -> (input, key)
     runs: dict[str, tuple[Any, ...]] = {}
     artifacts: dict[uuid.UUID, tuple[Any, ...]] = {}
     produced: set[uuid.UUID] = set()
-    for sql, params in _node_statements(expand, reached, artifact_nodes):
+    for sql, params in _node_statements(expand, artifact_nodes, ask_produced):
         for row in con.execute(sql, params).fetchall():
             if row[0] == 1:
                 artifacts[_as_uuid(row[3])] = row[_NODE_ART:]
@@ -495,10 +497,10 @@ def _walk_rows(con: Any, root: str, max_depth: int | None) -> list[tuple[Any, ..
 
 
 def _node_statements(
-    expand: Sequence[Any], reached: Sequence[Any], artifact_nodes: Sequence[Any]
+    expand: Sequence[Any], artifact_nodes: Sequence[Any], ask_produced: Sequence[Any]
 ) -> list[tuple[str, list[Any]]]:
     """The statements reading what a walk reached (one unless a list is very long)."""
-    parts = ((_LINK_ROWS, expand), (_ARTIFACT_ROWS, reached), (_PRODUCED_ROWS, artifact_nodes))
+    parts = ((_LINK_ROWS, expand), (_ARTIFACT_ROWS, artifact_nodes), (_PRODUCED_ROWS, ask_produced))
     statements = []
     longest = max(len(values) for _, values in parts)
     for start in range(0, max(longest, 1), _IN_CHUNK):
