@@ -6,7 +6,6 @@ builder, run lifecycle); see ``README.md`` ("Layout") and ``DESIGN.md``.
 
 from __future__ import annotations
 
-import errno
 import os
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -39,6 +38,7 @@ from consist.core.run.hooks import HookRegistry
 from consist.core.run.lifecycle import RunLifecycle
 from consist.core.run.runner import StepRunner
 from consist.core.store.connection import is_storage_error
+from consist.core.store.engines.opening import open_store
 from consist.core.store.journal import Journal
 from consist.core.store.metadata_store import MetadataStore
 from consist.core.store.recovery import RecoveryReport, catch_up
@@ -141,20 +141,17 @@ class Tracker(
         if not config.read_only:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(self.run_dir)
-        self.store: MetadataStore | None = None
         self.recovery: RecoveryReport | None = None
-        if config.db_path is not None:
-            db_path = Path(os.path.abspath(config.db_path))
-            if config.read_only and not db_path.is_file():
-                raise FileNotFoundError(
-                    f"db_path={str(db_path)!r} does not exist; read_only=True opens an existing "
-                    "store (drop read_only to create one)"
-                )
-            if not config.read_only:
-                db_path.parent.mkdir(parents=True, exist_ok=True)
-            self.store = _open_store(str(db_path), config)
-            if not config.read_only:  # a read-only tracker replays nothing
-                self.recovery = _catch_up(self.store, self.journal)
+        self.store: MetadataStore | None = open_store(
+            db_path=config.db_path,
+            db_url=config.db_url,
+            lock_timeout_s=config.lock_timeout_s,
+            idle_release_s=config.idle_release_s,
+            max_hold_s=config.max_hold_s,
+            read_only=config.read_only,
+        )
+        if self.store is not None and not config.read_only:  # read-only: nothing replayed
+            self.recovery = _catch_up(self.store, self.journal)
         self.db_path = self.store.db_path if self.store else None
         self.hasher = ContentHasher(
             self.store if self.store is not None else MemoryStatCache(),
@@ -709,29 +706,6 @@ class Tracker(
                 "restore_cache_options expects the value suspend_cache_options returned"
             )
         self.lifecycle.require_active("restore_cache_options").cache = options
-
-
-def _open_store(db_path: str, config: TrackerConfig) -> MetadataStore:
-    """Open (and migrate) the store; a read-only file system names ``read_only=True``."""
-    store = MetadataStore(
-        db_path,
-        lock_timeout_s=config.lock_timeout_s,
-        idle_release_s=config.idle_release_s,
-        max_hold_s=config.max_hold_s,
-        read_only=config.read_only,
-    )
-    try:
-        store.ensure_schema()
-    except OSError as exc:
-        store.close()
-        if config.read_only or exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
-            raise
-        raise OSError(
-            exc.errno,
-            f"cannot open the store {db_path} for writing ({exc}); to read it, open the "
-            "tracker with read_only=True",
-        ) from exc
-    return store
 
 
 def _catch_up(store: MetadataStore, journal: Journal) -> RecoveryReport:

@@ -24,6 +24,22 @@ class TrackerConfig(BaseModel):
     db_path:
         DuckDB file for the queryable store; ``None`` runs journal-only (query
         methods then return empty results, and ``run_query`` raises).
+    db_url:
+        Team mode: a PostgreSQL database as the store instead of a DuckDB
+        file, e.g. ``"postgresql+psycopg://user@host:5432/consist"`` (only
+        ``postgresql://`` and ``postgresql+psycopg://`` URLs; the database
+        must exist, its tables are created on first use; exclusive with
+        ``db_path``). Every process and machine pointing at it shares one
+        store: a run is committed in its own transaction and visible to all
+        readers when ``run()`` returns. Nothing is kept beside the database:
+        the journal stays under ``run_dir``. Needs
+        ``pip install 'consist[postgres]'`` (psycopg 3, SQLAlchemy 2) and a
+        PostgreSQL 13 or later server. Not supported yet with ``db_url`` (a
+        clear error naming ``db_url`` and the feature is raised at the call):
+        ingest / ``log_dataframe(schema=...)`` / ``validate_artifacts``,
+        views, ``store_report`` / ``doctor`` / ``compact_store``, shards and
+        ``purge_run``, ``sweep``; the DuckDB file timings ``lock_timeout_s``,
+        ``idle_release_s`` and ``max_hold_s`` are refused with ``db_url``.
     mounts:
         Named roots, e.g. ``{"inputs": "/data/inputs"}``; paths below them are
         recorded as ``inputs://...`` so a store survives moving machines.
@@ -78,9 +94,10 @@ class TrackerConfig(BaseModel):
         When several processes (or trackers) reach the same cache signature
         at once, one computes it and the others wait, then hit its result
         (default True). A claim is a ``flock`` on a file in
-        ``<db_path>.claims/``; a holder that dies releases it, and the next
-        waiter computes. Only cacheable runs claim (a database, a signature,
-        ``cache_mode="reuse"``).
+        ``<db_path>.claims/`` (with ``db_url``: a PostgreSQL advisory lock
+        held by a session of the claiming process, on any machine); a holder
+        that dies releases it, and the next waiter computes. Only cacheable
+        runs claim (a database, a signature, ``cache_mode="reuse"``).
     single_flight_timeout:
         Seconds a waiter waits for another holder of its signature before
         raising :class:`~consist.core.store.single_flight.SingleFlightTimeout`
@@ -111,6 +128,7 @@ class TrackerConfig(BaseModel):
 
     run_dir: Path
     db_path: Path | None = None
+    db_url: str | None = None
     mounts: dict[str, Path] = Field(default_factory=dict)
     schemas: tuple[Any, ...] = ()
     project_root: Path = Path(".")
@@ -224,8 +242,70 @@ class TrackerConfig(BaseModel):
             return None
         if isinstance(value, str) and not value.strip():
             raise ValueError("must be a file path or None (an empty string is not allowed)")
+        if isinstance(value, str) and "://" in value:
+            raise ValueError(
+                f"{value.split('://', 1)[0]}:// is a URL, not a DuckDB file path; "
+                "a PostgreSQL store is given as db_url=..."
+            )
         if os.fspath(value) == ":memory:":
             raise ValueError(
                 "':memory:' is not supported: the store must be a file that survives the process"
             )
         return value
+
+    @field_validator("db_url", mode="before")
+    @classmethod
+    def _db_url(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        return check_db_url(value)
+
+    @model_validator(mode="after")
+    def _db_url_alone(self) -> TrackerConfig:
+        if self.db_url is None:
+            return self
+        if self.db_path is not None:
+            raise ValueError(
+                "db_path and db_url are both given: a tracker's store is either a DuckDB file "
+                "(db_path) or a PostgreSQL database (db_url); drop one"
+            )
+        timings = sorted({"lock_timeout_s", "idle_release_s", "max_hold_s"} & self.model_fields_set)
+        if timings:
+            raise ValueError(
+                f"{', '.join(timings)} time the hand-over of a DuckDB file (db_path); a "
+                "PostgreSQL store (db_url) has no file to hand over: drop them"
+            )
+        return self
+
+
+_DB_URL_SCHEMES = ("postgresql", "postgresql+psycopg")
+
+
+def check_db_url(value: Any, name: str = "db_url") -> str:
+    """Validate a PostgreSQL store URL; return it.
+
+    Raises
+    ------
+    ValueError
+        Naming ``name``, unless ``value`` is a ``postgresql://`` or
+        ``postgresql+psycopg://`` URL with a host and a database name.
+    """
+    from urllib.parse import urlsplit
+
+    if not isinstance(value, str) or "://" not in value:
+        raise ValueError(
+            f"{name} must be a PostgreSQL URL such as "
+            f"'postgresql+psycopg://user@host:5432/dbname', got {value!r}"
+        )
+    scheme = value.split("://", 1)[0]
+    if scheme.lower() not in _DB_URL_SCHEMES:
+        raise ValueError(
+            f"{name}: {scheme}:// is not supported; give a 'postgresql://' or "
+            "'postgresql+psycopg://' URL (psycopg 3), or a DuckDB file as db_path"
+        )
+    parts = urlsplit(value)
+    if not parts.hostname and "host=" not in (parts.query or ""):
+        raise ValueError(f"{name} names no host: 'postgresql+psycopg://user@host:5432/dbname'")
+    if not parts.path.strip("/"):
+        raise ValueError(f"{name} names no database: add '/dbname' after the host")
+    return value

@@ -29,6 +29,7 @@ from consist.core.run.artifact_check import (
 )
 from consist.core.run.artifacts import ArtifactBuilder, validate_direction, validate_key
 from consist.core.run.lifecycle import RunLifecycle
+from consist.core.store.engines import require_duckdb
 from consist.core.store.hot_store import HotStore, ingest_meta
 from consist.core.store.metadata_store import MetadataStore
 from consist.models.artifact import Artifact
@@ -176,6 +177,7 @@ class TrackerHotData:
         """
         if not isinstance(artifact, Artifact):
             raise TypeError(f"artifact must be an Artifact, got {type(artifact).__name__}")
+        require_duckdb(self.store, "ingest()")
         hot = self.hot_data_store
         if hot is None:
             raise RuntimeError(
@@ -280,6 +282,8 @@ class TrackerHotData:
             If ``df`` is not a pandas DataFrame.
         """
         active = self.lifecycle.require_active("log_dataframe")
+        if schema is not None:  # ingesting: refused before the file is written
+            require_duckdb(self.store, "log_dataframe(schema=...)")
         if not (type(df).__module__.startswith("pandas") and type(df).__name__ == "DataFrame"):
             raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
         # Without path= the key names the file; with it, the key is only recorded.
@@ -376,6 +380,7 @@ class TrackerHotData:
             If a run in ``run_ids`` does not exist (nothing is checked).
         """
         store = self.store
+        require_duckdb(store, "validate_artifacts()")
         if store is None:
             raise RuntimeError(
                 "validate_artifacts needs a database: create the Tracker with db_path=..."

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from consist.core.store.compaction import CompactionReport, compact
 from consist.core.store.doctor import DoctorReport, StoreReport, diagnose, repair, store_report
+from consist.core.store.engines import require_duckdb
 
 if TYPE_CHECKING:  # pragma: no cover
     from consist.core.store.journal import Journal
@@ -30,6 +31,7 @@ class TrackerMaintenance:
     def _maintained_store(self, what: str) -> MetadataStore:
         if self.store is None:
             raise RuntimeError(f"{what} needs a database; construct the Tracker with db_path=...")
+        require_duckdb(self.store, what)
         return self.store
 
     def store_report(self) -> StoreReport:

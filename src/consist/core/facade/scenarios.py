@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from consist.core.store.engines import require_duckdb
 from consist.core.workflow.coupler import Coupler
 from consist.core.workflow.dask_sweep import check_executor, run_dask_sweep
 from consist.core.workflow.scenario import ScenarioContext
@@ -210,6 +211,7 @@ class TrackerScenarios:
         ImportError
             For ``executor="dask"`` without the ``dask`` extra.
         """
+        require_duckdb(getattr(self, "store", None), "sweep()")
         client = check_executor(executor, client, max_workers)
         if fn is not None or not is_container_step(run_kwargs):
             check_importable(fn)

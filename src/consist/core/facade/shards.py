@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from consist.core.store.connection import ReadOnlyStoreError
+from consist.core.store.engines import require_duckdb
 from consist.core.store.purge import PurgePlan, execute_purge, plan_purge
 from consist.core.store.shards import MergeResult, ShardManifest, export_shard, merge_shard
 
@@ -29,6 +30,7 @@ class TrackerShards:
     paths: PathResolver
 
     def _shard_store(self, what: str, *, write: bool) -> MetadataStore:
+        require_duckdb(self.store, f"{what}()")
         if self.store is None:
             raise ValueError(f"{what} needs a database: open the Tracker with a db_path")
         if write and self.store.read_only:

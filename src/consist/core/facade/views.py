@@ -34,6 +34,7 @@ from consist.core.hot.views import (
     validate_policies,
     validate_view_name,
 )
+from consist.core.store.engines import require_duckdb
 from consist.core.store.hot_tables import schema_table_key
 from consist.core.store.schema_fields import validate_profile_mode, validate_sample_rows
 from consist.core.store.schema_store import SchemaStore, ViewSource
@@ -70,6 +71,7 @@ class TrackerViews:
         )
 
     def _view_factory(self, what: str) -> ViewFactory:
+        require_duckdb(self.store, f"{what}()")
         store = self._schema_store()
         if store is None:
             raise RuntimeError(

@@ -87,7 +87,7 @@ class RunLifecycle:
         # written before the next run begins.
         self._unrecorded: ActiveRun | None = None
         self.read_only = False  # TrackerConfig.read_only: nothing is recorded
-        self.claims: SignatureClaims | None = None  # single-flight (see configure)
+        self.claims: Any = None  # single-flight: SignatureClaims / PgSignatureClaims
         self.blobs: BlobStore | None = None  # TrackerConfig.blob_store (see configure)
 
     def configure(self, config: TrackerConfig) -> None:
@@ -98,7 +98,11 @@ class RunLifecycle:
             self.blobs = BlobStore(config.blob_store, config.blob_store_options, hasher=self.hasher)
             if self.cache is not None:
                 self.cache.blobs = self.blobs
-        if config.single_flight and config.db_path is not None and not config.read_only:
+        if config.single_flight and config.db_url is not None and not config.read_only:
+            from consist.core.store.engines.pg_claims import PgSignatureClaims
+
+            self.claims = PgSignatureClaims(config.db_url, config.single_flight_timeout)
+        elif config.single_flight and config.db_path is not None and not config.read_only:
             folder = Path(f"{config.db_path}.claims")
             self.claims = SignatureClaims(folder, config.single_flight_timeout)
 

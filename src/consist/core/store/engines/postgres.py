@@ -38,38 +38,21 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from consist.core.store.engines.pg_sql import Translator
+from consist.core.tracker_config import check_db_url
 
-_SCHEMES = ("postgresql", "postgresql+psycopg")
 INSTALL_HINT = "pip install 'consist[postgres]'"
 
 
 def check_url(url: Any, name: str = "db_url") -> str:
-    """Validate a PostgreSQL store URL; return it.
+    """Validate a PostgreSQL store URL; return it (see ``TrackerConfig.db_url``).
 
     Raises
     ------
     ValueError
         If ``url`` is not a ``postgresql://`` or ``postgresql+psycopg://`` URL
-        (the message names ``name``).
+        with a host and a database (the message names ``name``).
     """
-    if not isinstance(url, str) or "://" not in url:
-        raise ValueError(
-            f"{name} must be a PostgreSQL URL such as "
-            f"'postgresql+psycopg://user@host:5432/dbname', got {url!r}"
-        )
-    scheme = url.split("://", 1)[0].lower()
-    if scheme not in _SCHEMES:
-        raise ValueError(
-            f"{name}={redact(url)!r}: only 'postgresql://' and 'postgresql+psycopg://' URLs "
-            "are supported (the store reaches PostgreSQL with psycopg 3); for a DuckDB file "
-            "use db_path"
-        )
-    parts = urlsplit(url)
-    if not parts.hostname and "host=" not in (parts.query or ""):
-        raise ValueError(f"{name}={redact(url)!r} names no host")
-    if not parts.path.strip("/"):
-        raise ValueError(f"{name}={redact(url)!r} names no database (…/dbname at the end)")
-    return url
+    return check_db_url(url, name)
 
 
 def redact(url: str) -> str:
