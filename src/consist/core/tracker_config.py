@@ -38,7 +38,7 @@ class TrackerConfig(BaseModel):
         clear error naming ``db_url`` and the feature is raised at the call):
         ingest / ``log_dataframe(schema=...)`` / ``validate_artifacts``,
         views, ``store_report`` / ``doctor`` / ``compact_store``, shards and
-        ``purge_run``, ``sweep``; the DuckDB file timings ``lock_timeout_s``,
+        ``purge_run``; the DuckDB file timings ``lock_timeout_s``,
         ``idle_release_s`` and ``max_hold_s`` are refused with ``db_url``.
     mounts:
         Named roots, e.g. ``{"inputs": "/data/inputs"}``; paths below them are

@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from consist.core.store.engines import require_duckdb
 from consist.core.workflow.coupler import Coupler
 from consist.core.workflow.dask_sweep import check_executor, run_dask_sweep
 from consist.core.workflow.scenario import ScenarioContext
@@ -152,10 +151,11 @@ class TrackerScenarios:
         configs execute. With ``executor="processes"`` workers are started
         with the ``spawn`` method; with ``executor="dask"`` each config is a
         task of ``client``'s cluster. Either way each worker process opens
-        its own Tracker on this tracker's ``run_dir`` and ``db_path`` once
-        (with the same options); hooks registered on this tracker do not
-        fire in them. Use ``ScenarioContext.sweep`` (or ``parent_run_id=``)
-        to make the runs children of a scenario.
+        its own Tracker on this tracker's ``run_dir`` and store (``db_path``,
+        or ``db_url`` for a PostgreSQL store) once, with the same options;
+        hooks registered on this tracker do not fire in them. Use
+        ``ScenarioContext.sweep`` (or ``parent_run_id=``) to make the runs
+        children of a scenario.
 
         Parameters
         ----------
@@ -211,7 +211,6 @@ class TrackerScenarios:
         ImportError
             For ``executor="dask"`` without the ``dask`` extra.
         """
-        require_duckdb(getattr(self, "store", None), "sweep()")
         client = check_executor(executor, client, max_workers)
         if fn is not None or not is_container_step(run_kwargs):
             check_importable(fn)

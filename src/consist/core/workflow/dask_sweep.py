@@ -10,7 +10,8 @@ That Tracker is opened once per worker process and worker thread and kept in
 later sweep with the same tracker reuses it); a tracker that could not be
 opened is not kept, so each task retries and reports the failure on its row.
 
-Every worker must reach the store and the run directory at the same paths
+Every worker must reach the store (the DuckDB file at the same path, or the
+PostgreSQL server of ``db_url``) and the run directory at the same paths
 (one machine, or a shared file system), and must be able to import the step
 function by name (``client.upload_file("steps.py")`` or the workers'
 ``PYTHONPATH``); a worker that cannot reports it on each row (the step and

@@ -2,10 +2,11 @@
 
 :func:`run_sweep` runs ``tracker.run(fn, config=cfg, **run_kwargs)`` for each
 config in a pool of ``spawn``-started worker processes. Each worker opens its
-own :class:`~consist.core.tracker.Tracker` on the same ``run_dir`` and
-``db_path`` once (the store is built for several processes on one machine:
-one DuckDB writer at a time, connections held briefly, a flock turn queue),
-then runs configs until the queue is empty. Every config is an ordinary run,
+own :class:`~consist.core.tracker.Tracker` on the same ``run_dir`` and store
+once (a DuckDB ``db_path`` is built for several processes on one machine:
+one writer at a time, connections held briefly, a flock turn queue; a
+PostgreSQL ``db_url`` takes every worker's transactions at once), then runs
+configs until the queue is empty. Every config is an ordinary run,
 so each is cached independently and a rerun of the sweep is served from the
 cache. Results come back in input order, one :class:`SweepResult` per config;
 a failing config is reported on its row without losing its siblings.
@@ -292,8 +293,10 @@ def check_run_kwargs(run_kwargs: Mapping[str, Any]) -> dict[str, Any]:
 def worker_options(tracker: Tracker) -> dict[str, Any]:
     """Keyword arguments that open an equivalent Tracker in a worker process.
 
-    Hooks and registered schemas stay in the parent process (workers do not
-    fire ``on_run_*`` hooks).
+    The store is the parent's: ``db_path`` with its file timings for DuckDB,
+    or the full ``db_url`` (password included, as configured) for
+    PostgreSQL. Hooks and registered schemas stay in the parent process
+    (workers do not fire ``on_run_*`` hooks).
 
     Raises
     ------
@@ -303,20 +306,27 @@ def worker_options(tracker: Tracker) -> dict[str, Any]:
     config = tracker.config
     options: dict[str, Any] = {
         "run_dir": str(tracker.run_dir),
-        "db_path": tracker.db_path,
         "mounts": {name: str(root) for name, root in config.mounts.items()},
         "project_root": str(tracker.project_root),
         "hashing_strategy": config.hashing_strategy,
         "allow_external_paths": config.allow_external_paths,
-        "lock_timeout_s": config.lock_timeout_s,
-        "idle_release_s": config.idle_release_s,
-        "max_hold_s": config.max_hold_s,
         "stat_cache_min_bytes": config.stat_cache_min_bytes,
+        "code_identity_source_suffixes": config.code_identity_source_suffixes,
         "single_flight": config.single_flight,
         "single_flight_timeout": config.single_flight_timeout,
         "blob_store": config.blob_store,
         "blob_store_options": config.blob_store_options,
     }
+    if config.db_url is not None:
+        # The URL as configured (with its password): tracker.db_path is the
+        # redacted form, for messages only. The DuckDB file timings are
+        # refused with db_url, so they are left out.
+        options["db_url"] = config.db_url
+    else:
+        options["db_path"] = tracker.db_path
+        options["lock_timeout_s"] = config.lock_timeout_s
+        options["idle_release_s"] = config.idle_release_s
+        options["max_hold_s"] = config.max_hold_s
     subdir_fn = tracker.lifecycle.run_subdir_fn
     if subdir_fn is not None:
         try:
