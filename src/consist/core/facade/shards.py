@@ -30,7 +30,8 @@ class TrackerShards:
     paths: PathResolver
 
     def _shard_store(self, what: str, *, write: bool) -> MetadataStore:
-        require_duckdb(self.store, f"{what}()")
+        if what != "purge_run":
+            require_duckdb(self.store, f"{what}()")
         if self.store is None:
             raise ValueError(f"{what} needs a database: open the Tracker with a db_path")
         if write and self.store.read_only:

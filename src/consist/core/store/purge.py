@@ -32,6 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from consist.core.store.engines.pg_maintenance import (
+    count_deleted,
+    exclusive_transaction,
+    is_postgres,
+)
 from consist.core.store.journal import Journal
 from consist.core.store.metadata_store import MetadataStore
 
@@ -224,6 +229,7 @@ def plan_purge(
         If no run has this id.
     """
     store.flush()  # queued snapshots join the write log, applied before the read
+    store_file = None if is_postgres(store) else store.db_path  # a server has no file here
     plan = PurgePlan(run_id=run_id, cascade=cascade)
     with store.connections.connection() as con:
         row = con.execute(
@@ -289,7 +295,9 @@ def plan_purge(
             reason = "not a local path"
         elif not _inside(path, roots):
             reason = "outside run_dir and the mounts"
-        elif _inside(path, [str(journal.runs_dir)]) or _same_file(path, store.db_path):
+        elif _inside(path, [str(journal.runs_dir)]) or (
+            store_file is not None and _same_file(path, store_file)
+        ):
             reason = "a file of the store or its journal"
         elif shared:
             reason = "also recorded by an artifact that stays"
@@ -353,6 +361,10 @@ _ORPHAN_FACETS = (
 )
 
 
+# The tables a purge deletes from (locked against other writers on PostgreSQL).
+_LOCKED = (*(table for table, _ in _DELETES), "config_facet", "stat_cache")
+
+
 def execute_purge(store: MetadataStore, journal: Journal, plan: PurgePlan) -> PurgePlan:
     """Carry out ``plan`` (from :func:`plan_purge`): rows in one transaction, then files.
 
@@ -370,7 +382,10 @@ def execute_purge(store: MetadataStore, journal: Journal, plan: PurgePlan) -> Pu
         )
     params = {"runs": [r.id for r in plan.runs]}
     paths = [f.path for f in plan.files]
-    with store.connections.transaction() as con:
+    deleted = count_deleted if is_postgres(store) else _deleted
+
+    def remove_rows(con: Any) -> dict[str, int]:
+        counts: dict[str, int] = {}
         late = _dependents(con, params["runs"])
         if late:  # a run recorded since the plan was made
             raise PurgeRefusedError(
@@ -378,11 +393,11 @@ def execute_purge(store: MetadataStore, journal: Journal, plan: PurgePlan) -> Pu
                 "after the purge was planned; nothing was deleted: plan the purge again"
             )
         for table, sql in _DELETES:
-            plan.deleted_rows[table] = _deleted(con, sql, params)
-        plan.deleted_rows["config_facet"] = _deleted(con, _ORPHAN_FACETS, {})
+            counts[table] = deleted(con, sql, params)
+        counts["config_facet"] = deleted(con, _ORPHAN_FACETS, {})
         stat_paths = sorted({*paths, *(os.path.realpath(p) for p in paths)})
-        plan.deleted_rows["stat_cache"] = (
-            _deleted(
+        counts["stat_cache"] = (
+            deleted(
                 con,
                 "DELETE FROM stat_cache WHERE path IN (SELECT unnest($paths))",
                 {"paths": stat_paths},
@@ -390,6 +405,11 @@ def execute_purge(store: MetadataStore, journal: Journal, plan: PurgePlan) -> Pu
             if stat_paths
             else 0
         )
+        return counts
+
+    # PostgreSQL: no run may start depending on the purged runs (or share a
+    # facet deleted as an orphan) between the check above and the commit.
+    plan.deleted_rows = exclusive_transaction(store, _LOCKED, remove_rows)
     plan.executed = True
     for f in plan.files:
         try:

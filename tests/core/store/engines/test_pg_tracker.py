@@ -136,7 +136,6 @@ def test_features_not_ported_yet_raise_naming_db_url(pg_url: str, tmp_path: Path
             "compact_store()": lambda: tracker.compact_store(),
             "export_runs()": lambda: tracker.export_runs(result.run_id, tmp_path / "shard"),
             "merge_store()": lambda: tracker.merge_store(tmp_path / "shard"),
-            "purge_run()": lambda: tracker.purge_run(result.run_id),
         }
         for feature, call in calls.items():
             with pytest.raises(NotImplementedError, match=rf"{feature[:-2]}.*db_url="):

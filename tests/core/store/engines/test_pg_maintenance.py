@@ -1,0 +1,312 @@
+"""Store maintenance with a PostgreSQL store (db_url): purge, report, doctor, compaction, shards.
+
+Every test runs against the session's throwaway PostgreSQL server (a fresh
+database per test) and reads the server's tables directly to check what the
+Tracker says it did. Where the outcome must match DuckDB's, the same history
+is built on a DuckDB store too and the two compared.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import psycopg
+import pytest
+
+from _support import make_model_project
+from consist import Tracker
+from consist.core.store.purge import PurgeRefusedError
+
+# Tables a run's rows live in (besides the artifacts it owns).
+_RUN_TABLES = ("run", "run_artifact_link", "run_facet", "run_config_kv")
+
+
+def prepare(households: pd.DataFrame, scale: int = 1) -> pd.DataFrame:
+    return households.assign(persons=households["size"] * scale)
+
+
+def demand(persons: pd.DataFrame, survey: pd.DataFrame, year: int = 2030) -> pd.DataFrame:
+    return persons.assign(trips=persons["persons"] * (year - 2000) + len(survey))
+
+
+def pg_tracker(repo: Path, url: str, **kwargs: Any) -> Tracker:
+    return Tracker(repo / "runs", db_url=url, project_root=repo, **kwargs)
+
+
+def duck_tracker(repo: Path, **kwargs: Any) -> Tracker:
+    return Tracker(repo / "runs", db_path=repo / "provenance.duckdb", project_root=repo, **kwargs)
+
+
+def build_history(tracker: Tracker, repo: Path) -> dict[str, str]:
+    """survey (artifact facet, schema) and prep (facet) -> demand; a hit of prep; another run."""
+    households = repo / "data" / "households.csv"
+    with tracker.start_run("survey_wave3", "survey"):
+        out = tracker.run_artifact_dir() / "survey.csv"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("hh_id,answer\n1,yes\n2,no\n")
+        survey = tracker.log_output(
+            out, key="survey", facet={"wave": 3}, facet_index=True, profile_file_schema=True
+        )
+    common: dict[str, Any] = {
+        "fn": prepare,
+        "name": "prep",
+        "config": {"scale": 1},
+        "facet": {"scale": 1, "region": "north"},
+        "inputs": {"households": households},
+        "outputs": ["persons"],
+    }
+    prep = tracker.run(**common)
+    hit = tracker.run(**common)
+    assert hit.cache_hit
+    dem = tracker.run(
+        fn=demand,
+        name="demand",
+        config={"year": 2030},
+        facet={"year": 2030},
+        inputs={"persons": prep.outputs["persons"], "survey": survey},
+        outputs=["trips"],
+    )
+    other = tracker.run(
+        fn=prepare,
+        name="other",
+        config={"scale": 5},
+        inputs={"households": households},
+        outputs=["persons"],
+    )
+    return {
+        "survey": "survey_wave3",
+        "prep": prep.run.id,
+        "hit": hit.run.id,
+        "demand": dem.run.id,
+        "other": other.run.id,
+    }
+
+
+@contextmanager
+def server(url: str) -> Iterator[psycopg.Connection]:
+    """A direct session on the test database (autocommit), to check what the Tracker did."""
+    con = psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def query(url: str, sql: str, params: Any = None) -> list[tuple[Any, ...]]:
+    with server(url) as con:
+        return con.execute(sql, params).fetchall()
+
+
+def run_rows(url: str, run_ids: list[str]) -> dict[str, int]:
+    """Rows of ``run_ids`` per table, with their owned artifacts' rows and their lineage edges."""
+    counts = {
+        table: query(
+            url,
+            f"SELECT count(*) FROM {table} WHERE {'id' if table == 'run' else 'run_id'} = ANY(%s)",
+            [run_ids],
+        )[0][0]
+        for table in _RUN_TABLES
+    }
+    owned = "SELECT id FROM artifact WHERE run_id = ANY(%s)"
+    counts["artifact"] = query(url, f"SELECT count(*) FROM ({owned}) a", [run_ids])[0][0]
+    for table in ("artifact_kv", "artifact_facet", "artifact_schema"):
+        counts[table] = query(
+            url, f"SELECT count(*) FROM {table} WHERE artifact_id IN ({owned})", [run_ids]
+        )[0][0]
+    # A run's node in the lineage graph is md5(run_id) as a UUID, on either end of an edge.
+    counts["edges"] = query(
+        url,
+        "SELECT count(*) FROM run_artifact_link WHERE src IN (SELECT md5(r)::uuid FROM "
+        "unnest(%s::text[]) r) OR dst IN (SELECT md5(r)::uuid FROM unnest(%s::text[]) r)",
+        [run_ids, run_ids],
+    )[0][0]
+    return counts
+
+
+def table_counts(url: str) -> dict[str, int]:
+    names = [
+        r[0]
+        for r in query(
+            url,
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'",
+        )
+    ]
+    return {n: query(url, f'SELECT count(*) FROM "{n}"')[0][0] for n in sorted(names)}
+
+
+@pytest.fixture
+def history(pg_url: str, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    repo = make_model_project(tmp_path / "source")
+    with closing(pg_tracker(repo, pg_url)) as tracker:
+        return repo, build_history(tracker, repo)
+
+
+# -- purge ------------------------------------------------------------------------------
+
+
+def test_purge_dry_run_refusal_and_cascade(
+    history: tuple[Path, dict[str, str]], pg_url: str
+) -> None:
+    repo, ids = history
+    households = repo / "data" / "households.csv"
+    purged = [ids["prep"], ids["hit"], ids["demand"]]
+    kept = [ids["other"], ids["survey"]]
+    before = table_counts(pg_url)
+    kept_before = run_rows(pg_url, kept)
+    assert all(v for t, v in run_rows(pg_url, purged).items() if not t.startswith("artifact_"))
+    with closing(pg_tracker(repo, pg_url)) as tracker:
+        plan = tracker.purge_run(ids["prep"])
+        assert not plan.executed and plan.blocked
+        reasons = {r.id: r.reason for r in plan.blocked_by}
+        assert reasons == {
+            ids["demand"]: f"consumes persons of {ids['prep']}",
+            ids["hit"]: f"cache hit handed persons of {ids['prep']}",
+        }
+        with pytest.raises(PurgeRefusedError, match="--cascade"):
+            tracker.purge_run(ids["prep"], dry_run=False)
+        cascade_plan = tracker.purge_run(ids["prep"], cascade=True)
+        assert cascade_plan.runs[0].id == ids["prep"]
+        assert {r.id for r in cascade_plan.runs} == set(purged)
+        assert str(households) in {f.path for f in cascade_plan.kept_files}
+    assert table_counts(pg_url) == before  # dry runs and a refusal change nothing
+
+    with closing(pg_tracker(repo, pg_url)) as tracker:
+        plan = tracker.purge_run(ids["prep"], cascade=True, dry_run=False)
+        assert plan.executed and plan.errors == []
+        assert plan.deleted_rows["run"] == 3
+        assert {r.id for r in tracker.find_runs()} == set(kept)
+    after = table_counts(pg_url)
+    # The counts the purge reports are the rows the server lost.
+    for table, deleted in plan.deleted_rows.items():
+        assert before[table] - after[table] == deleted, table
+    assert plan.deleted_rows["run_artifact_link"] > 0 and plan.deleted_rows["config_facet"] > 0
+    assert set(run_rows(pg_url, purged).values()) == {0}  # rows, links, edges, facets, KV
+    assert run_rows(pg_url, kept) == kept_before  # other runs intact
+    for f in plan.files:
+        assert not Path(f.path).exists()
+        assert Path(f.path).is_relative_to(repo / "runs")
+    assert plan.files and households.is_file()  # an input outside run_dir survives
+    assert not (repo / "runs" / "outputs" / "demand").exists()  # emptied directories pruned
+    for rid in purged:
+        assert not (repo / "runs" / "consist_runs" / f"{rid}.json").exists()
+    with closing(pg_tracker(repo, pg_url)) as tracker:  # reopening brings nothing back
+        assert tracker.get_run(ids["prep"]) is None
+        assert {r.id for r in tracker.find_runs()} == set(kept)
+        survey = tracker.get_artifacts_for_run(ids["survey"])
+        assert Path(survey.outputs["survey"].abs_path).is_file()
+        # survey's output carries an artifact facet, key/value rows and a schema.
+        owned = run_rows(pg_url, [ids["survey"]])
+        assert all(owned[t] for t in ("artifact_kv", "artifact_facet", "artifact_schema"))
+        plan = tracker.purge_run(ids["survey"], dry_run=False)
+        assert plan.executed and [f.path for f in plan.files] == [survey.outputs["survey"].abs_path]
+        assert plan.deleted_rows["artifact_kv"] == owned["artifact_kv"]
+        assert [r.id for r in tracker.find_runs()] == [ids["other"]]
+    assert set(run_rows(pg_url, [ids["survey"]]).values()) == {0}
+    assert not Path(survey.outputs["survey"].abs_path).exists()
+    assert query(pg_url, "SELECT count(*) FROM schema_profile") == [(1,)]  # kept, as on DuckDB
+
+
+def _relative(plan: Any, repo: Path, ids: dict[str, str]) -> dict[str, Any]:
+    """What a purge did, with paths relative to the repository and run ids by role."""
+    names = {run_id: role for role, run_id in ids.items()}
+
+    def rel(path: str) -> str:
+        text = str(Path(path).relative_to(repo)) if Path(path).is_relative_to(repo) else path
+        for run_id, role in names.items():
+            text = text.replace(run_id, f"<{role}>")
+        return text
+
+    return {
+        "runs": [names[r.id] for r in plan.runs],
+        "deleted_rows": dict(plan.deleted_rows),
+        "files": sorted(rel(f.path) for f in plan.files),
+        "kept_files": sorted((rel(f.path), f.reason) for f in plan.kept_files),
+        "journal_files": sorted(rel(p) for p in plan.journal_files),
+    }
+
+
+def test_purge_removes_the_same_rows_and_files_as_on_duckdb(pg_url: str, tmp_path: Path) -> None:
+    outcomes = []
+    for name, open_tracker in (
+        ("duck", duck_tracker),
+        ("pg", lambda repo: pg_tracker(repo, pg_url)),
+    ):
+        repo = make_model_project(tmp_path / name)
+        with closing(open_tracker(repo)) as tracker:
+            ids = build_history(tracker, repo)
+            plan = tracker.purge_run(ids["prep"], cascade=True, dry_run=False)
+            outcomes.append(_relative(plan, repo, ids))
+        files = sorted(str(p.relative_to(repo)) for p in (repo / "runs").rglob("*") if p.is_file())
+        outcomes[-1]["left"] = [
+            f for f in files if "provenance.duckdb" not in f and ".pending" not in f
+        ]
+        for role, run_id in ids.items():
+            outcomes[-1]["left"] = [f.replace(run_id, f"<{role}>") for f in outcomes[-1]["left"]]
+    duck, pg = outcomes
+    assert pg == duck
+
+
+def test_a_purge_waits_for_a_writer_and_sees_its_new_dependent(
+    history: tuple[Path, dict[str, str]], pg_url: str
+) -> None:
+    """Between the purge's dependents check and its commit no run may start depending on it.
+
+    Another session links ``other``'s output as an input of ``survey`` and has
+    not committed yet: the purge waits for it (its table locks), then sees the
+    new dependent and deletes nothing.
+    """
+    repo, ids = history
+    with closing(pg_tracker(repo, pg_url)) as tracker:
+        plan = tracker.purge_run(ids["other"])
+        assert not plan.blocked
+        output = tracker.get_artifacts_for_run(ids["other"]).outputs["persons"]
+        before = table_counts(pg_url)
+        with server(pg_url) as writer:
+            writer.execute("BEGIN")
+            writer.execute(
+                "INSERT INTO run_artifact_link (run_id, artifact_id, direction, key, src, dst) "
+                "VALUES (%s, %s, 'input', 'persons', md5(%s)::uuid, %s)",
+                [ids["survey"], output.id, ids["survey"], output.id],
+            )
+            outcome: list[BaseException | Any] = []
+
+            def purge() -> None:
+                try:
+                    outcome.append(tracker.purge_run(ids["other"], dry_run=False))
+                except BaseException as exc:  # handed to the test thread
+                    outcome.append(exc)
+
+            thread = threading.Thread(target=purge)
+            thread.start()
+            time.sleep(1.0)
+            assert thread.is_alive() and not outcome  # waiting for the writer
+            writer.execute("COMMIT")
+            thread.join(60)
+        assert len(outcome) == 1 and isinstance(outcome[0], PurgeRefusedError), outcome
+        assert "started depending" in str(outcome[0])
+        after = table_counts(pg_url)
+        assert after == {**before, "run_artifact_link": before["run_artifact_link"] + 1}
+        assert tracker.get_run(ids["other"]) is not None
+        assert Path(output.abs_path).is_file()
+
+
+def test_purge_of_a_read_only_tracker_is_refused(
+    history: tuple[Path, dict[str, str]], pg_url: str
+) -> None:
+    from consist.core.store.connection import ReadOnlyStoreError
+
+    repo, ids = history
+    with closing(pg_tracker(repo, pg_url, read_only=True)) as reader:
+        assert not reader.purge_run(ids["other"]).executed  # a dry run reads only
+        with pytest.raises(ReadOnlyStoreError):
+            reader.purge_run(ids["other"], dry_run=False)
+        with pytest.raises(ValueError, match="no run with id"):
+            reader.purge_run("nope")
+    assert query(pg_url, "SELECT count(*) FROM run WHERE id = %s", [ids["other"]]) == [(1,)]
