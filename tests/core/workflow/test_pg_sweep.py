@@ -134,11 +134,19 @@ def test_worker_options_carry_the_full_db_url_and_no_duckdb_timings(
         assert other.config.db_url == url
     finally:
         other.close()
-    duck = Tracker(base / "duck", db_path=base / "prov.duckdb", project_root=base, max_hold_s=0.5)
+    duck = Tracker(
+        base / "duck",
+        db_path=base / "prov.duckdb",
+        project_root=base,
+        max_hold_s=0.5,
+        code_identity_source_suffixes=[".py", ".R"],
+    )
     try:
         options = worker_options(duck)
         assert options["db_path"] == duck.db_path and options["max_hold_s"] == 0.5
         assert "db_url" not in options
+        # The code identity is computed as in the parent (else a rerun there would miss).
+        assert options["code_identity_source_suffixes"] == {".py", ".r"}
     finally:
         duck.close()
 
