@@ -7,8 +7,9 @@ its run's node, an input link an edge from the run's node to the artifact
 recursive CTE over those two UUID columns, collecting the nodes reached from
 the root; ``UNION`` (not ``UNION ALL``) discards nodes already reached, so the
 walk terminates on cycles, and shared upstream artifacts (diamonds) are
-walked once. The links leaving the reached nodes, the reached artifacts and
-their runs are then read by id through indexes.
+walked once. A walk bounded by ``max_depth`` carries the hop count instead.
+The links leaving the reached nodes, their runs and the reached artifacts
+are then read through indexes, in one more statement.
 
 Why this shape: DuckDB has no index nested-loop join, so a recursive CTE
 builds one hash table over every row of the table it joins (once per
@@ -209,8 +210,8 @@ SELECT node, min(hops) FROM walk GROUP BY node
 # ``index_scan_max_count`` (2048) values; longer lists go in several statements.
 _IN_CHUNK = 2000
 
-# The reference walk (the form before migration 7, kept for the equivalence
-# tests of :func:`_unbounded_rows`; joins every link twice per statement).
+# The reference walks (the form before migration 7, kept for the equivalence
+# tests of :func:`_walk_rows`; they join every link twice per statement).
 # One row per edge: (artifact, a run that output it, one input of
 # that run or NULL, the key that run used for it). Bounded walks carry the
 # depth of ``artifact`` (root = 0) and stop expanding at ``max_depth``; as
@@ -247,7 +248,7 @@ edges AS (SELECT DISTINCT artifact_id, run_id, input_id, input_key FROM walk)
 """
 
 # Up to this max_depth the walk is bounded in SQL. A bounded walk carries the
-# depth in its rows, so around a cycle it keeps going until the bound; a
+# hop count in its rows, so around a cycle it keeps going until the bound; a
 # larger max_depth therefore uses the unbounded walk (which stops once no new
 # edge appears, and never costs more than max_depth=None) and the tree is cut
 # in Python.
@@ -293,8 +294,8 @@ _PRODUCED_ROWS = (
     + " FROM run_artifact_link p WHERE p.src IN ({marks})"
 )
 _NODE_RUN, _NODE_ART = 4, 4 + 13  # first run column, first artifact column
-# Whether artifact ``a`` was output by some run (only needed when bounded:
-# unbounded walks fetch every producer anyway).
+# (Reference forms.) Whether artifact ``a`` was output by some run (only
+# needed when bounded: unbounded walks fetch every producer anyway).
 _PRODUCED = (
     "EXISTS (SELECT 1 FROM run_artifact_link p "
     "WHERE p.artifact_id = a.id AND p.direction = 'output')"
@@ -310,11 +311,9 @@ SELECT NULL, a.id, NULL, {artifact_cols}, {no_run}, {produced_root}
 FROM artifact a WHERE a.id = CAST($root AS UUID)
 """
 
-_EDGES_ONLY = "SELECT artifact_id, run_id, input_id, input_key FROM edges"
-
-# The single-statement form of the unbounded fetch over the link columns
-# (kept for reference and tests: :func:`_unbounded_rows` returns the same rows
-# faster).
+# The single-statement forms over the link columns (the reference of the
+# equivalence tests: :func:`_unbounded_rows` / :func:`_bounded_rows` return the
+# same rows faster).
 _SQL_UNBOUNDED = _WALK_UNBOUNDED + _SELECT.format(
     artifact_cols=_ARTIFACT_COLS,
     run_cols=_RUN_COLS,
@@ -378,7 +377,7 @@ class LineageStore:
     def upstream(
         self, artifact_id: uuid.UUID | str, *, max_depth: int | None = None
     ) -> UpstreamGraph | None:
-        """The upstream graph of an artifact, fetched in one query.
+        """The upstream graph of an artifact, fetched in two statements.
 
         Parameters
         ----------
