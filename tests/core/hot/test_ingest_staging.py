@@ -94,11 +94,11 @@ def test_staged_parquet_lands_like_the_streamed_path(
     try:
         query(store, "SET threads = 4")
         with store.connections.connection() as con:
-            assert hot_store._should_stage(con, hot_store.sql_literal(str(path))) > 0
+            assert hot_store._should_stage(con, hot_store.sql_literal(str(path)))
         staged = ingest_file(hot, path, "staged", "run-a", ART_A)
         monkeypatch.setattr(hot_store, "STAGE_MAX_BYTES", 0)  # the streamed path
         with store.connections.connection() as con:
-            assert hot_store._should_stage(con, hot_store.sql_literal(str(path))) == 0
+            assert not hot_store._should_stage(con, hot_store.sql_literal(str(path)))
         streamed = ingest_file(hot, path, "streamed", "run-b", ART_B)
     finally:
         store.close()
@@ -184,7 +184,7 @@ def test_a_copy_that_fails_writes_nothing_and_cleans_up(base: Path) -> None:
         before = databases(store)
         limit = query(store, "SELECT current_setting('memory_limit')")
         with store.connections.connection() as con:
-            assert hot_store._should_stage(con, hot_store.sql_literal(str(bad))) > 0
+            assert hot_store._should_stage(con, hot_store.sql_literal(str(bad)))
         with pytest.raises(duckdb.Error):
             ingest_file(hot, bad, "t", "run-a", ART_A)
         assert hot.tables() == []

@@ -621,8 +621,8 @@ def _default_memory_limit() -> str:
 STAGE_MAX_BYTES = 128 * 1024 * 1024
 
 
-def _should_stage(con: Any, path_literal: str) -> int:
-    """The uncompressed size of a parquet file to stage before inserting it, else 0.
+def _should_stage(con: Any, path_literal: str) -> bool:
+    """Whether to copy a parquet file into an in-memory table before inserting it.
 
     DuckDB reads one parquet row group on one thread, and the insert then
     compresses the rows on that same thread. A file with fewer row groups
@@ -638,7 +638,7 @@ def _should_stage(con: Any, path_literal: str) -> int:
         f"current_setting('threads') FROM parquet_metadata({path_literal})"
     ).fetchall()[0]
     row_groups, size, threads = int(row[0]), int(row[1]), int(row[2])
-    return size if 0 < row_groups < threads and 0 < size <= STAGE_MAX_BYTES else 0
+    return 0 < row_groups < threads and size <= STAGE_MAX_BYTES
 
 
 def _count(cursor: Any) -> int:
