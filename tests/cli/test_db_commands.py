@@ -115,7 +115,9 @@ def test_inspect_lists_tables_and_writes_nothing(project: Any, cli: Callable[...
         "journal_pending",
         "dead_starts",
         "run_dir",
+        "table_bytes",
     }
+    assert data["table_bytes"] is None  # PostgreSQL stores only
     assert data["size_bytes"] == os.path.getsize(project.db_path)
     assert data["journal_pending"] == [] and data["logged_writes"] == 0
     assert project.db_path.read_bytes() == before

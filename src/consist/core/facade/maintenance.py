@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from consist.core.store.compaction import CompactionReport, compact
 from consist.core.store.doctor import DoctorReport, StoreReport, diagnose, repair, store_report
-from consist.core.store.engines import require_duckdb
 
 if TYPE_CHECKING:  # pragma: no cover
     from consist.core.store.journal import Journal
@@ -30,8 +29,9 @@ class TrackerMaintenance:
 
     def _maintained_store(self, what: str) -> MetadataStore:
         if self.store is None:
-            raise RuntimeError(f"{what} needs a database; construct the Tracker with db_path=...")
-        require_duckdb(self.store, what)
+            raise RuntimeError(
+                f"{what} needs a database; construct the Tracker with db_path=... or db_url=..."
+            )
         return self.store
 
     def store_report(self) -> StoreReport:
@@ -47,7 +47,12 @@ class TrackerMaintenance:
             not applied yet), ``journal_pending`` (runs whose journal snapshot
             under this tracker's ``run_dir`` the database may lack),
             ``dead_starts`` (runs begun by a dead process, still only in a
-            pending ledger) and ``run_dir``.
+            pending ledger), ``run_dir`` and ``table_bytes`` (None on DuckDB).
+            With a PostgreSQL store (``db_url``): ``db_path`` is the URL
+            without its password, ``size_bytes`` the sum of ``table_bytes``
+            (``{table: pg_total_relation_size}``: rows, indexes, TOAST),
+            ``wal_bytes`` and ``logged_writes`` None (the server's log is
+            shared by its databases; the store writes its tables directly).
 
         Raises
         ------
@@ -64,7 +69,9 @@ class TrackerMaintenance:
         run or artifact is missing, journal snapshots the database lacks or
         holds older or newer, start records and snapshots of dead processes
         not replayed yet, unapplied write-log rows and unreadable snapshots.
-        See :mod:`consist.core.store.doctor`.
+        See :mod:`consist.core.store.doctor`. With a PostgreSQL store
+        (``db_url``) every check runs but the write-log one (a DuckDB file's;
+        ``notes`` says it was skipped).
 
         Parameters
         ----------
@@ -114,17 +121,26 @@ class TrackerMaintenance:
         renames it over the store, holding the store's write turn meanwhile
         (other Consist processes wait, up to their lock timeout).
 
+        With a PostgreSQL store (``db_url``) this runs ``VACUUM (ANALYZE)``
+        over the database's tables instead (other sessions keep reading and
+        writing): dead rows' space becomes reusable, empty pages at the end
+        of a table go back to the operating system, the planner's statistics
+        are refreshed. ``VACUUM FULL``, which rewrites tables but locks out
+        every session meanwhile, is left to the database's administrator.
+
         Returns
         -------
         CompactionReport
             ``db_path``, ``size_before`` and ``size_after`` (bytes, with the
-            write-ahead log), ``saved``, ``tables`` (``{table: rows}``).
+            write-ahead log; PostgreSQL: the tables' ``pg_total_relation_size``),
+            ``saved``, ``tables`` (``{table: rows}``).
 
         Raises
         ------
         RuntimeError
             If the tracker has no database, or the copy does not hold the
-            same rows (the original is kept).
+            same rows (the original is kept); PostgreSQL: if called inside a
+            store transaction of this thread.
         ValueError
             On a ``read_only=True`` tracker.
         StoreLockTimeout

@@ -8,6 +8,11 @@ renames the copy over the original, holding the store's write turn (the
 ``<db>.consist.lock`` every writing Consist process takes) from the copy to
 the rename so that no writer can add rows to the old file meanwhile.
 
+A PostgreSQL store (``db_url``) has no file to copy: :func:`compact` runs
+``VACUUM (ANALYZE)`` over its tables instead (see
+:func:`~consist.core.store.engines.pg_maintenance.vacuum`), which other
+sessions keep reading and writing through.
+
 :func:`rebuild_file` rebuilds a store from journal snapshots into a
 temporary file next to the target and renames it into place only once it is
 complete, so a failed rebuild leaves nothing half-built behind. An existing
@@ -25,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from consist.core.store.connection import StoreLockTimeout, _ProcessTurn, is_lock_error
+from consist.core.store.engines.pg_maintenance import is_postgres, vacuum
 from consist.core.store.metadata_store import MetadataStore
 from consist.core.store.recovery import RecoveryReport, rebuild_from_journal
 
@@ -42,11 +48,16 @@ class CompactionReport:
     Attributes
     ----------
     db_path:
-        The store file.
+        The store file (PostgreSQL: the URL without its password).
     size_before, size_after:
         Bytes of the file (and its write-ahead log) before and after.
+        PostgreSQL: the sum of the tables' ``pg_total_relation_size``;
+        VACUUM makes dead rows' space reusable but gives back only empty
+        pages at a table's end, so ``saved`` is often small (or negative:
+        a first VACUUM writes a table's visibility map).
     tables:
-        ``{table: row count}``, identical in the old and the new file.
+        ``{table: row count}``, identical in the old and the new file
+        (PostgreSQL: counted after the VACUUM).
     """
 
     db_path: str
@@ -99,15 +110,25 @@ def _connect(path: str, deadline: float, timeout_s: float) -> object:
 
 
 def compact(store: MetadataStore, *, lock_timeout_s: float = 120.0) -> CompactionReport:
-    """Copy-compact the store file in place (see the module docstring).
+    """Copy-compact the store file in place; VACUUM a PostgreSQL store (module docstring).
 
     Raises
     ------
     StoreLockTimeout
-        If another process keeps the store past ``lock_timeout_s``.
+        If another process keeps the store past ``lock_timeout_s``
+        (PostgreSQL: a table stays locked by a schema change or another VACUUM).
     RuntimeError
-        If the copy does not hold the same rows (the original is kept).
+        If the copy does not hold the same rows (the original is kept);
+        PostgreSQL: if this thread's session is inside a transaction.
     """
+    if is_postgres(store):
+        before, after, counts = vacuum(store, lock_timeout_s=lock_timeout_s)
+        return CompactionReport(
+            db_path=store.db_path,
+            size_before=before,
+            size_after=after,
+            tables=counts,
+        )
     path = os.path.realpath(store.db_path)
     store.schema_version()  # applies the write log and commits queued writes first
     deadline = time.monotonic() + lock_timeout_s

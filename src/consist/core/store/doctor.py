@@ -18,6 +18,11 @@ snapshots the database may lack). :func:`diagnose` lists problems:
 * ``unapplied_writes``: write-log rows a process that died left unapplied;
 * ``unreadable_snapshot``: a snapshot file that cannot be parsed.
 
+On a PostgreSQL store (``db_url``) every check runs but ``unapplied_writes``:
+the write log belongs to a DuckDB file (a PostgreSQL store writes to its
+tables directly), and the report's notes say so. :func:`store_report` reads
+the tables' sizes from the server there (``table_bytes``).
+
 How a run's process is known to be gone
 ---------------------------------------
 Every run records ``meta["host"]`` and ``meta["pid"]`` at its start. A
@@ -52,6 +57,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from consist.core.store.engines.pg_maintenance import (
+    is_postgres,
+    row_counts,
+    table_bytes,
+    user_tables,
+)
 from consist.core.store.journal import Journal
 from consist.core.store.lineage_store import LINK_DST_SQL, LINK_SRC_SQL
 from consist.core.store.metadata_store import MetadataStore
@@ -86,14 +97,17 @@ ORDER BY table_schema = 'main' DESC, table_schema, table_name
 
 @dataclass
 class StoreReport:
-    """What a store file holds (see :meth:`Tracker.store_report`).
+    """What a store holds (see :meth:`Tracker.store_report`).
 
     Attributes
     ----------
     db_path:
-        The DuckDB file.
+        The DuckDB file; for a PostgreSQL store its URL without the password.
     size_bytes, wal_bytes:
         Size of the file and of its write-ahead log (0 when there is none).
+        PostgreSQL: ``size_bytes`` is the sum of the tables'
+        ``pg_total_relation_size`` (see ``table_bytes``) and ``wal_bytes`` is
+        None (the server's write-ahead log is shared by all its databases).
     schema_version:
         The highest applied migration.
     tables:
@@ -101,7 +115,8 @@ class StoreReport:
         named ``schema.table`` (e.g. ``global_tables.persons``).
     logged_writes:
         Run writes committed to the write log but not applied to the tables
-        yet (after a crash; a writable open applies them).
+        yet (after a crash; a writable open applies them). None for a
+        PostgreSQL store, which writes to the tables directly.
     journal_pending:
         Run ids whose journal snapshot (under the tracker's ``run_dir``) the
         database may not have yet, according to the pending ledgers.
@@ -110,29 +125,51 @@ class StoreReport:
         only in a pending ledger.
     run_dir:
         The run directory whose journal was read.
+    table_bytes:
+        PostgreSQL: ``{table: bytes}`` from the server (``pg_total_relation_size``:
+        rows, indexes and TOAST); None on DuckDB, whose file does not keep
+        tables apart.
     """
 
     db_path: str
     size_bytes: int
-    wal_bytes: int
+    wal_bytes: int | None
     schema_version: int
     tables: dict[str, int]
-    logged_writes: int
+    logged_writes: int | None
     journal_pending: list[str]
     dead_starts: list[str]
     run_dir: str
+    table_bytes: dict[str, int] | None = None
 
 
 def store_report(store: MetadataStore, journal: Journal) -> StoreReport:
     """Describe ``store`` and what ``journal`` has that it may lack (reads only)."""
     version = store.schema_version()
+    scan = journal.pending_scan()
+    if is_postgres(store):
+        with store.connections.connection() as con:
+            listed = user_tables(con)
+            sizes = table_bytes(con, listed)
+            counts = row_counts(con, listed)
+        return StoreReport(
+            db_path=store.db_path,
+            size_bytes=sum(sizes.values()),
+            wal_bytes=None,
+            schema_version=version,
+            tables=counts,
+            logged_writes=None,
+            journal_pending=sorted(scan.outstanding),
+            dead_starts=sorted(scan.dead_starts),
+            run_dir=str(journal.run_dir),
+            table_bytes=sizes,
+        )
     with store.connections.connection() as con:
         tables = {}
         for schema, name in con.execute(_TABLES_SQL).fetchall():
             label = name if schema == "main" else f"{schema}.{name}"
             quoted = f'"{schema}"."{name}"'.replace("\0", "")
             tables[label] = int(con.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0])
-    scan = journal.pending_scan()
     return StoreReport(
         db_path=store.db_path,
         size_bytes=_size(store.db_path),
@@ -297,12 +334,18 @@ def diagnose(store: MetadataStore, journal: Journal) -> tuple[DoctorReport, dict
         to fail, links to delete).
     """
     report = DoctorReport()
-    plan: dict[str, Any] = {"replay": [], "fail": [], "links": [], "edges": 0}
+    plan: dict[str, Any] = {"replay": [], "fail": [], "links": [], "link_subjects": [], "edges": 0}
+    postgres = is_postgres(store)
     with store.connections.connection() as con:
-        logged = _count(con, "write_log")
+        logged = 0 if postgres else _count(con, "write_log")
         running_ids = [r[0] for r in con.execute(_RUNNING_SQL).fetchall()]
         dangling = con.execute(_DANGLING_SQL).fetchall()
         no_edge = con.execute(_NO_EDGE_SQL).fetchone()[0]
+    if postgres:
+        report.notes.append(
+            "unapplied_writes not checked: a PostgreSQL store commits run writes to its tables "
+            "directly (the write log is a DuckDB file's)"
+        )
     if logged:
         report.findings.append(
             Finding(
@@ -351,6 +394,7 @@ def diagnose(store: MetadataStore, journal: Journal) -> tuple[DoctorReport, dict
             )
         )
         plan["links"].append((run_id, artifact_id, direction))
+        plan["link_subjects"].append((run_id, artifact_id, direction, key))
     if no_edge:
         report.findings.append(
             Finding(
@@ -490,16 +534,26 @@ def repair(
     links = plan["links"]
     if links:
         with store.connections.transaction() as con:
+            # A replayed snapshot brings back the run (and artifact) rows of its
+            # links: those are whole again and stay.
+            still = {(r[0], r[1], r[2]) for r in con.execute(_DANGLING_SQL).fetchall()}
             for run_id, artifact_id, direction in links:
+                if (run_id, artifact_id, direction) not in still:
+                    continue
                 con.execute(
                     "DELETE FROM run_artifact_link WHERE run_id = ? AND artifact_id = ? "
                     "AND direction = ?",
                     [run_id, artifact_id, direction],
                 )
-        for finding in report.findings:
-            if finding.kind == "dangling_link":
-                finding.fixed = True
-                finding.action = "deleted the link row"
+        by_link = {(f.subject, f.kind): f for f in report.findings}
+        for run_id, artifact_id, direction, key in plan["link_subjects"]:
+            finding = by_link[(f"{run_id}/{key} ({direction})", "dangling_link")]
+            finding.fixed = True
+            finding.action = (
+                "deleted the link row"
+                if (run_id, artifact_id, direction) in still
+                else "kept: the replayed journal snapshot of its run restored what it links"
+            )
     if plan.get("edges"):
         with store.connections.transaction() as con:
             con.execute(_FILL_EDGES_SQL)

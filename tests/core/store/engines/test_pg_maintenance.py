@@ -310,3 +310,201 @@ def test_purge_of_a_read_only_tracker_is_refused(
         with pytest.raises(ValueError, match="no run with id"):
             reader.purge_run("nope")
     assert query(pg_url, "SELECT count(*) FROM run WHERE id = %s", [ids["other"]]) == [(1,)]
+
+
+# -- store_report ----------------------------------------------------------------------
+
+
+def test_store_report_reads_counts_and_sizes_from_the_server(
+    history: tuple[Path, dict[str, str]], pg_url: str
+) -> None:
+    repo, _ = history
+    with closing(pg_tracker(repo, pg_url, read_only=True)) as reader:
+        info = reader.store_report()
+    assert info.db_path == pg_url  # no password in the test URL; db_path is the redacted URL
+    assert info.tables == table_counts(pg_url)  # every table of the store, counted exactly
+    assert info.tables["run"] == 5 and info.tables["write_log"] == 0
+    sizes = dict(
+        query(
+            pg_url,
+            "SELECT c.relname, pg_total_relation_size(c.oid) FROM pg_class c "
+            "WHERE c.relkind = 'r' AND c.relnamespace = current_schema()::regnamespace",
+        )
+    )
+    assert info.table_bytes == sizes and info.table_bytes["run"] > 0
+    assert info.size_bytes == sum(sizes.values())
+    assert info.wal_bytes is None and info.logged_writes is None
+    assert info.journal_pending == [] and info.dead_starts == []
+    assert info.run_dir == str(repo / "runs")
+    assert info.schema_version == query(pg_url, "SELECT max(version) FROM schema_version")[0][0]
+
+
+def test_store_report_names_tables_of_other_schemas_like_duckdb(
+    history: tuple[Path, dict[str, str]], pg_url: str
+) -> None:
+    repo, _ = history
+    with server(pg_url) as con:
+        con.execute("CREATE SCHEMA IF NOT EXISTS global_tables")
+        con.execute("CREATE TABLE global_tables.persons (x int)")
+        con.execute("INSERT INTO global_tables.persons VALUES (1), (2)")
+    with closing(pg_tracker(repo, pg_url)) as tracker:
+        info = tracker.store_report()
+    assert info.tables["global_tables.persons"] == 2
+    labels = list(info.tables)  # the store's own tables first, unqualified
+    first = next(i for i, label in enumerate(labels) if "." in label)
+    assert "run" in labels[:first] and all("." in label for label in labels[first:])
+    assert info.table_bytes is not None and info.table_bytes["global_tables.persons"] > 0
+
+
+# -- doctor ----------------------------------------------------------------------------
+
+
+def kinds(report: Any) -> list[tuple[str, str]]:
+    return sorted((f.kind, f.subject) for f in report.findings)
+
+
+def test_doctor_on_a_clean_postgresql_store(
+    history: tuple[Path, dict[str, str]], pg_url: str
+) -> None:
+    repo, _ = history
+    with closing(pg_tracker(repo, pg_url, read_only=True)) as reader:
+        report = reader.doctor()
+        assert report.healthy and report.findings == []
+        assert len(report.notes) == 1 and "unapplied_writes not checked" in report.notes[0]
+        with pytest.raises(ValueError, match="read_only"):
+            reader.doctor(fix=True)
+
+
+def test_doctor_finds_and_repairs_what_other_programs_did_to_the_tables(
+    history: tuple[Path, dict[str, str]], pg_url: str
+) -> None:
+    """Rows deleted or edited by hand: a run row, an artifact row, a link's lineage edge."""
+    repo, ids = history
+    with server(pg_url) as con:
+        con.execute("DELETE FROM run WHERE id = %s", [ids["other"]])  # its journal stays
+        gone = con.execute(
+            "DELETE FROM artifact WHERE run_id = %s RETURNING id", [ids["demand"]]
+        ).fetchone()[0]
+        con.execute(
+            "UPDATE run_artifact_link SET src = NULL WHERE run_id = %s AND direction = 'input'",
+            [ids["prep"]],
+        )
+    before = table_counts(pg_url)
+    with closing(pg_tracker(repo, pg_url, read_only=True)) as reader:
+        found = reader.doctor()
+    assert table_counts(pg_url) == before  # the diagnosis writes nothing
+    other_links = [f"{ids['other']}/households (input)", f"{ids['other']}/persons (output)"]
+    assert kinds(found) == sorted(
+        [
+            ("missing_in_db", ids["other"]),
+            ("dangling_link", f"{ids['demand']}/trips (output)"),
+            *(("dangling_link", subject) for subject in other_links),
+            ("link_without_edge", pg_url),
+        ]
+    )
+    with closing(pg_tracker(repo, pg_url)) as tracker:
+        fixed = tracker.doctor(fix=True)
+        assert fixed.healthy, fixed.as_dict()
+        assert all(f.fixed for f in fixed.findings)
+        actions = {f.subject: f.action for f in fixed.findings if f.kind == "dangling_link"}
+        assert actions[f"{ids['demand']}/trips (output)"] == "deleted the link row"
+        # The other run's links are its rows: back whole with its replayed snapshot.
+        assert all("restored" in actions[subject] for subject in other_links)
+        assert tracker.get_run(ids["other"]).status == "completed"
+        assert set(tracker.get_run_outputs(ids["other"])) == {"persons"}
+        assert tracker.doctor().findings == []
+    assert query(
+        pg_url, "SELECT count(*) FROM run_artifact_link WHERE artifact_id = %s", [gone]
+    ) == [(0,)]
+    assert query(
+        pg_url, "SELECT count(*) FROM run_artifact_link WHERE src IS NULL OR dst IS NULL"
+    ) == [(0,)]
+    # The filled edge is the one the store writes: the run's node md5(run_id) as a UUID.
+    assert query(
+        pg_url,
+        "SELECT count(*) FROM run_artifact_link WHERE run_id = %s AND direction = 'input' "
+        "AND src <> md5(run_id)::uuid",
+        [ids["prep"]],
+    ) == [(0,)]
+
+
+VICTIM = r"""
+import sys, time
+from consist import Tracker
+run_dir, url, root = sys.argv[1:4]
+t = Tracker(run_dir, db_url=url, project_root=root)
+t.begin_run("victim", "sim", config={"x": 1})
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_sigkilled_run_is_found_and_marked_failed(pg_url: str, tmp_path: Path) -> None:
+    from _support import Child
+
+    repo = make_model_project(tmp_path / "model")
+    child = Child(VICTIM, repo / "runs", pg_url, repo, timeout=60)
+    try:
+        child.wait_for("ready")
+        pid = child.proc.pid
+        child.sigkill()
+    finally:
+        child.kill()
+    with closing(pg_tracker(repo, pg_url, read_only=True)) as reader:
+        found = reader.doctor()
+    assert ("dead_running", "victim") in kinds(found)
+    assert query(pg_url, "SELECT status FROM run WHERE id = 'victim'") == [("running",)]
+    with closing(pg_tracker(repo, pg_url)) as tracker:
+        fixed = tracker.doctor(fix=True)
+        assert fixed.healthy, fixed.as_dict()
+        [dead] = [f for f in fixed.findings if f.kind == "dead_running"]
+        assert dead.fixed and f"pid {pid}" in dead.action
+    status, meta = query(pg_url, "SELECT status, meta FROM run WHERE id = 'victim'")[0]
+    assert status == "failed" and f"pid {pid}" in meta and "consist db doctor" in meta
+
+
+# -- compact_store ---------------------------------------------------------------------
+
+
+def test_compact_store_vacuums_the_tables(
+    history: tuple[Path, dict[str, str]], pg_url: str
+) -> None:
+    repo, ids = history
+    with closing(pg_tracker(repo, pg_url)) as tracker:
+        tracker.purge_run(ids["prep"], cascade=True, dry_run=False)
+        report = tracker.compact_store()
+    assert report.db_path == pg_url
+    assert report.tables == table_counts(pg_url) and report.tables["run"] == 2
+    assert report.size_before > 0 and report.size_after > 0
+    assert report.saved == report.size_before - report.size_after
+    vacuumed = dict(
+        query(
+            pg_url,
+            "SELECT relname, last_vacuum IS NOT NULL AND last_analyze IS NOT NULL "
+            "FROM pg_stat_user_tables WHERE schemaname = current_schema()",
+        )
+    )
+    assert set(vacuumed) == set(report.tables) and all(vacuumed.values()), vacuumed
+    with (
+        closing(pg_tracker(repo, pg_url, read_only=True)) as reader,
+        pytest.raises(ValueError, match="read_only"),
+    ):
+        reader.compact_store()
+
+
+def test_compact_store_waits_for_a_lock_up_to_the_lock_timeout(
+    history: tuple[Path, dict[str, str]], pg_url: str
+) -> None:
+    from consist.core.store.compaction import compact
+    from consist.core.store.connection import StoreLockTimeout
+
+    repo, _ = history
+    with closing(pg_tracker(repo, pg_url)) as tracker, server(pg_url) as other:
+        other.execute("BEGIN")
+        other.execute("LOCK TABLE run IN SHARE UPDATE EXCLUSIVE MODE")  # as another VACUUM
+        started = time.monotonic()
+        with pytest.raises(StoreLockTimeout, match="stayed locked"):
+            compact(tracker.store, lock_timeout_s=0.5)
+        assert 0.4 < time.monotonic() - started < 10
+        other.execute("ROLLBACK")
+        assert tracker.compact_store().tables["run"] == 5  # the session is usable again
