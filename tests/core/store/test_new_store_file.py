@@ -142,3 +142,39 @@ def test_processes_creating_one_store_at_once_share_it(tmp_path: Path) -> None:
     assert runs == {"r0", "r1", "r2", "r3"}
     assert [v[0] for v in versions] == list(range(1, LATEST_VERSION + 1))
     assert not list(tmp_path.glob("*.new"))
+
+
+_FIRST_AND_LATER = """
+import sys, time
+from consist import Tracker
+from consist.core.store import schema
+
+base = sys.argv[1]
+made = []
+for i in range(3):
+    tracker = Tracker(run_dir=f"{base}/runs{i}", db_path=f"{base}/s{i}.duckdb")
+    made.append(bool(schema._TEMPLATE))
+    with tracker.start_run(f"r{i}", "m", config={"i": i}):
+        pass
+    tracker.close()
+print(made)
+"""
+
+
+def test_a_process_first_store_is_migrated_and_later_ones_copied(tmp_path: Path) -> None:
+    # The template costs about what one copy saves: a process that creates
+    # one store never builds it; its second new store builds it, once.
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _FIRST_AND_LATER, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "[False, True, True]"
+    for i in range(3):
+        assert _catalog(tmp_path / f"s{i}.duckdb")["versions"] == [
+            (m.version, m.description) for m in MIGRATIONS
+        ]

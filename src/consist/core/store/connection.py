@@ -150,7 +150,7 @@ class DuckDBConnectionManager:
         self._shared_key: str | None = None
         # Called with the path, holding the turn, when a writer is about to
         # open a file that does not exist: the store creates it there from its
-        # empty template (see consist.core.store.schema.seed_store_file)
+        # empty template (see consist.core.store.schema.seed_new_store)
         # instead of letting DuckDB create an empty file. Returning False or
         # raising leaves the creation to DuckDB.
         self.create_file: Callable[[str], bool] | None = None

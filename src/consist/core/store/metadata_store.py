@@ -48,7 +48,7 @@ from consist.core.store.schema import (
     LATEST_VERSION,
     apply_migrations,
     current_version,
-    seed_store_file,
+    seed_new_store,
 )
 from consist.core.store.signature_index import signatures_for
 from consist.core.store.store_identity import check_store_connection, check_store_path
@@ -107,8 +107,8 @@ class MetadataStore(RunQueryMixin, RunPageQueryMixin, OutputLookupMixin):
             max_hold_s=max_hold_s,
             read_only=read_only,
         )
-        if not read_only:  # a new file starts as a copy of an empty, migrated store
-            self.connections.create_file = seed_store_file
+        if not read_only:  # a second new file of a process: a copy of an empty store
+            self.connections.create_file = seed_new_store
         self._engine: Any = None
         self._pending: list[PendingWrite] = []
         self._pending_lock = threading.Lock()

@@ -392,6 +392,31 @@ def apply_migrations(con: Any, now: Callable[[], Any]) -> int:
 # The bytes of an empty store at LATEST_VERSION, made once per process.
 _TEMPLATE: list[bytes] = []
 _TEMPLATE_GUARD = threading.Lock()
+# New stores this process let DuckDB create (and migrated statement by statement).
+_MIGRATED_NEW: list[int] = [0]
+
+
+def seed_new_store(path: str) -> bool:
+    """Create the new store at ``path`` from the template, unless it is the process's first.
+
+    Making the template costs about what it saves once (a DuckDB instance
+    and the migrations, on a temporary file), so a process that creates one
+    store (the common case) lets DuckDB create it and runs the migrations,
+    as without a template; from its second new store on, the process copies
+    the template (made then, once). See :func:`seed_store_file`.
+
+    Returns
+    -------
+    bool
+        True when the file was created from the template; False when the
+        caller lets DuckDB create it (first new store of this process, or a
+        file that appeared meanwhile).
+    """
+    with _TEMPLATE_GUARD:
+        if not _TEMPLATE and _MIGRATED_NEW[0] == 0:
+            _MIGRATED_NEW[0] += 1
+            return False
+    return seed_store_file(path)
 
 
 def _template() -> bytes:
