@@ -156,7 +156,7 @@ def cli() -> Callable[..., Outcome]:
 
     def invoke(*args: str, env: dict[str, str] | None = None) -> Outcome:
         # A wide terminal, as on a workstation; CliRunner's default is 80 columns.
-        full_env = {"COLUMNS": "160", "CONSIST_DB": "", **(env or {})}
+        full_env = {"COLUMNS": "160", "CONSIST_DB": "", "CONSIST_DB_URL": "", **(env or {})}
         result = runner.invoke(app, list(args), env=full_env, catch_exceptions=False)
         return Outcome(result.exit_code, result.stdout, result.stderr)
 

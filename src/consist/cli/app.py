@@ -6,13 +6,15 @@ Command modules register with :func:`store_command`::
     def runs(session: Session, model: Annotated[str | None, typer.Option()] = None) -> None:
         ...
 
-The decorator adds the store options (``--db-path``, ``--run-dir``,
-``--mount``, ``--lock-timeout``, ``--json``) to the command, so they work
+The decorator adds the store options (``--db-url``, ``--db-path``,
+``--run-dir``, ``--mount``, ``--lock-timeout``, ``--json``) to the command, so they work
 before or after the command name, builds the :class:`Session`, and turns
 :class:`~consist.cli.errors.CliError` (and the store's lock/permission
-errors) into one line on stderr with the command's exit code. Any other
-exception is reported in one line too; ``CONSIST_DEBUG=1`` shows the
-traceback instead.
+errors) into one line on stderr with the command's exit code. A command
+built on a feature a PostgreSQL store does not support yet (the tracker's
+``NotImplementedError``) ends with one line naming the command and
+``--db-url`` (exit 2). Any other exception is reported in one line too;
+``CONSIST_DEBUG=1`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import typer
 
 from consist.cli.errors import PROBLEMS, CliError
 from consist.cli.session import Session
-from consist.cli.store_access import StoreOptions
+from consist.cli.store_access import StoreOptions, not_on_postgres
 
 _CONTEXT = {"help_option_names": ["-h", "--help"]}
 
@@ -38,8 +40,10 @@ app = typer.Typer(
     name="consist",
     help=(
         "Runs, lineage, cache misses and the store of a Consist project, from a terminal.\n\n"
-        "The store is --db-path, else $CONSIST_DB, else ./provenance.duckdb. Every command "
-        "prints a readable table by default and JSON with --json."
+        "The store is --db-url (a PostgreSQL database, team mode), else --db-path (a DuckDB "
+        "file), else $CONSIST_DB_URL, else $CONSIST_DB, else ./provenance.duckdb: an option "
+        "beats the environment, and a team URL beats a file. Every command prints a readable "
+        "table by default and JSON with --json."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -71,7 +75,17 @@ DbPathOption = Annotated[
     str | None,
     typer.Option(
         "--db-path",
-        help="The store's DuckDB file \\[default: $CONSIST_DB, else ./provenance.duckdb].",
+        help="The store's DuckDB file \\[default: $CONSIST_DB_URL, else $CONSIST_DB, else "
+        "./provenance.duckdb]. Not with --db-url.",
+        show_default=False,
+    ),
+]
+DbUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db-url",
+        help="A PostgreSQL store (team mode), e.g. postgresql+psycopg://user@host:5432/consist "
+        "\\[default: $CONSIST_DB_URL unless --db-path is given]. Not with --db-path.",
         show_default=False,
     ),
 ]
@@ -102,6 +116,9 @@ LockTimeoutOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")]
 
 _STORE_PARAMS = [
+    inspect.Parameter(
+        "db_url", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=DbUrlOption
+    ),
     inspect.Parameter(
         "db_path", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=DbPathOption
     ),
@@ -135,6 +152,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _global_options(
     ctx: typer.Context,
+    db_url: DbUrlOption = None,
     db_path: DbPathOption = None,
     run_dir: RunDirOption = None,
     mount: MountOption = None,
@@ -149,6 +167,7 @@ def _global_options(
 ) -> None:
     """Options given before the command apply to it (the command's own win)."""
     ctx.obj = StoreOptions(
+        db_url=db_url,
         db_path=db_path,
         run_dir=run_dir,
         mounts=tuple(mount or ()),
@@ -163,11 +182,15 @@ def fail(error: CliError) -> typer.Exit:
     return typer.Exit(error.code)
 
 
-def run_in_session(options: StoreOptions, body: Callable[[Session], Any]) -> Any:
+def run_in_session(
+    options: StoreOptions, body: Callable[[Session], Any], command: str = "command"
+) -> Any:
     """Run a command body with its session; errors become one line and an exit code.
 
     Warnings raised meanwhile (e.g. recovery notices when a store is opened
     for writing) are printed as ``consist: warning: ...`` lines on stderr.
+    ``command`` (as typed after ``consist``) names the command in the error
+    for a feature a PostgreSQL store does not support yet.
     """
     session = Session(options)
     try:
@@ -183,6 +206,11 @@ def run_in_session(options: StoreOptions, body: Callable[[Session], Any]) -> Any
         raise fail(error) from None
     except (typer.Exit, typer.Abort, KeyboardInterrupt):
         raise
+    except NotImplementedError as exc:
+        target = session.target
+        if target is None or target.db_url is None or os.environ.get("CONSIST_DEBUG"):
+            raise
+        raise fail(not_on_postgres(command, target, exc)) from None
     except Exception as exc:
         if os.environ.get("CONSIST_DEBUG"):
             raise
@@ -194,6 +222,14 @@ def run_in_session(options: StoreOptions, body: Callable[[Session], Any]) -> Any
         ) from None
     finally:
         session.close()
+
+
+def _group_name(group: typer.Typer) -> str:
+    """The name ``group`` is registered under in :data:`app` (``"db"``)."""
+    for info in app.registered_groups:
+        if info.typer_instance is group:
+            return str(info.name)
+    return "?"  # pragma: no cover - every group is registered above
 
 
 def store_command(
@@ -226,18 +262,20 @@ def store_command(
         def command(ctx: typer.Context, **kwargs: Any) -> Any:
             base = ctx.find_root().obj if ctx.find_root().obj is not None else StoreOptions()
             options = base.overridden_by(
+                db_url=kwargs.pop("db_url"),
                 db_path=kwargs.pop("db_path"),
                 run_dir=kwargs.pop("run_dir"),
                 mounts=kwargs.pop("mount"),
                 lock_timeout=kwargs.pop("lock_timeout"),
                 json=kwargs.pop("json_output"),
             )
-            return run_in_session(options, lambda session: fn(session, **kwargs))
+            return run_in_session(options, lambda session: fn(session, **kwargs), command_name)
 
         params = [ctx_param, *own, *_STORE_PARAMS]
         command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
         command.__annotations__ = {p.name: p.annotation for p in params}
         doc = inspect.getdoc(fn) or ""
+        command_name = name if group is app else f"{_group_name(group)} {name}"
         group.command(name, help=doc, epilog=f"Example: {example}")(command)
         return fn
 

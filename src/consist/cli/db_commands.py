@@ -12,7 +12,7 @@ import typer
 from consist.cli.app import db_app, store_command
 from consist.cli.errors import PROBLEMS, usage
 from consist.cli.session import Session
-from consist.cli.store_access import DEFAULT_DB, lock_timeout
+from consist.cli.store_access import DEFAULT_DB, lock_timeout, not_on_postgres, resolve_url
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
@@ -216,6 +216,9 @@ def rebuild(
     """
     from consist.core.store.compaction import rebuild_file
 
+    postgres = resolve_url(session.options)
+    if postgres is not None:  # rebuilds a DuckDB file; a server's store is not rebuilt yet
+        raise not_on_postgres("db rebuild", postgres)
     target, run_dir = _target_paths(session, out)
     if target.is_dir():
         raise usage(f"{target} is a directory; --out names the new store's DuckDB file")

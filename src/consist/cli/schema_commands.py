@@ -93,7 +93,7 @@ def schema_export(
     tracker = session.tracker()
     if out is not None:
         target = Path(out).expanduser().resolve()
-        if tracker.db_path and target == Path(tracker.db_path).resolve():
+        if tracker.config.db_path and target == Path(tracker.db_path).resolve():
             raise usage(f"--out {out!r} is the store itself; name a .py file")
         if target.is_dir():
             raise usage(f"--out {out!r} is a directory; name a file, e.g. {target / 'model.py'}")

@@ -14,7 +14,14 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from consist.cli.store_access import StoreOptions, lock_timeout, open_tracker, store_errors
+from consist.cli.store_access import (
+    StoreOptions,
+    StoreTarget,
+    lock_timeout,
+    open_tracker,
+    resolve_store,
+    store_errors,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from rich.console import Console
@@ -44,6 +51,12 @@ class Session:
     ----------
     options:
         Store options (global ones overridden by the command's own).
+
+    Attributes
+    ----------
+    target:
+        The store the command opened (a DuckDB file or a PostgreSQL URL;
+        None until :meth:`tracker` is first called).
     """
 
     def __init__(self, options: StoreOptions) -> None:
@@ -51,6 +64,7 @@ class Session:
         self._tracker: Tracker | None = None
         self._write = False
         self._console: Console | None = None
+        self.target: StoreTarget | None = None
 
     @property
     def json(self) -> bool:
@@ -72,6 +86,8 @@ class Session:
             self._tracker.close()
             self._tracker = None
         if self._tracker is None:
+            if self.target is None:
+                self.target = resolve_store(self.options)
             self._tracker = open_tracker(self.options, write=write)
             self._write = write
         return self._tracker
