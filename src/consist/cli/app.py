@@ -75,8 +75,8 @@ DbPathOption = Annotated[
     str | None,
     typer.Option(
         "--db-path",
-        help="The store's DuckDB file \\[default: $CONSIST_DB_URL, else $CONSIST_DB, else "
-        "./provenance.duckdb]. Not with --db-url.",
+        help="The store's DuckDB file; beats $CONSIST_DB_URL \\[default: $CONSIST_DB when "
+        "$CONSIST_DB_URL is unset, else ./provenance.duckdb]. Not with --db-url.",
         show_default=False,
     ),
 ]
@@ -94,7 +94,8 @@ RunDirOption = Annotated[
     typer.Option(
         "--run-dir",
         help="The tracker's run directory: journal and relative artifact paths \\[default: "
-        "$CONSIST_RUN_DIR, else the folder next to the store that holds consist_runs/].",
+        "$CONSIST_RUN_DIR, else the folder next to the store that holds consist_runs/; for a "
+        "PostgreSQL store the current folder or its subfolder that holds consist_runs/].",
         show_default=False,
     ),
 ]
@@ -108,8 +109,8 @@ LockTimeoutOption = Annotated[
     float | None,
     typer.Option(
         "--lock-timeout",
-        help="Seconds to wait for a store another process is writing \\[default: "
-        "$CONSIST_LOCK_TIMEOUT, else 10].",
+        help="Seconds to wait for a DuckDB store another process is writing \\[default: "
+        "$CONSIST_LOCK_TIMEOUT, else 10]. Not with --db-url.",
         show_default=False,
     ),
 ]
