@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from consist.core.store.connection import ReadOnlyStoreError
-from consist.core.store.engines import require_duckdb
 from consist.core.store.purge import PurgePlan, execute_purge, plan_purge
 from consist.core.store.shards import MergeResult, ShardManifest, export_shard, merge_shard
 
@@ -30,10 +29,8 @@ class TrackerShards:
     paths: PathResolver
 
     def _shard_store(self, what: str, *, write: bool) -> MetadataStore:
-        if what != "purge_run":
-            require_duckdb(self.store, f"{what}()")
         if self.store is None:
-            raise ValueError(f"{what} needs a database: open the Tracker with a db_path")
+            raise ValueError(f"{what} needs a database: open the Tracker with a db_path or db_url")
         if write and self.store.read_only:
             raise ReadOnlyStoreError(
                 f"{what} changes the store, and {self.store.db_path} was opened with "
@@ -50,7 +47,9 @@ class TrackerShards:
         included), links, artifacts, facet and key/value rows, schema
         profiles, content identities and journal snapshots; not the data
         files (see :mod:`consist.core.store.shards` for the layout).
-        Works on a read-only tracker; the store is not changed.
+        Works on a read-only tracker; the store is not changed. The shard's
+        store is a DuckDB file whatever this tracker's store is (a PostgreSQL
+        store, ``db_url``, is read in one consistent snapshot).
 
         Parameters
         ----------
@@ -79,7 +78,9 @@ class TrackerShards:
         Runs absent here are inserted with their rows, and their journal
         snapshots are written under this tracker's run_dir when absent;
         runs already here with identical content are left alone, so merging
-        the same shard twice changes nothing.
+        the same shard twice changes nothing. Into a PostgreSQL store
+        (``db_url``), other processes' writes wait from the conflict check
+        to the commit (a few table locks), so none slips in between.
 
         Parameters
         ----------

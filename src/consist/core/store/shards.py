@@ -17,6 +17,12 @@ rows these reference. Files are not copied (artifact URIs are kept as
 recorded: relative ones resolve under the target's run_dir and mounts);
 ingested hot data, the stat cache and the write log stay behind.
 
+A shard's store is always a DuckDB file; the store exported from or merged
+into may be a PostgreSQL store (``db_url``) too. There the export reads in
+one ``REPEATABLE READ`` snapshot, and the merge locks the tables it writes
+against other writers from its conflict check to its commit (see
+:mod:`consist.core.store.engines.pg_maintenance`).
+
 "Upstream" of a run: the runs that logged one of its inputs as an output
 (the producer and any cache hit that was handed it), their inputs'
 producers, and so on; and the scenario header of any of these runs
@@ -43,6 +49,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from consist.core.store.engines.pg_maintenance import (
+    consistent_read,
+    exclusive_transaction,
+    is_postgres,
+)
 from consist.core.store.journal import Journal, atomic_write_bytes
 from consist.core.store.lineage_store import LINK_DST_SQL, LINK_SRC_SQL
 from consist.core.store.metadata_store import MetadataStore
@@ -340,7 +351,7 @@ def export_shard(
             "create it first"
         )
     store.flush()  # queued snapshots join the write log, applied before the read
-    with store.connections.connection() as con:
+    with consistent_read(store) as con:
         if con.execute("SELECT 1 FROM run WHERE id = ?", [run_id]).fetchone() is None:
             raise ValueError(f"no run with id {run_id!r}")
         run_ids = upstream_run_ids(con, run_id)
@@ -371,7 +382,7 @@ def export_shard(
             journal=tuple(sorted(carried)),
             schema_version=version,
             exported_at=datetime.now(UTC).isoformat(),
-            source=os.path.abspath(store.db_path),
+            source=store.db_path if is_postgres(store) else os.path.abspath(store.db_path),
         )
         atomic_write_bytes(
             tmp / MANIFEST_NAME, json.dumps(manifest.to_json(), indent=2).encode() + b"\n"
@@ -551,8 +562,9 @@ def merge_shard(store: MetadataStore, journal: Journal, shard: Path) -> MergeRes
     manifest = read_manifest(shard)
     rows = read_shard_rows(Path(shard))
     store.flush()  # queued snapshots join the write log, applied before the read
-    inserted: dict[str, int] = {}
-    with store.connections.transaction() as con:
+
+    def write(con: Any) -> tuple[dict[str, int], set[str], set[str], int]:
+        inserted: dict[str, int] = {}
         conflicts, present = find_conflicts(con, rows)
         if conflicts:
             raise ShardConflictError(_conflict_message(manifest, conflicts), conflicts)
@@ -571,7 +583,11 @@ def merge_shard(store: MetadataStore, journal: Journal, shard: Path) -> MergeRes
                 f"UPDATE run_artifact_link SET src = {LINK_SRC_SQL}, dst = {LINK_DST_SQL} "
                 "WHERE src IS NULL OR dst IS NULL"
             )
-        epoch = store.connections.epoch
+        return inserted, present, new_runs, store.connections.epoch
+
+    # PostgreSQL: no other writer adds one of these runs or artifacts between
+    # the conflict check and the inserts (ON CONFLICT DO NOTHING would hide it).
+    inserted, present, new_runs, epoch = exclusive_transaction(store, TABLES, write)
     signatures = [
         r["signature"]
         for r in rows["run"].dicts()

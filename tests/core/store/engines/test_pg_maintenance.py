@@ -508,3 +508,205 @@ def test_compact_store_waits_for_a_lock_up_to_the_lock_timeout(
         assert 0.4 < time.monotonic() - started < 10
         other.execute("ROLLBACK")
         assert tracker.compact_store().tables["run"] == 5  # the session is usable again
+
+
+# -- export_runs / merge_store ---------------------------------------------------------
+
+_SHARD_TABLES = (
+    "run",
+    "artifact",
+    "run_artifact_link",
+    "content_identity",
+    "config_facet",
+    "run_facet",
+    "run_config_kv",
+    "artifact_facet",
+    "artifact_kv",
+    "schema_profile",
+    "artifact_schema",
+)
+
+
+def _value(value: Any) -> Any:
+    """A column value comparable across the engines (UUIDs as text, JSON text decoded)."""
+    import json
+    import uuid
+
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    if isinstance(value, list):
+        return [_value(v) for v in value]
+    return value
+
+
+def _canonical(columns: list[str], rows: list[tuple[Any, ...]]) -> list[str]:
+    return sorted(
+        repr(sorted((c, repr(_value(v))) for c, v in zip(columns, row, strict=True)))
+        for row in rows
+    )
+
+
+def pg_table(url: str, table: str) -> list[str]:
+    with server(url) as con:
+        cur = con.execute(f"SELECT * FROM {table}")
+        return _canonical([d.name for d in cur.description], cur.fetchall())
+
+
+def duck_table(db: Path, table: str) -> list[str]:
+    import duckdb
+
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        cur = con.execute(f"SELECT * FROM {table}")
+        return _canonical([d[0] for d in cur.description], cur.fetchall())
+    finally:
+        con.close()
+
+
+def test_export_from_postgresql_then_merge_into_duckdb(
+    history: tuple[Path, dict[str, str]], pg_url: str, tmp_path: Path
+) -> None:
+    repo, ids = history
+    expected = {ids["demand"], ids["prep"], ids["hit"], ids["survey"]}
+    before = table_counts(pg_url)
+    with closing(pg_tracker(repo, pg_url, read_only=True)) as reader:
+        manifest = reader.export_runs(ids["demand"], tmp_path / "shard")
+    assert manifest.run_ids[0] == ids["demand"] and set(manifest.run_ids) == expected
+    assert set(manifest.journal) == expected
+    assert manifest.source == pg_url  # the store's URL (without a password), not a path
+    assert table_counts(pg_url) == before  # export never writes to the source store
+    assert (tmp_path / "shard" / "store.duckdb").is_file()
+
+    target = make_model_project(tmp_path / "target")
+    with closing(duck_tracker(target)) as tracker:
+        result = tracker.merge_store(tmp_path / "shard")
+        assert set(result.added_runs) == expected and result.changed
+        assert tracker.get_config_value(ids["demand"], "year") == 2030
+        found = tracker.find_runs_by_facet_kv(namespace="prep", key="region", value_str="north")
+        assert {r.id for r in found} == {ids["prep"], ids["hit"]}
+        lineage = tracker.get_artifact_lineage(
+            tracker.get_artifacts_for_run(ids["demand"]).outputs["trips"]
+        )
+        assert lineage["run_id"] == ids["demand"]
+        again = tracker.merge_store(tmp_path / "shard")
+        assert not again.changed and set(again.skipped_runs) == expected
+    # Every row of the exported runs is in the DuckDB store as it is on the server.
+    others = [ids["other"]]
+    for table in _SHARD_TABLES:
+        source = pg_table(pg_url, table)
+        copied = duck_table(target / "provenance.duckdb", table)
+        assert copied, table  # the history exercises every table
+        assert set(copied) <= set(source), table
+    assert len(duck_table(target / "provenance.duckdb", "run")) == 4
+    assert set(run_rows(pg_url, others).values()) != {0}
+
+
+def test_export_from_duckdb_then_merge_into_postgresql(pg_url: str, tmp_path: Path) -> None:
+    source = make_model_project(tmp_path / "source")
+    with closing(duck_tracker(source)) as tracker:
+        ids = build_history(tracker, source)
+        tracker.export_runs(ids["demand"], tmp_path / "shard")
+    expected = {ids["demand"], ids["prep"], ids["hit"], ids["survey"]}
+    target = make_model_project(tmp_path / "target")
+    with closing(pg_tracker(target, pg_url)) as tracker:
+        result = tracker.merge_store(tmp_path / "shard")
+        assert set(result.added_runs) == expected and result.skipped_runs == ()
+        # The counts are the rows the server gained.
+        assert result.inserted == {
+            t: n for t, n in table_counts(pg_url).items() if t in result.inserted
+        }
+        # Visible at once: queries, facets, config, lineage.
+        assert tracker.get_config_value(ids["demand"], "year") == 2030
+        found = tracker.find_runs_by_facet_kv(namespace="prep", key="region", value_str="north")
+        assert {r.id for r in found} == {ids["prep"], ids["hit"]}
+        assert tracker.get_run_config(ids["prep"]) == {"scale": 1}  # from the merged journal
+        lineage = tracker.get_artifact_lineage(
+            tracker.get_artifacts_for_run(ids["demand"]).outputs["trips"]
+        )
+        assert lineage["run_id"] == ids["demand"]
+        again = tracker.merge_store(tmp_path / "shard")
+        assert not again.changed and set(again.skipped_runs) == expected
+        assert set(again.inserted.values()) == {0}
+    # Every row of the shard is on the server as it was in the DuckDB store.
+    for table in _SHARD_TABLES:
+        shard = duck_table(tmp_path / "shard" / "store.duckdb", table)
+        assert shard, table
+        assert set(shard) <= set(pg_table(pg_url, table)), table
+    for run_id in expected:
+        snapshot = target / "runs" / "consist_runs" / f"{run_id}.json"
+        assert (
+            snapshot.read_bytes() == (source / "runs" / "consist_runs" / snapshot.name).read_bytes()
+        )
+
+
+def test_merge_into_postgresql_refuses_a_conflict_and_writes_nothing(
+    pg_url: str, tmp_path: Path
+) -> None:
+    from consist.core.store.shards import ShardConflictError
+
+    source = make_model_project(tmp_path / "source")
+    with closing(duck_tracker(source)) as tracker:
+        ids = build_history(tracker, source)
+        tracker.export_runs(ids["demand"], tmp_path / "shard")
+    target = make_model_project(tmp_path / "target")
+    with closing(pg_tracker(target, pg_url)) as tracker:
+        tracker.run(
+            fn=prepare,
+            name="prep",
+            run_id=ids["prep"],
+            config={"scale": 9},
+            inputs={"households": target / "data" / "households.csv"},
+            outputs=["persons"],
+        )
+        before = table_counts(pg_url)
+        with pytest.raises(ShardConflictError) as caught:
+            tracker.merge_store(tmp_path / "shard")
+        assert [(c.kind, c.id) for c in caught.value.conflicts] == [("run", ids["prep"])]
+        assert "config_hash" in caught.value.conflicts[0].fields
+    assert table_counts(pg_url) == before
+    assert not (target / "runs" / "consist_runs" / f"{ids['demand']}.json").exists()
+
+
+def test_a_merge_waits_for_a_writer_and_sees_its_conflicting_run(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Another session records a run under a shard run's id and has not committed yet:
+    the merge waits for it (its table locks), then reports the conflict and writes nothing."""
+    from consist.core.store.shards import ShardConflictError
+
+    source = make_model_project(tmp_path / "source")
+    with closing(duck_tracker(source)) as tracker:
+        ids = build_history(tracker, source)
+        tracker.export_runs(ids["survey"], tmp_path / "shard")
+    target = make_model_project(tmp_path / "target")
+    with closing(pg_tracker(target, pg_url)) as tracker:
+        before = table_counts(pg_url)
+        with server(pg_url) as writer:
+            writer.execute("BEGIN")
+            writer.execute(
+                "INSERT INTO run (id, model_name, status, created_at, updated_ns) "
+                "VALUES (%s, 'survey', 'failed', now(), 1)",
+                [ids["survey"]],
+            )
+            outcome: list[Any] = []
+
+            def merge() -> None:
+                try:
+                    outcome.append(tracker.merge_store(tmp_path / "shard"))
+                except BaseException as exc:  # handed to the test thread
+                    outcome.append(exc)
+
+            thread = threading.Thread(target=merge)
+            thread.start()
+            time.sleep(1.0)
+            assert thread.is_alive() and not outcome  # waiting for the writer
+            writer.execute("COMMIT")
+            thread.join(60)
+        assert len(outcome) == 1 and isinstance(outcome[0], ShardConflictError), outcome
+        assert [(c.kind, c.id) for c in outcome[0].conflicts] == [("run", ids["survey"])]
+    assert table_counts(pg_url) == {**before, "run": before["run"] + 1}

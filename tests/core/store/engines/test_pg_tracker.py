@@ -131,8 +131,6 @@ def test_features_not_ported_yet_raise_naming_db_url(pg_url: str, tmp_path: Path
             "validate_artifacts()": lambda: tracker.validate_artifacts(),
             "view()": lambda: tracker.view(Row),
             "create_view()": lambda: tracker.create_view("v_table", "table"),
-            "export_runs()": lambda: tracker.export_runs(result.run_id, tmp_path / "shard"),
-            "merge_store()": lambda: tracker.merge_store(tmp_path / "shard"),
         }
         for feature, call in calls.items():
             with pytest.raises(NotImplementedError, match=rf"{feature[:-2]}.*db_url="):

@@ -22,6 +22,11 @@ call this module where a PostgreSQL store needs something else:
   writers wait until it commits (readers never do), two such changes
   serialize, and a deadlock with a writer that already held one of the
   tables is retried.
+* **A consistent read of many statements.** An export reads a run's
+  upstream in several statements; :func:`consistent_read` runs them in one
+  ``REPEATABLE READ READ ONLY`` transaction, so runs another process records
+  meanwhile are either wholly in the shard or not at all (DuckDB's reader
+  already sees one snapshot per connection use).
 * **Compaction.** PostgreSQL gives dead rows' space back itself:
   :func:`vacuum` runs ``VACUUM (ANALYZE)`` over the store's tables, outside
   any transaction (the session is in autocommit mode). It does not block
@@ -34,9 +39,11 @@ call this module where a PostgreSQL store needs something else:
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from consist.core.store.connection import StoreLockTimeout
@@ -127,6 +134,34 @@ def exclusive_transaction(store: Any, tables: Sequence[str], work: Callable[[Any
                 raise
             time.sleep(0.02 * (attempt + 1) * (0.5 + random.random()))
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextmanager
+def consistent_read(store: Any) -> Iterator[Any]:
+    """Yield a connection whose reads all see one snapshot of the store.
+
+    DuckDB: the store's connection as it is. PostgreSQL: inside ``BEGIN
+    ISOLATION LEVEL REPEATABLE READ READ ONLY`` (unless this thread's session
+    is already in a transaction, whose snapshot rules then apply).
+    """
+    from_pg = is_postgres(store)
+    with store.connections.connection() as con:
+        if not from_pg:
+            yield con
+            return
+        from psycopg.pq import TransactionStatus
+
+        if con.raw.info.transaction_status != TransactionStatus.IDLE:
+            yield con
+            return
+        con.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            yield con
+        except BaseException:
+            with contextlib.suppress(Exception):  # a broken session rolls back itself
+                con.raw.execute("ROLLBACK")
+            raise
+        con.raw.execute("COMMIT")
 
 
 def vacuum(store: Any, *, lock_timeout_s: float) -> tuple[int, int, dict[str, int]]:
