@@ -710,3 +710,36 @@ def test_a_merge_waits_for_a_writer_and_sees_its_conflicting_run(
         assert len(outcome) == 1 and isinstance(outcome[0], ShardConflictError), outcome
         assert [(c.kind, c.id) for c in outcome[0].conflicts] == [("run", ids["survey"])]
     assert table_counts(pg_url) == {**before, "run": before["run"] + 1}
+
+
+def test_compact_store_refuses_to_run_inside_a_transaction(
+    history: tuple[Path, dict[str, str]], pg_url: str
+) -> None:
+    from consist.core.store.compaction import compact
+
+    repo, _ = history
+    with closing(pg_tracker(repo, pg_url)) as tracker:
+        store = tracker.store
+        with store.connections.transaction(), pytest.raises(RuntimeError, match="transaction"):
+            compact(store)
+        assert compact(store).tables["run"] == 5  # the session is usable afterwards
+
+
+def test_doctor_keeps_the_links_of_a_run_it_replays_on_duckdb_too(tmp_path: Path) -> None:
+    """A run row lost to another program: its links dangle until its snapshot is replayed,
+    after which they are whole; the repair must not delete them (DuckDB store)."""
+    import duckdb
+
+    repo = make_model_project(tmp_path / "model")
+    with closing(duck_tracker(repo)) as tracker:
+        ids = build_history(tracker, repo)
+    con = duckdb.connect(str(repo / "provenance.duckdb"))
+    con.execute("DELETE FROM run WHERE id = ?", [ids["other"]])
+    con.close()
+    with closing(duck_tracker(repo)) as tracker:
+        fixed = tracker.doctor(fix=True)
+        assert fixed.healthy, fixed.as_dict()
+        assert ("missing_in_db", ids["other"]) in kinds(fixed)
+        assert set(tracker.get_run_outputs(ids["other"])) == {"persons"}
+        assert set(tracker.get_run_inputs(ids["other"])) == {"households"}
+        assert tracker.doctor().findings == []
