@@ -17,6 +17,7 @@ import json
 import os
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -51,6 +52,7 @@ def score(config: dict, log: str) -> object:
 
 def score(config: dict, log: str) -> Path:
     """One sweep member (process pool): logs its execution, writes a small JSON result."""
+    time.sleep(config.get("pause", 0.0))
     tracker = consist.current_tracker()
     line = {"i": config["i"], "pid": os.getpid(), "db_url": tracker.config.db_url}
     with open(log, "a") as fh:
@@ -205,6 +207,33 @@ def test_scenario_sweep_on_postgresql_makes_children_of_the_header(
         )
     assert [r.cache_hit for r in again] == [True] * 4
     assert len(executions(log)) == 4
+
+
+@pytest.mark.slow
+def test_one_config_twice_in_a_sweep_is_computed_once_on_postgresql(
+    tracker: Tracker, base: Path
+) -> None:
+    # Both workers reach the same signature at once: one computes (holding the
+    # advisory lock), the other waits for it and then hits its run.
+    log = base / "executions.jsonl"
+    same = {"i": 7, "scale": 3, "pause": 4.0}
+    rows = tracker.sweep(
+        score,
+        [same, dict(same)],
+        max_workers=2,
+        outputs=["score"],
+        runtime_kwargs={"log": str(log)},
+    )
+    assert all(r.ok for r in rows), [r.error for r in rows.failed]
+    assert len(executions(log)) == 1
+    assert sorted(r.cache_hit for r in rows) == [False, True]
+    computed, hit = sorted(rows, key=lambda r: r.cache_hit)
+    assert hit.run.meta["cache_source"] == computed.run_id
+    assert hit.outputs["score"].id == computed.outputs["score"].id
+    # The hit came from the other worker, which waited for the computing one
+    # (served after it, not from a cache filled before it asked).
+    assert hit.run.meta["pid"] != computed.run.meta["pid"]
+    assert hit.duration_s > 1.0
 
 
 # --------------------------------------------------------------------------- #
