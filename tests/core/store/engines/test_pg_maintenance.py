@@ -743,3 +743,28 @@ def test_doctor_keeps_the_links_of_a_run_it_replays_on_duckdb_too(tmp_path: Path
         assert set(tracker.get_run_outputs(ids["other"])) == {"persons"}
         assert set(tracker.get_run_inputs(ids["other"])) == {"households"}
         assert tracker.doctor().findings == []
+
+
+def test_an_exclusive_change_gives_up_after_the_lock_timeout(
+    history: tuple[Path, dict[str, str]], pg_url: str
+) -> None:
+    """A session that keeps a table locked (idle in a transaction): purge waits, then says so."""
+    from consist.core.store.connection import StoreLockTimeout
+    from consist.core.store.engines.pg_maintenance import exclusive_transaction
+
+    repo, ids = history
+    with closing(pg_tracker(repo, pg_url)) as tracker, server(pg_url) as other:
+        other.execute("BEGIN")
+        other.execute("UPDATE run SET tags = tags WHERE id = %s", [ids["survey"]])
+        started = time.monotonic()
+        with pytest.raises(StoreLockTimeout, match="nothing was changed"):
+            exclusive_transaction(
+                tracker.store,
+                ["run"],
+                lambda con: con.execute("DELETE FROM run").fetchone(),
+                lock_timeout_s=0.5,
+            )
+        assert 0.4 < time.monotonic() - started < 10
+        other.execute("ROLLBACK")
+        assert tracker.purge_run(ids["other"], dry_run=False).executed  # usable afterwards
+    assert query(pg_url, "SELECT count(*) FROM run") == [(4,)]

@@ -109,14 +109,27 @@ def count_deleted(con: Any, sql: str, params: Any) -> int:
     return int(found[0]) if found else 0
 
 
-def exclusive_transaction(store: Any, tables: Sequence[str], work: Callable[[Any], T]) -> T:
+def exclusive_transaction(
+    store: Any,
+    tables: Sequence[str],
+    work: Callable[[Any], T],
+    *,
+    lock_timeout_s: float = 120.0,
+) -> T:
     """Run ``work(con)`` in one transaction that no other writer of ``tables`` interleaves.
 
     On DuckDB a plain transaction (the store's write turn already makes it
     exclusive). On PostgreSQL the transaction first locks ``tables`` in
     ``SHARE ROW EXCLUSIVE`` mode (other writers of them wait; readers do
-    not); if the server resolves a deadlock with a writer by aborting this
-    transaction, it is run again (``work`` must only change the database).
+    not), waiting up to ``lock_timeout_s`` for writers in flight; if the
+    server resolves a deadlock with a writer by aborting this transaction,
+    it is run again (``work`` must only change the database).
+
+    Raises
+    ------
+    StoreLockTimeout
+        PostgreSQL: if another session keeps one of ``tables`` locked past
+        ``lock_timeout_s`` (nothing was changed).
     """
     if not is_postgres(store):
         with store.connections.transaction() as con:
@@ -127,7 +140,14 @@ def exclusive_transaction(store: Any, tables: Sequence[str], work: Callable[[Any
     for attempt in range(_RETRIES):
         try:
             with store.connections.transaction() as con:
-                con.execute(f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE")
+                con.execute(f"SET LOCAL lock_timeout = '{max(1, int(lock_timeout_s * 1000))}ms'")
+                try:
+                    con.execute(f"LOCK TABLE {names} IN SHARE ROW EXCLUSIVE MODE")
+                except psycopg.errors.LockNotAvailable as exc:
+                    raise StoreLockTimeout(
+                        f"another session kept a table of {store.db_path} ({names}) locked "
+                        f"for {lock_timeout_s:g} s; nothing was changed: retry when it is done"
+                    ) from exc
                 return work(con)
         except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
             if attempt == _RETRIES - 1:
