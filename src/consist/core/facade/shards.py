@@ -104,6 +104,9 @@ class TrackerShards:
             is written.
         ReadOnlyStoreError
             If the tracker was opened with ``read_only=True``.
+        StoreLockTimeout
+            PostgreSQL: if another session keeps a store table locked for
+            120 s (nothing is written).
         """
         store = self._shard_store("merge_store", write=True)
         return merge_shard(store, self.journal, Path(shard))
@@ -116,7 +119,9 @@ class TrackerShards:
         listed in ``kept_files``); journal snapshots of purged runs go too.
         A run whose outputs other runs consumed (or were handed as cache
         hits), or a scenario header with steps, has dependents: the purge is
-        refused unless ``cascade``, which purges them as well.
+        refused unless ``cascade``, which purges them as well. On a
+        PostgreSQL store (``db_url``) other processes' writes wait while the
+        rows are deleted, so no run starts depending on a purged one meanwhile.
 
         Parameters
         ----------
@@ -144,6 +149,9 @@ class TrackerShards:
             nothing is deleted.
         ReadOnlyStoreError
             If ``dry_run=False`` on a tracker opened with ``read_only=True``.
+        StoreLockTimeout
+            PostgreSQL: if another session keeps a store table locked for
+            120 s (nothing is deleted).
         """
         store = self._shard_store("purge_run", write=not dry_run)
         roots = [str(self.paths.run_dir), *(str(root) for root in self.paths.mounts.values())]
