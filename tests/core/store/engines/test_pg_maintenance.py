@@ -768,3 +768,62 @@ def test_an_exclusive_change_gives_up_after_the_lock_timeout(
         other.execute("ROLLBACK")
         assert tracker.purge_run(ids["other"], dry_run=False).executed  # usable afterwards
     assert query(pg_url, "SELECT count(*) FROM run") == [(4,)]
+
+
+WRITER = r"""
+import sys
+from consist import Tracker
+run_dir, url, root, name, count = sys.argv[1:6]
+
+t = Tracker(run_dir, db_url=url, project_root=root)
+print("ready", flush=True)
+for i in range(int(count)):
+    with t.start_run(f"{name}_{i}", name, config={"i": i}, facet={"i": i}):
+        out = t.run_artifact_dir() / "table.csv"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(f"x\n{i}\n")
+        t.log_output(out, key="table")
+t.close()
+print("done", flush=True)
+"""
+
+
+def test_purges_and_a_merge_while_two_processes_record_runs(
+    history: tuple[Path, dict[str, str]], pg_url: str, tmp_path: Path
+) -> None:
+    """Writers in flight and the exclusive changes take turns: nothing fails, nothing is lost."""
+    from _support import Child
+
+    repo, ids = history
+    source = make_model_project(tmp_path / "duck")
+    with closing(duck_tracker(source)) as duck:
+        duck.run(
+            fn=prepare,
+            name="imported",
+            config={"scale": 7},
+            inputs={"households": source / "data" / "households.csv"},
+            outputs=["persons"],
+        )
+        imported = duck.find_runs(model="imported")[0].id
+        duck.export_runs(imported, tmp_path / "shard")
+    count = 15
+    writers = [
+        Child(WRITER, tmp_path / f"w{n}" / "runs", pg_url, repo, f"writer{n}", count, timeout=120)
+        for n in range(2)
+    ]
+    try:
+        for child in writers:
+            child.wait_for("ready")
+        with closing(pg_tracker(repo, pg_url)) as tracker:
+            purged = tracker.purge_run(ids["prep"], cascade=True, dry_run=False)
+            merged = tracker.merge_store(tmp_path / "shard")
+            second = tracker.purge_run(ids["other"], dry_run=False)
+        for child in writers:
+            child.wait_for("done")
+    finally:
+        for child in writers:
+            child.kill()
+    assert purged.executed and second.executed and merged.added_runs == (imported,)
+    models = dict(query(pg_url, "SELECT model_name, count(*) FROM run GROUP BY model_name"))
+    assert models == {"writer0": count, "writer1": count, "survey": 1, "imported": 1}
+    assert query(pg_url, "SELECT count(*) FROM run_facet") == [(2 * count,)]
