@@ -6,7 +6,9 @@ code meaning
 0    success
 1    the command ran and found problems (``validate``, ``db doctor``
      without ``--fix``), or an unexpected error
-2    bad usage: unknown option, bad filter value (typer's convention)
+2    bad usage: unknown option, bad filter value (typer's convention),
+     ``--db-url`` with ``--db-path``, or a command a PostgreSQL store
+     (``--db-url``) does not support yet
 3    no usable store: missing, unreadable, or not a Consist store
 4    the store stayed locked by another process past ``--lock-timeout``
 5    not found: no such run, artifact or scenario
