@@ -36,9 +36,8 @@ class TrackerConfig(BaseModel):
         ``pip install 'consist[postgres]'`` (psycopg 3, SQLAlchemy 2) and a
         PostgreSQL 13 or later server. Not supported yet with ``db_url`` (a
         clear error naming ``db_url`` and the feature is raised at the call):
-        ingest / ``log_dataframe(schema=...)`` / ``validate_artifacts``,
-        views, ``store_report`` / ``doctor`` / ``compact_store``, shards and
-        ``purge_run``; the DuckDB file timings ``lock_timeout_s``,
+        ingest / ``log_dataframe(schema=...)`` / ``validate_artifacts`` and
+        views; the DuckDB file timings ``lock_timeout_s``,
         ``idle_release_s`` and ``max_hold_s`` are refused with ``db_url``.
     mounts:
         Named roots, e.g. ``{"inputs": "/data/inputs"}``; paths below them are
