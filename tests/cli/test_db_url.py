@@ -370,3 +370,22 @@ def test_commands_not_ported_yet_end_with_one_line_naming_db_url(
         assert len(reader.find_runs(limit=100)) == 7
     finally:
         reader.close()
+
+
+def test_a_lock_timeout_on_postgresql_names_the_store_not_lock_timeout(team: TeamProject) -> None:
+    from consist.cli.errors import LOCKED, CliError
+    from consist.cli.session import Session
+    from consist.cli.store_access import StoreOptions
+    from consist.core.store.connection import StoreLockTimeout
+
+    session = Session(StoreOptions(db_url=team.url, run_dir=str(team.run_dir)))
+    try:
+        session.tracker()  # opens the store: the session knows it is PostgreSQL
+        with pytest.raises(CliError) as caught, session.guard():
+            raise StoreLockTimeout("another session kept a table locked\nfor 120 s")
+    finally:
+        session.close()
+    assert caught.value.code == LOCKED
+    message = caught.value.message
+    assert "another session kept a table locked for 120 s" in message
+    assert "--db-url" in message and "--lock-timeout" not in message

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from consist.cli.errors import LOCKED, CliError
 from consist.cli.store_access import (
     StoreOptions,
     StoreTarget,
@@ -92,9 +94,25 @@ class Session:
             self._write = write
         return self._tracker
 
-    def guard(self) -> Any:
-        """A context that turns lock and permission errors into CLI errors."""
-        return store_errors(self.options.db_path or "the store", lock_timeout(self.options))
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """A context that turns lock and permission errors into CLI errors.
+
+        On a PostgreSQL store a table another session keeps locked (a
+        maintenance command waiting behind a writer) ends with the store's
+        own message and exit 4; ``--lock-timeout`` does not apply there.
+        """
+        from consist.core.store.connection import StoreLockTimeout
+
+        with store_errors(self.options.db_path or "the store", lock_timeout(self.options)):
+            try:
+                yield
+            except StoreLockTimeout as exc:
+                target = self.target
+                if target is None or target.db_url is None:
+                    raise
+                text = " ".join(str(exc).split())
+                raise CliError(f"{text} ({target.source} {target.label})", LOCKED) from None
 
     def emit(self, data: Any, render: Callable[[Console], None]) -> None:
         """Print ``data`` as JSON under ``--json``, else call ``render`` with the console."""
