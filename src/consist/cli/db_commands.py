@@ -91,6 +91,7 @@ def inspect(session: Session) -> None:
 _KIND_LABEL = {
     "dead_running": "stuck running",
     "dangling_link": "dangling link",
+    "link_without_edge": "link without lineage edge",
     "missing_in_db": "not in database",
     "db_older": "database older",
     "db_newer": "database newer",
