@@ -29,7 +29,7 @@ from consist.core.run.artifact_check import (
 )
 from consist.core.run.artifacts import ArtifactBuilder, validate_direction, validate_key
 from consist.core.run.lifecycle import RunLifecycle
-from consist.core.store.engines import require_duckdb
+from consist.core.store.engines import on_postgres
 from consist.core.store.hot_store import HotStore, ingest_meta
 from consist.core.store.metadata_store import MetadataStore
 from consist.models.artifact import Artifact
@@ -76,14 +76,21 @@ class TrackerHotData:
         """The hot store over ``global_tables`` (None without a database).
 
         Shares the metadata store's connection manager, so locking and idle
-        release apply to ingested data too.
+        release apply to ingested data too. On a PostgreSQL store (``db_url``)
+        it is :class:`~consist.core.store.engines.pg_hot.PgHotStore`: the
+        tables are the server's.
         """
         store = self.store
         if store is None:
             return None
         cached = self.__dict__.get("_hot_data_store")
         if cached is None or cached.connections is not store.connections:
-            cached = HotStore(store.connections, before_write=store.flush)
+            kind: type[HotStore] = HotStore
+            if on_postgres(store):  # team mode: global_tables on the server
+                from consist.core.store.engines.pg_hot import PgHotStore
+
+                kind = PgHotStore
+            cached = kind(store.connections, before_write=store.flush)
             self.__dict__["_hot_data_store"] = cached
         return cached
 
@@ -101,7 +108,13 @@ class TrackerHotData:
         profile_schema: bool = True,
         table: str | None = None,
     ) -> IngestResult:
-        """Ingest an artifact's rows into the DuckDB table ``global_tables.<table>``.
+        """Ingest an artifact's rows into the table ``global_tables.<table>`` of the store.
+
+        On a DuckDB store the table is in the DuckDB file; on a PostgreSQL
+        store (``db_url``) it is a table of the server's ``global_tables``
+        schema, loaded with ``COPY`` (types as documented in
+        :mod:`consist.core.store.engines.pg_hot`: nested values become
+        JSONB, nanosecond timestamps are kept to microseconds).
 
         Rows get the provenance columns ``consist_run_id``,
         ``consist_artifact_id``, ``consist_year`` and ``consist_iteration``.
@@ -177,7 +190,6 @@ class TrackerHotData:
         """
         if not isinstance(artifact, Artifact):
             raise TypeError(f"artifact must be an Artifact, got {type(artifact).__name__}")
-        require_duckdb(self.store, "ingest()")
         hot = self.hot_data_store
         if hot is None:
             raise RuntimeError(
@@ -282,8 +294,6 @@ class TrackerHotData:
             If ``df`` is not a pandas DataFrame.
         """
         active = self.lifecycle.require_active("log_dataframe")
-        if schema is not None:  # ingesting: refused before the file is written
-            require_duckdb(self.store, "log_dataframe(schema=...)")
         if not (type(df).__module__.startswith("pandas") and type(df).__name__ == "DataFrame"):
             raise TypeError(f"df must be a pandas DataFrame, got {type(df).__name__}")
         # Without path= the key names the file; with it, the key is only recorded.
@@ -380,7 +390,6 @@ class TrackerHotData:
             If a run in ``run_ids`` does not exist (nothing is checked).
         """
         store = self.store
-        require_duckdb(store, "validate_artifacts()")
         if store is None:
             raise RuntimeError(
                 "validate_artifacts needs a database: create the Tracker with db_path=..."

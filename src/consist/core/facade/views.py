@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +35,7 @@ from consist.core.hot.views import (
     validate_policies,
     validate_view_name,
 )
-from consist.core.store.engines import require_duckdb
+from consist.core.store.engines import on_postgres
 from consist.core.store.hot_tables import schema_table_key
 from consist.core.store.schema_fields import validate_profile_mode, validate_sample_rows
 from consist.core.store.schema_store import SchemaStore, ViewSource
@@ -60,7 +61,12 @@ class TrackerViews:
     def _schema_store(self) -> SchemaStore | None:
         if self.store is None:
             return None
-        return SchemaStore(self.store.connections, before_read=self.store.flush)
+        kind: type[SchemaStore] = SchemaStore
+        if on_postgres(self.store):  # ingested tables are profiled from the server's catalog
+            from consist.core.store.engines.pg_hot import PgSchemaStore
+
+            kind = PgSchemaStore
+        return kind(self.store.connections, before_read=self.store.flush)
 
     def _schema_service(self) -> SchemaService:
         return SchemaService(
@@ -71,7 +77,6 @@ class TrackerViews:
         )
 
     def _view_factory(self, what: str) -> ViewFactory:
-        require_duckdb(self.store, f"{what}()")
         store = self._schema_store()
         if store is None:
             raise RuntimeError(
@@ -79,6 +84,12 @@ class TrackerViews:
             )
         hot = getattr(self, "hot_data_store", None)
         ledger = hot.ingested_artifacts if hot is not None else None
+        if on_postgres(self.store):
+            from consist.core.store.engines.pg_views import PgViewStore
+
+            return _ServerViewFactory(
+                PgViewStore(store.connections), store, self._source_path, ledger
+            )
         return ViewFactory(ViewStore(store.connections), store, self._source_path, ledger)
 
     def _source_path(self, source: ViewSource) -> str | None:
@@ -314,6 +325,12 @@ class TrackerViews:
         factory = self._view_factory("create_grouped_view")
         validate_view_name(view_name)
         validate_policies(mode, if_exists, missing_files)
+        if mode == "cold_only" and isinstance(factory, _ServerViewFactory):
+            raise ValueError(
+                "mode='cold_only' reads artifacts' files in place, which a PostgreSQL store "
+                "(db_url) cannot: its views cover ingested rows only; ingest the artifacts "
+                "(tracker.ingest(artifact)) and use mode='hybrid' or 'hot_only'"
+            )
         if not isinstance(include_system_columns, bool):
             raise ValueError("include_system_columns must be True or False")
         selection = select_grouped(
@@ -474,3 +491,30 @@ class TrackerViews:
         :meth:`~consist.core.hot.schema_service.SchemaService.profile_ingested_table`.
         """
         return self._schema_service().profile_ingested_table(artifact, table, schema=schema)
+
+
+class _ServerViewFactory(ViewFactory):
+    """The view factory of a PostgreSQL store: views cover ingested artifacts only.
+
+    The server cannot read the client's files, so a selected artifact that
+    was never ingested is left out of the view, listed in
+    ``ViewResult.skipped`` and named in a warning that gives the fix
+    (``tracker.ingest(artifact)``). Everything else (selection, filters,
+    columns, policies) is :class:`~consist.core.hot.views.ViewFactory`'s.
+    """
+
+    def _readable(self, cold: Any, result: ViewResult, missing_files: str) -> list:
+        if not cold:
+            return []
+        uris = [source.uri for source in cold]
+        named = [f"{source.key} ({source.uri})" for source in cold]
+        result.skipped.extend(uris)
+        warnings.warn(
+            f"view {result.name!r}: left out {len(uris)} artifact(s) that were not ingested, "
+            f"{', '.join(named[:3])}{', ...' if len(named) > 3 else ''}: on a PostgreSQL store "
+            "(db_url) views read ingested rows only; ingest them with tracker.ingest(artifact) "
+            "to include them",
+            UserWarning,
+            stacklevel=5,
+        )
+        return []

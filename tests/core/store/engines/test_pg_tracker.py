@@ -115,36 +115,6 @@ def test_two_processes_writing_to_one_server_lose_nothing(pg_url: str, tmp_path:
         reader.close()
 
 
-def test_features_not_ported_yet_raise_naming_db_url(pg_url: str, tmp_path: Path) -> None:
-    import pandas as pd
-    from sqlmodel import Field, SQLModel
-
-    class Row(SQLModel):
-        x: int = Field(primary_key=True)
-
-    tracker = _tracker(tmp_path / "runs", pg_url)
-    try:
-        result = tracker.run(_table, name="table", config={"x": 1})
-        out = result.outputs["table"]
-        calls = {
-            "ingest()": lambda: tracker.ingest(out, run=result.run),
-            "validate_artifacts()": lambda: tracker.validate_artifacts(),
-            "view()": lambda: tracker.view(Row),
-            "create_view()": lambda: tracker.create_view("v_table", "table"),
-        }
-        for feature, call in calls.items():
-            with pytest.raises(NotImplementedError, match=rf"{feature[:-2]}.*db_url="):
-                call()
-        with tracker.start_run("frame_run", "frames"):
-            frame = pd.DataFrame({"x": [1]})
-            with pytest.raises(NotImplementedError, match=r"log_dataframe.*db_url="):
-                tracker.log_dataframe(frame, "frame", schema=Row)
-        assert not (tmp_path / "shard").exists()
-        assert tracker.find_runs(model="table")[0].id == result.run_id  # nothing purged
-    finally:
-        tracker.close()
-
-
 def _slow_counted(x: int = 0) -> Path:
     """Counts its executions in a file next to the run_dir, then takes a while."""
     import consist

@@ -46,3 +46,18 @@ def require_duckdb(store: Any, feature: str) -> None:
     from consist.core.store.engines.pg_store import unsupported
 
     raise unsupported(feature, store.url)
+
+
+def on_postgres(store: Any) -> bool:
+    """Whether ``store`` is a PostgreSQL store (``db_url``); False for DuckDB or None.
+
+    Parameters
+    ----------
+    store:
+        A tracker's metadata store, or None.
+
+    Returns
+    -------
+    bool
+    """
+    return store is not None and type(store).__name__ == "PostgresMetadataStore"
