@@ -128,6 +128,11 @@ class TrackerViews:
         a warning).
         Calling it again re-creates the view over the current artifacts.
 
+        On a PostgreSQL store (``db_url``) the view is a view of the server
+        over its ``global_tables``: it covers ingested artifacts only (the
+        server cannot read the client's files); the others are left out
+        with a warning naming them (``tracker.ingest(artifact)`` adds them).
+
         Parameters
         ----------
         model : Type[SQLModel]
@@ -178,7 +183,9 @@ class TrackerViews:
         you want explicit control over the view name. Every column of every
         source is kept (``UNION ALL BY NAME``), plus the system columns; an
         existing view of that name is replaced, and missing files are left
-        out with a warning.
+        out with a warning. On a PostgreSQL store (``db_url``) the view
+        covers ingested artifacts only, as :meth:`view` says; the others are
+        listed in ``ViewResult.skipped``.
 
         Parameters
         ----------
@@ -275,7 +282,12 @@ class TrackerViews:
             Whether to include Consist system columns in the view.
         mode : {"hybrid", "hot_only", "cold_only"}, default "hybrid"
             Which storage tier(s) to include in the view: ingested rows
-            (hot), files of artifacts not ingested (cold), or both.
+            (hot), files of artifacts not ingested (cold), or both. On a
+            PostgreSQL store (``db_url``) views read ingested rows only:
+            ``"hybrid"`` leaves the artifacts not ingested out (listed in
+            ``ViewResult.skipped``; ``missing_files`` says whether with a
+            warning naming them, silently, or by raising ValueError), and
+            ``"cold_only"`` is refused.
         if_exists : {"replace", "error"}, default "replace"
             Behavior when ``view_name`` already exists.
         missing_files : {"warn", "error", "skip_silent"}, default "warn"
@@ -306,7 +318,8 @@ class TrackerViews:
         ValueError
             If selector or facet predicates are invalid (including a schema
             id or model that matches no stored schema), or view policies are
-            invalid.
+            invalid, or ``mode="cold_only"`` on a PostgreSQL store, or (there)
+            ``missing_files="error"`` when selected artifacts were not ingested.
         FileNotFoundError
             With ``missing_files="error"`` when a selected file is missing.
 
@@ -499,8 +512,11 @@ class _ServerViewFactory(ViewFactory):
     The server cannot read the client's files, so a selected artifact that
     was never ingested is left out of the view, listed in
     ``ViewResult.skipped`` and named in a warning that gives the fix
-    (``tracker.ingest(artifact)``). Everything else (selection, filters,
-    columns, policies) is :class:`~consist.core.hot.views.ViewFactory`'s.
+    (``tracker.ingest(artifact)``). ``missing_files`` is the policy for
+    them: ``"warn"`` (default) as said, ``"skip_silent"`` without the
+    warning, ``"error"`` raises ValueError naming them before anything is
+    created. Everything else (selection, filters, columns, policies) is
+    :class:`~consist.core.hot.views.ViewFactory`'s.
     """
 
     def _readable(self, cold: Any, result: ViewResult, missing_files: str) -> list:
@@ -508,13 +524,18 @@ class _ServerViewFactory(ViewFactory):
             return []
         uris = [source.uri for source in cold]
         named = [f"{source.key} ({source.uri})" for source in cold]
-        result.skipped.extend(uris)
-        warnings.warn(
-            f"view {result.name!r}: left out {len(uris)} artifact(s) that were not ingested, "
+        what = (
+            f"{len(uris)} selected artifact(s) were not ingested, "
             f"{', '.join(named[:3])}{', ...' if len(named) > 3 else ''}: on a PostgreSQL store "
             "(db_url) views read ingested rows only; ingest them with tracker.ingest(artifact) "
-            "to include them",
-            UserWarning,
-            stacklevel=5,
+            "to include them"
         )
+        if missing_files == "error":
+            raise ValueError(
+                f"view {result.name!r}: {what}, or pass missing_files='warn' or 'skip_silent' "
+                "to leave them out"
+            )
+        result.skipped.extend(uris)
+        if missing_files == "warn":
+            warnings.warn(f"view {result.name!r}: left out {what}", UserWarning, stacklevel=5)
         return []

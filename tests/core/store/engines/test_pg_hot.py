@@ -306,11 +306,14 @@ def test_validate_artifacts_marks_and_clears_missing_files(pg_url: str, tmp_path
         tracker.close()
 
 
+_ROWS = 200_000  # each COPY takes a while: the three transactions overlap without the lock
+
+
 def _ingest_worker(run_dir: str, url: str, index: int, start: Any) -> None:
     tracker = Tracker(Path(run_dir), db_url=url, project_root=Path(run_dir).parent)
     try:
         with tracker.start_run(f"w{index}", "model"):
-            frame = pd.DataFrame({"w": [index] * 1000, f"col{index}": range(1000)})
+            frame = pd.DataFrame({"w": [index] * _ROWS, f"col{index}": range(_ROWS)})
             art = tracker.log_dataframe(frame, f"part{index}")
             start.wait(60)
             tracker.ingest(art, table="together")
@@ -339,4 +342,4 @@ def test_processes_ingesting_into_one_new_table_take_turns(pg_url: str, tmp_path
             "GROUP BY w ORDER BY w"
         ).fetchall()
         ledger = con.execute("SELECT count(*) FROM ingested_artifact").fetchone()[0]
-    assert counts == [(0, 1000, 1), (1, 1000, 1), (2, 1000, 1)] and ledger == 3
+    assert counts == [(i, _ROWS, 1) for i in range(3)] and ledger == 3
