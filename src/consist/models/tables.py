@@ -220,7 +220,11 @@ class RunArtifactLink(_ConsistTable, table=True):
     """Row of ``run_artifact_link``: a run read (``input``) or wrote (``output``) an artifact.
 
     ``key`` and ``meta`` are the key and metadata under which that run logged
-    the artifact.
+    the artifact. ``src`` -> ``dst`` is the link's lineage edge (an output
+    artifact -> its run's node, a run's node -> an input artifact; a run's
+    node is ``CAST(md5(run_id) AS UUID)``), written by the store; a link
+    inserted through this model without them is not walked by lineage until
+    ``doctor(fix=True)`` fills them.
     """
 
     __tablename__ = "run_artifact_link"
@@ -230,6 +234,8 @@ class RunArtifactLink(_ConsistTable, table=True):
     direction: str = Field(primary_key=True)
     key: str
     meta: dict[str, Any] | None = _json()
+    src: uuid.UUID | None = None
+    dst: uuid.UUID | None = None
 
 
 class ContentIdentity(_ConsistTable, table=True):
