@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -152,6 +153,8 @@ class Tracker(
         )
         if self.store is not None and not config.read_only:  # read-only: nothing replayed
             self.recovery = _catch_up(self.store, self.journal)
+        if self.store is not None:  # a dropped tracker hands its file back at once
+            weakref.finalize(self, self.store.connections.release)
         self.db_path = self.store.db_path if self.store else None
         self.hasher = ContentHasher(
             self.store if self.store is not None else MemoryStatCache(),

@@ -491,3 +491,35 @@ def test_is_lock_error_rejects_other_errors(db: Path) -> None:
     assert not is_lock_error(info.value)
     assert not is_lock_error(ValueError("bad value"))
     assert not is_lock_error(OSError("No such file or directory"))
+
+
+def test_a_dropped_tracker_hands_its_file_back_at_once(tmp_path: Path) -> None:
+    # A notebook re-running a cell drops the old tracker without close():
+    # its DuckDB instance must not linger until the idle timer fires (two
+    # instances in memory at once, and another process locked out meanwhile).
+    import gc
+
+    db = tmp_path / "p.duckdb"
+    tracker = Tracker(run_dir=tmp_path / "runs", db_path=db, idle_release_s=60)
+    with tracker.start_run("first", "m", config={"x": 1}):
+        pass
+    manager = tracker.store.connections
+    assert manager.is_open
+    del tracker
+    gc.collect()
+    assert not manager.is_open
+    assert run_writer(db, 2).returncode == 0  # another process gets in at once
+
+    # A closed tracker that is dropped later, and two trackers on one file.
+    closed = Tracker(run_dir=tmp_path / "runs", db_path=db)
+    closed.close()
+    del closed
+    gc.collect()
+    kept = Tracker(run_dir=tmp_path / "runs", db_path=db)
+    dropped = Tracker(run_dir=tmp_path / "runs", db_path=db)
+    del dropped
+    gc.collect()
+    with kept.start_run("second", "m", config={"x": 2}):
+        pass
+    assert kept.get_run("first") is not None and kept.get_run("second") is not None
+    kept.close()
