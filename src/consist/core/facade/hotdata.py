@@ -114,7 +114,7 @@ class TrackerHotData:
         store (``db_url``) it is a table of the server's ``global_tables``
         schema, loaded with ``COPY`` (types as documented in
         :mod:`consist.core.store.engines.pg_hot`: nested values become
-        JSONB, nanosecond timestamps are kept to microseconds).
+        JSONB, nanosecond timestamps are rounded to microseconds).
 
         Rows get the provenance columns ``consist_run_id``,
         ``consist_artifact_id``, ``consist_year`` and ``consist_iteration``.

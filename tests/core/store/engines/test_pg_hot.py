@@ -343,3 +343,62 @@ def test_processes_ingesting_into_one_new_table_take_turns(pg_url: str, tmp_path
         ).fetchall()
         ledger = con.execute("SELECT count(*) FROM ingested_artifact").fetchone()[0]
     assert counts == [(i, _ROWS, 1) for i in range(3)] and ledger == 3
+
+
+def _scalars() -> pa.Table:
+    return pa.table(
+        {
+            "u8": pa.array([0, 255, None], pa.uint8()),
+            "i32": pa.array([-(2**31), 2**31 - 1, None], pa.int32()),
+            "u64": pa.array([0, 2**64 - 1, None], pa.uint64()),
+            "f32": pa.array([0.1, -1.5, None], pa.float32()),
+            "t": pa.array([dt.time(12, 0, 1, 500000), dt.time(0, 0), None], pa.time64("us")),
+            "tz": pa.array(
+                [
+                    dt.datetime(2020, 1, 1, 12, tzinfo=dt.UTC),
+                    None,
+                    dt.datetime(1999, 1, 1, tzinfo=dt.UTC),
+                ],
+                pa.timestamp("us", tz="UTC"),
+            ),
+            "ns": pa.array([1_600_000_000_123_456_789, None, 0], pa.timestamp("ns")),
+            "j": pa.array(['{"a": 1}', None, "[]"], pa.string()),
+        }
+    )
+
+
+def test_values_read_back_as_on_duckdb_within_postgresql_precision(
+    pg_url: str, tmp_path: Path
+) -> None:
+    read = {}
+    for engine, url in (("duckdb", None), ("postgresql", pg_url)):
+        tracker = _tracker(tmp_path / engine, url)
+        try:
+            with tracker.start_run("r1", "model"):
+                art = tracker.log_artifact(tracker.output_path("s", ext="csv"), key="scalars")
+                Path(art.path).write_text("x\n1\n")
+                tracker.ingest(art, data=_scalars())
+            read[engine] = tracker.hot_data_store.read_artifact_rows(art.id)
+        finally:
+            tracker.close()
+    duck, pg = read["duckdb"], read["postgresql"]
+    assert duck.column_names == pg.column_names == _scalars().column_names
+    for name in ("u8", "i32", "u64", "f32", "t", "tz", "j"):
+        assert pg.column(name).to_pylist() == duck.column(name).to_pylist(), name
+    # PostgreSQL keeps microseconds: a nanosecond timestamp is rounded to them.
+    ns = pg.column("ns").to_pylist()
+    assert ns[0] == dt.datetime(2020, 9, 13, 12, 26, 40, 123457) and ns[1] is None
+    assert _column_types(pg_url, "scalars") == {
+        "u8": "smallint",
+        "i32": "integer",
+        "u64": "numeric(20,0)",
+        "f32": "real",
+        "t": "time without time zone",
+        "tz": "timestamp with time zone",
+        "ns": "timestamp without time zone",
+        "j": "text",
+        "consist_run_id": "text",
+        "consist_artifact_id": "text",
+        "consist_year": "integer",
+        "consist_iteration": "integer",
+    }

@@ -13,9 +13,13 @@ PostgreSQL for team mode, lives here:
   under an advisory lock);
 * :mod:`.pg_claims` is single-flight on PostgreSQL: claims are session
   advisory locks, released by the server when their holder dies;
+* :mod:`.pg_hot` is hot data on PostgreSQL: ingested rows checked by DuckDB
+  in the client and loaded into the server's ``global_tables`` with COPY;
+* :mod:`.pg_views` is views on PostgreSQL, over the ingested tables only;
 * :mod:`.opening` opens a tracker's store on the engine its options name.
 
-This package's ``__init__`` is light (callers guard features with
+This package's ``__init__`` is light (callers branch with
+:func:`on_postgres` and guard DuckDB-only features with
 :func:`require_duckdb`); psycopg and SQLAlchemy are imported only when a
 PostgreSQL store is opened.
 """

@@ -36,7 +36,7 @@ Types. Each DuckDB type is stored as its nearest PostgreSQL type
 (HUGEINT, UHUGEINT), REAL, DOUBLE PRECISION, NUMERIC(p,s) (DECIMAL), TEXT
 (VARCHAR, ENUM, BIT and anything unlisted), BYTEA (BLOB), DATE, TIME, TIMETZ,
 TIMESTAMP, TIMESTAMPTZ, INTERVAL, UUID, JSONB (JSON). Differences from the
-DuckDB engine: TIMESTAMP_NS is kept to microseconds (PostgreSQL's
+DuckDB engine: TIMESTAMP_NS is rounded to microseconds (PostgreSQL's
 precision); nested values (LIST, ARRAY, STRUCT, MAP, UNION) are stored as
 JSONB (their JSON text), so reading them back gives JSON text, not lists or
 structs; the unsigned and 128-bit integers become NUMERIC (read back as
