@@ -524,18 +524,22 @@ class _ServerViewFactory(ViewFactory):
             return []
         uris = [source.uri for source in cold]
         named = [f"{source.key} ({source.uri})" for source in cold]
-        what = (
-            f"{len(uris)} selected artifact(s) were not ingested, "
-            f"{', '.join(named[:3])}{', ...' if len(named) > 3 else ''}: on a PostgreSQL store "
-            "(db_url) views read ingested rows only; ingest them with tracker.ingest(artifact) "
-            "to include them"
+        which = f"{', '.join(named[:3])}{', ...' if len(named) > 3 else ''}"
+        why = (
+            "on a PostgreSQL store (db_url) views read ingested rows only; ingest them with "
+            "tracker.ingest(artifact) to include them"
         )
         if missing_files == "error":
             raise ValueError(
-                f"view {result.name!r}: {what}, or pass missing_files='warn' or 'skip_silent' "
-                "to leave them out"
+                f"view {result.name!r}: {len(uris)} selected artifact(s) were not ingested, "
+                f"{which}: {why}, or pass missing_files='warn' or 'skip_silent' to leave them out"
             )
         result.skipped.extend(uris)
         if missing_files == "warn":
-            warnings.warn(f"view {result.name!r}: left out {what}", UserWarning, stacklevel=5)
+            warnings.warn(
+                f"view {result.name!r}: left out {len(uris)} artifact(s) that were not "
+                f"ingested, {which}: {why}",
+                UserWarning,
+                stacklevel=5,
+            )
         return []

@@ -402,3 +402,25 @@ def test_values_read_back_as_on_duckdb_within_postgresql_precision(
         "consist_year": "integer",
         "consist_iteration": "integer",
     }
+
+
+def test_a_read_only_tracker_ingests_and_creates_views_nothing(pg_url: str, tmp_path: Path) -> None:
+    from consist.core.store.connection import ReadOnlyStoreError
+
+    writer = _tracker(tmp_path / "runs", pg_url)
+    try:
+        with writer.start_run("r1", "model"):
+            art = writer.log_dataframe(_trips(), "trips")
+    finally:
+        writer.close()
+    reader = _tracker(tmp_path / "runs", pg_url, read_only=True)
+    try:
+        with pytest.raises(ReadOnlyStoreError, match=r"ingest.*read_only=True"):
+            reader.ingest(art, run=reader.get_run("r1"))
+        with pytest.raises(ReadOnlyStoreError, match=r"v_trips.*read_only=True"):
+            reader.create_view("v_trips", "trips")
+        assert reader.hot_data_store.tables() == []
+        assert reader.hot_data_store.ingest_records() == []
+        assert "is_ingested" not in reader.get_artifact(art.id).meta
+    finally:
+        reader.close()

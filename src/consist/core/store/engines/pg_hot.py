@@ -66,6 +66,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from consist.core.store.connection import ReadOnlyStoreError
 from consist.core.store.hot_store import (
     GLOBAL_SCHEMA,
     PROVENANCE_COLUMNS,
@@ -244,9 +245,16 @@ class PgHotStore(HotStore):
 
         Same parameters, result and errors as :meth:`HotStore.ingest`; see the
         module docstring for how the rows travel and how types are mapped.
+
+        Raises
+        ------
+        ReadOnlyStoreError
+            On a read-only store (``read_only=True``), before anything is read.
         """
         import duckdb
 
+        if self.connections.read_only:
+            raise ReadOnlyStoreError.refusing(f"ingest into {GLOBAL_SCHEMA}.{table}")
         if self._before_write is not None:
             self._before_write()
         local = duckdb.connect()
@@ -349,6 +357,8 @@ class PgHotStore(HotStore):
         removed; other top-level keys are set (a nested value replaces the
         stored one as a whole).
         """
+        if self.connections.read_only:
+            raise ReadOnlyStoreError.refusing("annotate an artifact")
         if self._before_write is not None:
             self._before_write()
         with self.connections.transaction() as tx:

@@ -38,6 +38,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from consist.core.store.connection import ReadOnlyStoreError
 from consist.core.store.engines.pg_hot import pg_type
 from consist.core.store.hot_tables import GLOBAL_SCHEMA, table_name_for
 from consist.core.store.schema_fields import SYSTEM_COLUMNS, is_system_column
@@ -81,7 +82,11 @@ class PgViewStore:
         ------
         ValueError
             If the name is a table's, or a view's with ``if_exists="error"``.
+        ReadOnlyStoreError
+            On a read-only store (checked first, so nothing else is done).
         """
+        if self.connections.read_only:
+            raise ReadOnlyStoreError.refusing(f"create view {view_name!r}")
         with self.connections.connection() as con:
             rows = con.raw.execute(
                 "SELECT table_type FROM information_schema.tables "
@@ -136,7 +141,11 @@ class PgViewStore:
         ------
         ValueError
             If ``cold`` names files: the server cannot read them (ingest them).
+        ReadOnlyStoreError
+            On a read-only store (``read_only=True``).
         """
+        if self.connections.read_only:
+            raise ReadOnlyStoreError.refusing(f"create view {view_name!r}")
         if cold:
             raise ValueError(
                 f"view {view_name!r}: a PostgreSQL store's views cannot read files "
