@@ -2,14 +2,15 @@
 
 Usage::
 
-    python benchmarks/pg_ingest.py [--rows N] [--reps R] [--durable]
+    python benchmarks/pg_ingest.py [--rows N] [--reps R] [--durable] [--csv]
 
 Writes the harness's file (``bench_tracker.py``'s ``w_make_parquet``: five
 columns, int64/int64/float64/float64/float64), starts a throwaway PostgreSQL
 server (``tests/pg_server.py``; ``--durable`` keeps fsync and synchronous
 commit on), then ``reps`` times each: a fresh DuckDB store and a fresh
 PostgreSQL database, one run logging the file, and the time of
-``tracker.ingest(artifact)`` alone. Also times reading the rows back
+``tracker.ingest(artifact)`` alone (binary COPY, or CSV COPY with
+``--csv``). Also times reading the rows back
 (``load_df`` after the file is gone, PostgreSQL only). Prints every time and
 the medians; check the machine's load (``uptime``) beside them.
 """
@@ -46,7 +47,9 @@ def make_parquet(path: Path, rows: int) -> None:
     pq.write_table(table, path)
 
 
-def one_ingest(base: Path, source: Path, url: str | None, rows: int) -> tuple[float, float]:
+def one_ingest(
+    base: Path, source: Path, url: str | None, rows: int, csv: bool = False
+) -> tuple[float, float]:
     """Seconds of ``ingest`` (and of ``load_df`` from the store; 0 on DuckDB)."""
     from consist import Tracker
 
@@ -60,6 +63,8 @@ def one_ingest(base: Path, source: Path, url: str | None, rows: int) -> tuple[fl
             target = tracker.output_path("rows", ext="parquet")
             shutil.copyfile(source, target)
             art = tracker.log_artifact(target, key="rows")
+            if url is not None and csv:
+                tracker.hot_data_store.binary_copy = False
             start = time.perf_counter()
             result = tracker.ingest(art, profile_schema=False)
             ingest_s = time.perf_counter() - start
@@ -81,6 +86,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--durable", action="store_true")
+    parser.add_argument("--csv", action="store_true", help="CSV COPY instead of binary")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="consist-bench-pg-ingest-") as tmp:
         root = Path(tmp)
@@ -92,7 +98,7 @@ def main() -> None:
             for rep in range(args.reps):
                 duck, _ = one_ingest(root / f"duck{rep}", source, None, args.rows)
                 pg, load = one_ingest(
-                    root / f"pg{rep}", source, server.create_database(), args.rows
+                    root / f"pg{rep}", source, server.create_database(), args.rows, args.csv
                 )
                 times["duckdb"].append(duck)
                 times["postgresql"].append(pg)
@@ -102,7 +108,8 @@ def main() -> None:
             server.stop()
     medians = {k: statistics.median(v) for k, v in times.items()}
     print(
-        f"{args.rows} rows, median of {args.reps} (durable={args.durable}): "
+        f"{args.rows} rows, median of {args.reps} (durable={args.durable}, "
+        f"{'csv' if args.csv else 'binary'} COPY): "
         f"duckdb {medians['duckdb']:.3f} s, postgresql {medians['postgresql']:.3f} s "
         f"({medians['postgresql'] / medians['duckdb']:.1f}x), "
         f"{args.rows / medians['postgresql']:,.0f} rows/s; "

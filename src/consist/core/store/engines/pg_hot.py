@@ -15,16 +15,20 @@ What differs is where rows are read and written:
   (:mod:`consist.core.store.hot_validation`): a strict schema, then the
   existing table's column types. Nothing reaches the server before the
   checks pass.
-* **Loading, with COPY.** DuckDB writes the selected rows (casts and
-  provenance columns included) as CSV to a temporary file, on every core;
-  the file is streamed to the server with psycopg 3's
-  ``COPY global_tables.<t> (...) FROM STDIN (FORMAT csv)`` in 1 MiB chunks.
-  No row goes through Python, no ``INSERT`` per row. The table's creation or
-  new columns, the delete of the artifact's earlier rows, the COPY, the
-  ledger row and the artifact's metadata are one transaction, which first
-  takes a transaction advisory lock on the table's name, so two ingests into
-  one table (from any process) take turns from the column check to the
-  commit.
+* **Loading, with COPY.** DuckDB runs the ``SELECT`` of the rows to load
+  (casts and provenance columns included) and psycopg 3 streams them with
+  ``COPY global_tables.<t> (...) FROM STDIN``: in PostgreSQL's binary format
+  when every column's type allows it (:mod:`.pg_copy`: integers, floats,
+  booleans, text, bytea, jsonb, dates, timestamps), encoded from Arrow
+  batches of 65,536 rows with numpy; otherwise (a numeric, time, interval
+  or uuid column) as CSV that DuckDB writes to a temporary file on every
+  core, streamed in 1 MiB chunks. Both give the same rows (tested). No row
+  goes through Python code of its own, no ``INSERT`` per row. The table's
+  creation or new columns, the delete of the artifact's earlier rows, the
+  COPY, the ledger row and the artifact's metadata are one transaction,
+  which first takes a transaction advisory lock on the table's name, so two
+  ingests into one table (from any process) take turns from the column
+  check to the commit.
 * **Reading back.** :meth:`PgHotStore.read_artifact_rows` (``load`` of an
   ingested artifact whose file is gone) streams ``COPY (SELECT ...) TO
   STDOUT (FORMAT csv)`` into a temporary file that DuckDB reads with the
@@ -67,6 +71,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from consist.core.store.connection import ReadOnlyStoreError
+from consist.core.store.engines import pg_copy
 from consist.core.store.hot_store import (
     GLOBAL_SCHEMA,
     PROVENANCE_COLUMNS,
@@ -97,6 +102,7 @@ from consist.core.store.schema_store import SchemaStore
 from consist.core.store.sql_text import describe, quote_ident, quote_literal, sql_literal
 
 _CHUNK = 1 << 20
+_BATCH_ROWS = 65_536  # rows per Arrow batch encoded for binary COPY
 _LEDGER_COLUMNS = (
     "artifact_id, table_name, artifact_key, run_id, row_count, mode, source_hash, "
     "schema_name, columns, ingested_at"
@@ -197,10 +203,8 @@ def duck_type(pg: str) -> str:
     return _PG_TO_DUCK.get(text, "VARCHAR")
 
 
-def _as_text(expr: str, source_type: str, target: str) -> str:
-    """DuckDB SQL rendering ``expr`` as the CSV text PostgreSQL reads into ``target``."""
-    if target == "bytea":
-        return f"'\\x' || lower(hex({expr}))"
+def _value(expr: str, source_type: str, target: str) -> str:
+    """DuckDB SQL giving the value of ``expr`` that is stored in a ``target`` column."""
     if target == "jsonb":
         if source_type.upper() == "JSON":
             return f"CAST({expr} AS VARCHAR)"
@@ -208,6 +212,13 @@ def _as_text(expr: str, source_type: str, target: str) -> str:
     if source_type.upper() == "TIMESTAMP_NS":
         return f"CAST({expr} AS TIMESTAMP)"
     return expr
+
+
+def _as_text(value: str, target: str) -> str:
+    """DuckDB SQL rendering a :func:`_value` as the CSV text PostgreSQL reads into ``target``."""
+    if target == "bytea":
+        return f"'\\x' || lower(hex({value}))"
+    return value
 
 
 def table_lock_key(table: str) -> int:
@@ -225,7 +236,15 @@ class PgHotStore(HotStore):
         The PostgreSQL store's connection manager (shared with its metadata store).
     before_write:
         Called before an ingest writes (the metadata store's ``flush``).
+
+    Attributes
+    ----------
+    binary_copy:
+        Load with binary COPY when every column's type allows it
+        (:mod:`.pg_copy`); False: always CSV (both give the same rows).
     """
+
+    binary_copy: bool = True
 
     # -- writes ---------------------------------------------------------------
 
@@ -290,11 +309,13 @@ class PgHotStore(HotStore):
                             table,
                         )
                     plan = _plan(select, existing, provenance)
-                    local.execute(
-                        f"COPY (SELECT {', '.join(expr for expr, _ in plan.items)} "
-                        f"FROM {from_sql}) TO {sql_literal(csv_path)} "
-                        "(FORMAT csv, HEADER false)"
-                    )
+                    kinds = [kind for _, _, kind in plan.items]
+                    binary = self.binary_copy and pg_copy.supports(kinds)
+                    if not binary:
+                        local.execute(
+                            f"COPY ({plan.select(from_sql, binary=False)}) TO "
+                            f"{sql_literal(csv_path)} (FORMAT csv, HEADER false)"
+                        )
                     target = _qualified(table)
                     raw.execute(f"CREATE SCHEMA IF NOT EXISTS {GLOBAL_SCHEMA}")
                     replaced = 0
@@ -310,7 +331,14 @@ class PgHotStore(HotStore):
                             f"DELETE FROM {target} WHERE consist_artifact_id = %s",
                             [provenance.artifact_id],
                         ).rowcount
-                    rows = _copy_in(raw, target, [name for _, name in plan.items], csv_path)
+                    names = [name for _, name, _ in plan.items]
+                    if binary:
+                        reader = local.sql(plan.select(from_sql, binary=True)).to_arrow_reader(
+                            _BATCH_ROWS
+                        )
+                        rows = _copy_binary(raw, target, names, kinds, reader)
+                    else:
+                        rows = _copy_in(raw, target, names, csv_path)
                     data_columns = tuple(name for _, name, _ in select)
                     raw.execute(
                         f"INSERT INTO ingested_artifact ({_LEDGER_COLUMNS}) "
@@ -450,11 +478,17 @@ class PgHotStore(HotStore):
 
 
 class _Plan:
-    """The DuckDB select items (rendered as text) and the columns to create."""
+    """The DuckDB select items and the columns to create."""
 
     def __init__(self) -> None:
-        self.items: list[tuple[str, str]] = []  # (DuckDB expression, column name)
+        # (DuckDB expression of the stored value, column name, PostgreSQL type)
+        self.items: list[tuple[str, str, str]] = []
         self.new_columns: list[tuple[str, str]] = []  # (name, PostgreSQL type)
+
+    def select(self, from_sql: str, *, binary: bool) -> str:
+        """The ``SELECT`` of the rows to load: values (binary COPY) or CSV text."""
+        exprs = [v if binary else _as_text(v, kind) for v, _, kind in self.items]
+        return f"SELECT {', '.join(exprs)} FROM {from_sql}"
 
 
 def _plan(
@@ -469,20 +503,21 @@ def _plan(
         if found is None:
             target = pg_type(source_type)
             plan.new_columns.append((name, target))
-            plan.items.append((_as_text(expr, source_type, target), name))
+            plan.items.append((_value(expr, source_type, target), name, target))
             continue
         column, target = found
         wanted = pg_type(source_type)
         if wanted != target:
             cast_to = duck_type(target)
             expr, source_type = f"CAST({expr} AS {cast_to})", cast_to
-        plan.items.append((_as_text(expr, source_type, target), column))
+        plan.items.append((_value(expr, source_type, target), column, target))
     values = (provenance.run_id, provenance.artifact_id, provenance.year, provenance.iteration)
     for value, (name, duck) in zip(values, PROVENANCE_COLUMNS, strict=True):
         found = table_types.get(name)
+        target = pg_type(duck) if found is None else found[1]
         if found is None:
-            plan.new_columns.append((name, pg_type(duck)))
-        plan.items.append((f"CAST({sql_literal(value)} AS {duck})", name))
+            plan.new_columns.append((name, target))
+        plan.items.append((f"CAST({sql_literal(value)} AS {duck})", name, target))
     return plan
 
 
@@ -501,6 +536,20 @@ def _columns(raw: Any, table: str) -> list[tuple[str, str]]:
         [GLOBAL_SCHEMA, table],
     ).fetchall()
     return [(r[0], r[1]) for r in rows]
+
+
+def _copy_binary(
+    raw: Any, target: str, names: Sequence[str], kinds: Sequence[str], reader: Any
+) -> int:
+    """Stream Arrow batches into ``target`` with binary COPY; the number of rows copied."""
+    sql = f"COPY {target} ({', '.join(quote_ident(n) for n in names)}) FROM STDIN (FORMAT binary)"
+    with raw.cursor() as cur:
+        with cur.copy(sql) as copy:
+            copy.write(pg_copy.HEADER)
+            for batch in reader:
+                copy.write(pg_copy.encode_batch(batch, kinds))
+            copy.write(pg_copy.TRAILER)
+        return int(cur.rowcount)
 
 
 def _copy_in(raw: Any, target: str, names: Sequence[str], csv_path: str) -> int:
