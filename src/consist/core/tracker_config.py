@@ -34,11 +34,10 @@ class TrackerConfig(BaseModel):
         readers when ``run()`` returns. Nothing is kept beside the database:
         the journal stays under ``run_dir``. Needs
         ``pip install 'consist[postgres]'`` (psycopg 3, SQLAlchemy 2) and a
-        PostgreSQL 13 or later server. Not supported yet with ``db_url`` (a
-        clear error naming ``db_url`` and the feature is raised at the call):
-        ingest / ``log_dataframe(schema=...)`` / ``validate_artifacts`` and
-        views; the DuckDB file timings ``lock_timeout_s``,
-        ``idle_release_s`` and ``max_hold_s`` are refused with ``db_url``.
+        PostgreSQL 13 or later server. Ingested tables and views live on
+        the server (views cover ingested artifacts only). The DuckDB file
+        timings ``lock_timeout_s``, ``idle_release_s`` and ``max_hold_s``
+        are refused with ``db_url``.
     mounts:
         Named roots, e.g. ``{"inputs": "/data/inputs"}``; paths below them are
         recorded as ``inputs://...`` so a store survives moving machines.
