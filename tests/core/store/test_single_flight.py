@@ -14,7 +14,29 @@ from pathlib import Path
 import pytest
 
 from consist import Tracker
-from consist.core.store.single_flight import SignatureClaims, SingleFlightTimeout
+from consist.core.store import single_flight
+from consist.core.store.single_flight import (
+    SHARED_LOCK_FILE,
+    SignatureClaims,
+    SingleFlightTimeout,
+)
+
+
+def _lock_files_left(folder: Path) -> list[str]:
+    """Per-signature lock files left in a claims folder (the shared file stays)."""
+    return sorted(p.name for p in folder.iterdir() if p.name != SHARED_LOCK_FILE)
+
+
+@pytest.fixture(params=["shared_file", "file_per_signature"])
+def lock_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both kinds of claim: OFD byte locks on one file (Linux) and flock per file."""
+    if request.param == "shared_file":
+        if single_flight._OFD_SETLK is None:
+            pytest.fail("this platform has no F_OFD_SETLK; CI runs on Linux")
+    else:
+        monkeypatch.setattr(single_flight, "_OFD_SETLK", None)
+    return request.param
+
 
 STEP = textwrap.dedent(
     """
@@ -86,7 +108,7 @@ def test_four_processes_on_one_signature_compute_it_once(tmp_path: Path) -> None
     assert sorted(r[0] for r in rows) == ["False", "True", "True", "True"]
     assert len({r[1] for r in rows}) == 1  # every worker got the same output
     assert all(Path(r[2]).read_text() == "computed once\n" for r in rows)
-    assert not list((root / "p.duckdb.claims").glob("*.lock"))  # claims cleaned up
+    assert _lock_files_left(root / "p.duckdb.claims") == []  # nothing per signature left
 
 
 @pytest.mark.slow
@@ -142,7 +164,9 @@ def test_without_single_flight_both_compute(tmp_path: Path) -> None:
     assert not (root / "p.duckdb.claims").exists()
 
 
-def test_a_claim_waits_for_its_holder_and_then_reports_it_waited(tmp_path: Path) -> None:
+def test_a_claim_waits_for_its_holder_and_then_reports_it_waited(
+    tmp_path: Path, lock_kind: str
+) -> None:
     claims = SignatureClaims(tmp_path / "claims")
     first = claims.claim("blake3:abc")
     assert not first.waited
@@ -157,10 +181,12 @@ def test_a_claim_waits_for_its_holder_and_then_reports_it_waited(tmp_path: Path)
     thread.join(10)
     assert got and got[0].waited
     got[0].release()
-    assert list((tmp_path / "claims").iterdir()) == []
+    assert _lock_files_left(tmp_path / "claims") == []
+    if lock_kind == "shared_file":  # one file for every signature, never removed
+        assert [p.name for p in (tmp_path / "claims").iterdir()] == [SHARED_LOCK_FILE]
 
 
-def test_a_claim_times_out_naming_the_option(tmp_path: Path) -> None:
+def test_a_claim_times_out_naming_the_option(tmp_path: Path, lock_kind: str) -> None:
     held = SignatureClaims(tmp_path / "claims").claim("blake3:abc")
     with pytest.raises(SingleFlightTimeout, match=r"single_flight_timeout=0\.2"):
         SignatureClaims(tmp_path / "claims", timeout_s=0.2).claim("blake3:abc")
@@ -204,3 +230,43 @@ def test_a_result_finished_between_the_lookup_and_the_claim_is_a_hit(
     assert (tmp_path / "result_1.count").read_text() == "x"  # computed once
     late.close()
     other.close()
+
+
+_HOLD_AND_DIE = """
+import sys, time
+from pathlib import Path
+from consist.core.store import single_flight
+if sys.argv[2] == "file_per_signature":
+    single_flight._OFD_SETLK = None
+claim = single_flight.SignatureClaims(Path(sys.argv[1])).claim("blake3:shared")
+print("held", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_byte_claim_of_a_killed_process_is_released_and_other_bytes_stay_free(
+    tmp_path: Path, lock_kind: str
+) -> None:
+    folder = tmp_path / "claims"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLD_AND_DIE, str(folder), lock_kind],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        claims = SignatureClaims(folder, timeout_s=0.3)
+        with pytest.raises(SingleFlightTimeout):
+            claims.claim("blake3:shared")
+        other = claims.claim("blake3:another")  # a different signature is free
+        assert not other.waited
+        other.release()
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(10)
+        taken = SignatureClaims(folder, timeout_s=5).claim("blake3:shared")
+        assert taken.waited is False
+        taken.release()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait(10)
