@@ -12,13 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from consist.core.exports.graph import ProvenanceGraph, collect_graph, resolve_selection
-from consist.core.exports.openlineage_export import check_namespace, check_url, write_openlineage
-from consist.core.exports.output import check_directory_destination, check_file_destination
-from consist.core.exports.prov_export import check_format, write_prov
-from consist.core.exports.rocrate_export import is_zip, write_rocrate
-
+# The exporters load on first use: a Tracker that never exports does not import them.
 if TYPE_CHECKING:  # pragma: no cover
+    from consist.core.exports.graph import ProvenanceGraph
     from consist.core.paths import PathResolver
     from consist.core.store.metadata_store import MetadataStore
 
@@ -87,6 +83,9 @@ class TrackerExports:
 
         Nothing is written when an error is raised.
         """
+        from consist.core.exports.output import check_file_destination
+        from consist.core.exports.prov_export import check_format, write_prov
+
         fmt = check_format(format)
         target = check_file_destination(self._export_path(path))
         graph = self._export_graph(run_ids, scenario)
@@ -150,6 +149,12 @@ class TrackerExports:
             raise TypeError(
                 f"include_files must be True or False, got {type(include_files).__name__}"
             )
+        from consist.core.exports.output import (
+            check_directory_destination,
+            check_file_destination,
+        )
+        from consist.core.exports.rocrate_export import is_zip, write_rocrate
+
         target = self._export_path(path)
         if is_zip(target):
             check_file_destination(target)
@@ -222,6 +227,13 @@ class TrackerExports:
         Nothing is written when an error other than ``ConnectionError`` is
         raised.
         """
+        from consist.core.exports.openlineage_export import (
+            check_namespace,
+            check_url,
+            write_openlineage,
+        )
+        from consist.core.exports.output import check_file_destination
+
         checked_url = check_url(url)
         checked_namespace = check_namespace(namespace)
         target = check_file_destination(self._export_path(path))
@@ -238,6 +250,8 @@ class TrackerExports:
         return self.paths.user_write_path(path, param="path")
 
     def _export_graph(self, run_ids: Any, scenario: Any) -> ProvenanceGraph:
+        from consist.core.exports.graph import collect_graph, resolve_selection
+
         ids, name = resolve_selection(run_ids, scenario)
         if self.store is None:
             raise ValueError("exports need a database: construct the Tracker with db_path=...")

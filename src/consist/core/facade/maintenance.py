@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from consist.core.store.compaction import CompactionReport, compact
-from consist.core.store.doctor import DoctorReport, StoreReport, diagnose, repair, store_report
-
+# The services load on first use: a Tracker that never maintains its store
+# does not import them (nor, through them, the PostgreSQL engine).
 if TYPE_CHECKING:  # pragma: no cover
+    from consist.core.store.compaction import CompactionReport
+    from consist.core.store.doctor import DoctorReport, StoreReport
     from consist.core.store.journal import Journal
     from consist.core.store.metadata_store import MetadataStore
     from consist.core.store.recovery import RecoveryReport
@@ -59,6 +60,8 @@ class TrackerMaintenance:
         RuntimeError
             If the tracker has no database.
         """
+        from consist.core.store.doctor import store_report
+
         return store_report(self._maintained_store("store_report()"), self.journal)
 
     def doctor(self, fix: bool = False) -> DoctorReport:
@@ -103,6 +106,8 @@ class TrackerMaintenance:
             raise ValueError(
                 "doctor(fix=True) changes the store; open the Tracker without read_only=True"
             )
+        from consist.core.store.doctor import diagnose, repair
+
         report, plan = diagnose(store, self.journal)
         report.fix = fix
         if fix:
@@ -151,4 +156,6 @@ class TrackerMaintenance:
             raise ValueError(
                 "compact_store() rewrites the store file; open the Tracker without read_only=True"
             )
+        from consist.core.store.compaction import compact
+
         return compact(store, lock_timeout_s=self.config.lock_timeout_s)

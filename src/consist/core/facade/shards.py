@@ -12,13 +12,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from consist.core.store.connection import ReadOnlyStoreError
-from consist.core.store.purge import PurgePlan, execute_purge, plan_purge
-from consist.core.store.shards import MergeResult, ShardManifest, export_shard, merge_shard
 
+# The services load on first use (see facade.maintenance).
 if TYPE_CHECKING:  # pragma: no cover
     from consist.core.paths import PathResolver
     from consist.core.store.journal import Journal
     from consist.core.store.metadata_store import MetadataStore
+    from consist.core.store.purge import PurgePlan
+    from consist.core.store.shards import MergeResult, ShardManifest
 
 
 class TrackerShards:
@@ -70,6 +71,8 @@ class TrackerShards:
             exists or has no parent directory (nothing is written).
         """
         store = self._shard_store("export_runs", write=False)
+        from consist.core.store.shards import export_shard
+
         return export_shard(store, self.journal, run_id, Path(out))
 
     def merge_store(self, shard: str | os.PathLike[str]) -> MergeResult:
@@ -109,6 +112,8 @@ class TrackerShards:
             120 s (nothing is written).
         """
         store = self._shard_store("merge_store", write=True)
+        from consist.core.store.shards import merge_shard
+
         return merge_shard(store, self.journal, Path(shard))
 
     def purge_run(self, run_id: str, *, dry_run: bool = True, cascade: bool = False) -> PurgePlan:
@@ -155,6 +160,8 @@ class TrackerShards:
         """
         store = self._shard_store("purge_run", write=not dry_run)
         roots = [str(self.paths.run_dir), *(str(root) for root in self.paths.mounts.values())]
+        from consist.core.store.purge import execute_purge, plan_purge
+
         plan = plan_purge(
             store,
             self.journal,
