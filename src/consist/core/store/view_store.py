@@ -15,7 +15,7 @@ view covers and what happens to missing files is decided by
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -368,32 +368,46 @@ def _projection(
             items = []  # nothing but system columns
         else:
             items = ["u.*" + (f" EXCLUDE ({', '.join(qi(c) for c in hidden)})" if hidden else "")]
-    join = ""
-    if attach:
-        items += [f"f.{qi(fc.column)}" for fc in attach]
-        ids = sorted({aid for fc in attach for aid in fc.values})
-        header = [qi("consist_artifact_id")] + [qi(fc.column) for fc in attach]
-        if ids:
-            rows = [
-                "("
-                + ", ".join(
-                    [_literal(aid, "VARCHAR")]
-                    + [_literal(fc.values.get(aid), fc.sql_type) for fc in attach]
-                )
-                + ")"
-                for aid in ids
-            ]
-            facets = f"(VALUES {', '.join(rows)}) AS f({', '.join(header)})"
-        else:
-            cols = ", ".join(
-                ["CAST(NULL AS VARCHAR) AS consist_artifact_id"]
-                + [f"CAST(NULL AS {fc.sql_type}) AS {qi(fc.column)}" for fc in attach]
-            )
-            facets = f"(SELECT {cols} WHERE false) AS f"
-        join = f" LEFT JOIN {facets} ON u.consist_artifact_id = f.consist_artifact_id"
+    join = facet_join(attach, _literal, lambda sql_type: sql_type)
+    items += [f"f.{qi(fc.column)}" for fc in attach]
     if not items:
         items = ["CAST(NULL AS VARCHAR) AS consist_empty"]
     return f"SELECT {', '.join(items)} FROM ({union}) AS u{join}"
+
+
+def facet_join(
+    attach: Sequence[FacetColumn],
+    literal: Callable[[Any, str], str],
+    sql_type: Callable[[str], str],
+) -> str:
+    """The ``LEFT JOIN`` adding attached facet columns (``f.<column>``) by artifact id.
+
+    ``literal(value, duckdb_type)`` and ``sql_type(duckdb_type)`` write values
+    and types in the engine's dialect. Empty when nothing is attached; with
+    no artifact ids, a typed empty relation, so the columns keep their types.
+    """
+    if not attach:
+        return ""
+    ids = sorted({aid for fc in attach for aid in fc.values})
+    header = [qi("consist_artifact_id")] + [qi(fc.column) for fc in attach]
+    if ids:
+        rows = [
+            "("
+            + ", ".join(
+                [literal(aid, "VARCHAR")]
+                + [literal(fc.values.get(aid), fc.sql_type) for fc in attach]
+            )
+            + ")"
+            for aid in ids
+        ]
+        facets = f"(VALUES {', '.join(rows)}) AS f({', '.join(header)})"
+    else:
+        cols = ", ".join(
+            [f"CAST(NULL AS {sql_type('VARCHAR')}) AS consist_artifact_id"]
+            + [f"CAST(NULL AS {sql_type(fc.sql_type)}) AS {qi(fc.column)}" for fc in attach]
+        )
+        facets = f"(SELECT {cols} WHERE false) AS f"
+    return f" LEFT JOIN {facets} ON u.consist_artifact_id = f.consist_artifact_id"
 
 
 def _literal(value: Any, sql_type: str) -> str:

@@ -45,7 +45,7 @@ from consist.core.store.schema_fields import SYSTEM_COLUMNS, is_system_column
 from consist.core.store.schema_store import ViewSource
 from consist.core.store.sql_text import quote_ident as qi
 from consist.core.store.sql_text import quote_literal as ql
-from consist.core.store.view_store import FacetColumn, HotRows
+from consist.core.store.view_store import FacetColumn, HotRows, facet_join
 
 _HOT_COLUMNS_SQL = (
     "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) "
@@ -290,29 +290,8 @@ def _projection(
         items = [
             f"u.{qi(c)}" for c in available if include_system_columns or not is_system_column(c)
         ]
-    join = ""
-    if attach:
-        items += [f"f.{qi(fc.column)}" for fc in attach]
-        ids = sorted({aid for fc in attach for aid in fc.values})
-        header = [qi("consist_artifact_id")] + [qi(fc.column) for fc in attach]
-        if ids:
-            rows = [
-                "("
-                + ", ".join(
-                    [_literal(aid, "VARCHAR")]
-                    + [_literal(fc.values.get(aid), fc.sql_type) for fc in attach]
-                )
-                + ")"
-                for aid in ids
-            ]
-            facets = f"(VALUES {', '.join(rows)}) AS f({', '.join(header)})"
-        else:
-            cols = ", ".join(
-                ["CAST(NULL AS text) AS consist_artifact_id"]
-                + [f"CAST(NULL AS {pg_type(fc.sql_type)}) AS {qi(fc.column)}" for fc in attach]
-            )
-            facets = f"(SELECT {cols} WHERE false) AS f"
-        join = f" LEFT JOIN {facets} ON u.consist_artifact_id = f.consist_artifact_id"
+    join = facet_join(attach, _literal, pg_type)
+    items += [f"f.{qi(fc.column)}" for fc in attach]
     if not items:
         items = ["CAST(NULL AS text) AS consist_empty"]
     return f"SELECT {', '.join(items)} FROM ({union}) AS u{join}"
