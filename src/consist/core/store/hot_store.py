@@ -85,6 +85,44 @@ _LEDGER_COLUMNS = (
 )
 
 
+def ledger_upsert(param: str = "?") -> str:
+    """The upsert of one ``ingested_artifact`` row; ``param`` is the driver's placeholder."""
+    values = ", ".join([param] * 10)
+    return (
+        f"INSERT INTO ingested_artifact ({_LEDGER_COLUMNS}) VALUES ({values}) "
+        "ON CONFLICT (artifact_id, table_name) DO UPDATE SET "
+        "artifact_key = excluded.artifact_key, run_id = excluded.run_id, "
+        "row_count = excluded.row_count, mode = excluded.mode, "
+        "source_hash = excluded.source_hash, schema_name = excluded.schema_name, "
+        "columns = excluded.columns, ingested_at = excluded.ingested_at"
+    )
+
+
+def ledger_row(
+    provenance: Provenance,
+    table: str,
+    artifact_key: str | None,
+    rows: int,
+    mode: str,
+    source_hash: str | None,
+    schema_label: str | None,
+    data_columns: Sequence[str],
+) -> list[Any]:
+    """The values of :func:`ledger_upsert`, in its column order."""
+    return [
+        provenance.artifact_id,
+        table,
+        artifact_key,
+        provenance.run_id,
+        rows,
+        mode,
+        source_hash,
+        schema_label,
+        list(data_columns),
+        to_db_time(provenance.ingested_at),
+    ]
+
+
 class HotStore:
     """Ingested tables in ``global_tables`` and their ledger, over one DuckDB file.
 
@@ -205,25 +243,17 @@ class HotStore:
                     rows = _count(tx.execute(f"INSERT INTO {target} BY NAME {body}"))
                 data_columns = tuple(name for _, name, _ in select)
                 tx.execute(
-                    f"INSERT INTO ingested_artifact ({_LEDGER_COLUMNS}) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT (artifact_id, table_name) DO UPDATE SET "
-                    "artifact_key = excluded.artifact_key, run_id = excluded.run_id, "
-                    "row_count = excluded.row_count, mode = excluded.mode, "
-                    "source_hash = excluded.source_hash, schema_name = excluded.schema_name, "
-                    "columns = excluded.columns, ingested_at = excluded.ingested_at",
-                    [
-                        provenance.artifact_id,
+                    ledger_upsert(),
+                    ledger_row(
+                        provenance,
                         table,
                         artifact_key,
-                        provenance.run_id,
                         rows,
                         mode,
                         source_hash,
                         schema_label,
-                        list(data_columns),
-                        to_db_time(provenance.ingested_at),
-                    ],
+                        data_columns,
+                    ),
                 )
                 _patch_artifact_meta(
                     tx, provenance.artifact_id, ingest_meta(table, rows, provenance.run_id)

@@ -83,6 +83,8 @@ from consist.core.store.hot_store import (
     RowSource,
     _open_source,
     ingest_meta,
+    ledger_row,
+    ledger_upsert,
     table_name_for,
 )
 from consist.core.store.hot_validation import (
@@ -92,7 +94,6 @@ from consist.core.store.hot_validation import (
     text_columns,
 )
 from consist.core.store.profile_scan import stats_from_row
-from consist.core.store.rows import to_db_time
 from consist.core.store.schema_fields import (
     ProfileObservation,
     is_system_column,
@@ -103,10 +104,6 @@ from consist.core.store.sql_text import describe, quote_ident, quote_literal, sq
 
 _CHUNK = 1 << 20
 _BATCH_ROWS = 65_536  # rows per Arrow batch encoded for binary COPY
-_LEDGER_COLUMNS = (
-    "artifact_id, table_name, artifact_key, run_id, row_count, mode, source_hash, "
-    "schema_name, columns, ingested_at"
-)
 _SCALAR = re.compile(
     r"^(SMALLINT|INTEGER|BIGINT|HUGEINT|FLOAT|DOUBLE|DECIMAL.*|VARCHAR|DATE|TIME|TIMESTAMP.*)$"
 )
@@ -341,25 +338,17 @@ class PgHotStore(HotStore):
                         rows = _copy_in(raw, target, names, csv_path)
                     data_columns = tuple(name for _, name, _ in select)
                     raw.execute(
-                        f"INSERT INTO ingested_artifact ({_LEDGER_COLUMNS}) "
-                        "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
-                        "ON CONFLICT (artifact_id, table_name) DO UPDATE SET "
-                        "artifact_key = excluded.artifact_key, run_id = excluded.run_id, "
-                        "row_count = excluded.row_count, mode = excluded.mode, "
-                        "source_hash = excluded.source_hash, schema_name = excluded.schema_name, "
-                        "columns = excluded.columns, ingested_at = excluded.ingested_at",
-                        [
-                            provenance.artifact_id,
+                        ledger_upsert("%s"),
+                        ledger_row(
+                            provenance,
                             table,
                             artifact_key,
-                            provenance.run_id,
                             rows,
                             mode,
                             source_hash,
                             schema_label,
-                            list(data_columns),
-                            to_db_time(provenance.ingested_at),
-                        ],
+                            data_columns,
+                        ),
                     )
                     patch_artifact_meta(
                         raw, provenance.artifact_id, ingest_meta(table, rows, provenance.run_id)
