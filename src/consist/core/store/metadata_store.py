@@ -52,8 +52,8 @@ from consist.core.store.schema import (
 )
 from consist.core.store.signature_index import signatures_for
 from consist.core.store.store_identity import check_store_connection, check_store_path
+from consist.core.store.write_log import LogState, completed_runs_with, log_state
 from consist.core.store.write_log import append as log_writes
-from consist.core.store.write_log import completed_runs_with, log_state
 from consist.models.artifact import Artifact
 from consist.models.records import ConsistRecord
 from consist.models.run import Run
@@ -109,12 +109,16 @@ class MetadataStore(RunQueryMixin, RunPageQueryMixin, OutputLookupMixin):
         )
         if not read_only:  # a second new file of a process: a copy of an empty store
             self.connections.create_file = seed_new_store
+        self._attach(log_state(self.connections))
+
+    def _attach(self, log: LogState) -> None:
+        """Set up the write queue, indexes and facet store over ``self.connections``."""
         self._engine: Any = None
         self._pending: list[PendingWrite] = []
         self._pending_lock = threading.Lock()
         self.connections.before_release.append(self._flush_quietly)
         self._signatures = signatures_for(self.connections)
-        self._log = log_state(self.connections)
+        self._log = log
         # Facet payloads and their key/value index (all facet SQL lives there).
         self.facets = FacetStore(self.connections, before_read=self._flush_before_read)
         _STORES.add(self)

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -40,11 +39,9 @@ from consist.core.store.batch import PendingWrite, write_batch
 from consist.core.store.connection import ReadOnlyStoreError
 from consist.core.store.engines.pg_sql import COMPAT_FUNCTIONS, translate_ddl
 from consist.core.store.engines.postgres import PostgresConnectionManager, redact
-from consist.core.store.facet_store import FacetStore
 from consist.core.store.metadata_store import _STORES, MetadataStore
 from consist.core.store.rows import to_db_time
 from consist.core.store.schema import LATEST_VERSION, MIGRATIONS, SCHEMA_VERSION_DDL
-from consist.core.store.signature_index import signatures_for
 from consist.core.store.write_log import LogState
 
 logger = logging.getLogger("consist")
@@ -115,14 +112,7 @@ class PostgresMetadataStore(MetadataStore):
         self.connections = connections or PostgresConnectionManager.shared(url, read_only=read_only)
         self.db_path = self.connections.path  # the redacted URL, for messages
         self.read_only = read_only
-        self._engine = None
-        self._pending: list[PendingWrite] = []
-        self._pending_lock = threading.Lock()
-        self.connections.before_release.append(self._flush_quietly)
-        self._signatures = signatures_for(self.connections)
-        self._log = LogState()  # never logged to: writes go to the tables
-        self.facets = FacetStore(self.connections, before_read=self._flush_before_read)
-        _STORES.add(self)
+        self._attach(LogState())  # never logged to: writes go to the tables
 
     # -- schema ---------------------------------------------------------------
 
