@@ -263,6 +263,10 @@ def test_tracker_files_inside_the_repository_never_count(project: Project) -> No
     write(wal, "wal")  # as DuckDB leaves it between checkpoints
     write(lock, "")
     write(tracker.run_dir / "outputs" / "script.py", "print('an output')\n")
+    # The single-flight folder beside the database (its shared lock file stays).
+    claims = Path(str(tracker.db_path) + ".claims")
+    assert (claims / "claims.lock").exists()
+    write(claims / "blake3_abc.lock", "")  # a per-signature claim (no OFD locks)
     _tick()
     assert project.run(tracker).cache_hit
     code = tracker.last_run.run.meta  # type: ignore[union-attr]

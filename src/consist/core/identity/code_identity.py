@@ -54,8 +54,8 @@ The tracker passes its run directory, database file and journal, so outputs
 written inside an un-ignored folder of the repository never make the code look
 dirty. An excluded path covers itself, everything below it, and the usual
 companions of a database or atomically-written file next to it: ``<name>.wal``,
-``-wal``, ``-shm``, ``-journal``, ``.lock``, ``.consist.lock``, ``.tmp`` and
-``.<anything>.tmp``.
+``-wal``, ``-shm``, ``-journal``, ``.lock``, ``.consist.lock``, ``.tmp``,
+``.<anything>.tmp`` and the single-flight folder ``.claims`` with what is in it.
 An exclude that equals or contains the repository root is ignored (it cannot be
 meant to hide the code). Excludes are also passed to git as ``:(exclude)``
 pathspecs, so git does not even walk a large run directory.

@@ -27,9 +27,10 @@ import stat as stat_mod
 from collections.abc import Callable, Iterable
 from typing import Any
 
-# Names next to an excluded path that belong to it (database journals, temp files).
+# Names next to an excluded path that belong to it (database journals, temp files,
+# the single-flight claims folder ``<db>.claims/`` and everything in it).
 _COMPANION_SUFFIXES = frozenset(
-    {".wal", "-wal", "-shm", "-journal", ".lock", ".consist.lock", ".tmp"}
+    {".wal", "-wal", "-shm", "-journal", ".lock", ".consist.lock", ".tmp", ".claims"}
 )
 
 # (mtime_ns, ctime_ns, size, inode, device, mode), or None when the path is absent.

@@ -196,9 +196,13 @@ class _Excluder:
             return False
         if rel in self.rels or rel.startswith(self._prefixes):
             return True
-        parent, _, name = rel.rpartition("/")
-        bases = self.by_parent.get(parent)
-        return bases is not None and _name_excluded(name, bases)
+        while rel:  # the path, or a folder it is in, is a companion of an excluded path
+            parent, _, name = rel.rpartition("/")
+            bases = self.by_parent.get(parent)
+            if bases is not None and _name_excluded(name, bases):
+                return True
+            rel = parent
+        return False
 
     def pathspecs(self) -> list[str]:
         """Arguments that make git skip the excluded paths (empty if none)."""
