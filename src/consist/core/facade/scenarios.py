@@ -9,20 +9,14 @@ Mixed into :class:`~consist.core.tracker.Tracker`. The machinery lives in
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from consist.core.workflow.coupler import Coupler
-from consist.core.workflow.dask_sweep import check_executor, run_dask_sweep
-from consist.core.workflow.scenario import ScenarioContext
-from consist.core.workflow.sweep import (
-    SweepResults,
-    check_importable,
-    check_run_kwargs,
-    is_container_step,
-    prepare_configs,
-    run_sweep,
-    validate_step_arguments,
-)
+# The workflow machinery loads on first use: a Tracker that never opens a
+# scenario or a sweep does not import it.
+if TYPE_CHECKING:  # pragma: no cover
+    from consist.core.workflow.coupler import Coupler
+    from consist.core.workflow.scenario import ScenarioContext
+    from consist.core.workflow.sweep import SweepResults
 
 
 class TrackerScenarios:
@@ -119,6 +113,8 @@ class TrackerScenarios:
         ...     with sc.step("init"):
         ...         ...
         """
+        from consist.core.workflow.scenario import ScenarioContext
+
         return ScenarioContext(
             self,  # type: ignore[arg-type]
             name,
@@ -211,6 +207,16 @@ class TrackerScenarios:
         ImportError
             For ``executor="dask"`` without the ``dask`` extra.
         """
+        from consist.core.workflow.dask_sweep import check_executor, run_dask_sweep
+        from consist.core.workflow.sweep import (
+            check_importable,
+            check_run_kwargs,
+            is_container_step,
+            prepare_configs,
+            run_sweep,
+            validate_step_arguments,
+        )
+
         client = check_executor(executor, client, max_workers)
         if fn is not None or not is_container_step(run_kwargs):
             check_importable(fn)
