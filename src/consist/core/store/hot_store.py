@@ -380,6 +380,37 @@ class HotStore:
                 params.append(str(artifact_id))
             return int(con.execute(sql, params).fetchall()[0][0])
 
+    def _rows_wanted(
+        self,
+        artifact_id: uuid.UUID | str,
+        key: str | None,
+        include_provenance: bool,
+        columns: Sequence[str] | None,
+    ) -> tuple[Any, list[str]] | None:
+        """The ledger record and column names :meth:`read_artifact_rows` reads (None: not ingested).
+
+        Raises
+        ------
+        KeyError
+            If ``columns`` names a column the artifact's rows do not have.
+        """
+        records = self.ingest_records(artifact_id=artifact_id)
+        if not records:
+            return None
+        record = records[0]
+        if key is not None:
+            wanted = table_name_for(key)
+            record = next((r for r in records if r.table_name.lower() == wanted), record)
+        names = list(record.columns)
+        if columns is not None:
+            missing = [c for c in columns if c not in names]
+            if missing:
+                raise KeyError(f"column {missing[0]!r} is not among the ingested columns {names}")
+            names = list(columns)
+        if include_provenance:
+            names += [name for name, _ in PROVENANCE_COLUMNS]
+        return record, names
+
     def read_artifact_rows(
         self,
         artifact_id: uuid.UUID | str,
@@ -410,21 +441,10 @@ class HotStore:
         KeyError
             If ``columns`` names a column the artifact's rows do not have.
         """
-        records = self.ingest_records(artifact_id=artifact_id)
-        if not records:
+        found = self._rows_wanted(artifact_id, key, include_provenance, columns)
+        if found is None:
             return None
-        record = records[0]
-        if key is not None:
-            wanted = table_name_for(key)
-            record = next((r for r in records if r.table_name.lower() == wanted), record)
-        names = list(record.columns)
-        if columns is not None:
-            missing = [c for c in columns if c not in names]
-            if missing:
-                raise KeyError(f"column {missing[0]!r} is not among the ingested columns {names}")
-            names = list(columns)
-        if include_provenance:
-            names += [name for name, _ in PROVENANCE_COLUMNS]
+        record, names = found
         select = ", ".join(quote_ident(n) for n in names) if names else "*"
         with self.connections.connection() as con:
             if not self._table_columns(con, record.table_name):

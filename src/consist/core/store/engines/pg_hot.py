@@ -85,7 +85,6 @@ from consist.core.store.hot_store import (
     ingest_meta,
     ledger_row,
     ledger_upsert,
-    table_name_for,
 )
 from consist.core.store.hot_validation import (
     check_against_table,
@@ -399,21 +398,10 @@ class PgHotStore(HotStore):
         """
         import duckdb
 
-        records = self.ingest_records(artifact_id=artifact_id)
-        if not records:
+        found = self._rows_wanted(artifact_id, key, include_provenance, columns)
+        if found is None:
             return None
-        record = records[0]
-        if key is not None:
-            wanted = table_name_for(key)
-            record = next((r for r in records if r.table_name.lower() == wanted), record)
-        names = list(record.columns)
-        if columns is not None:
-            missing = [c for c in columns if c not in names]
-            if missing:
-                raise KeyError(f"column {missing[0]!r} is not among the ingested columns {names}")
-            names = list(columns)
-        if include_provenance:
-            names += [name for name, _ in PROVENANCE_COLUMNS]
+        record, names = found
         with tempfile.TemporaryDirectory(prefix="consist-pg-read-") as tmp:
             path = os.path.join(tmp, "rows.csv")
             with self.connections.connection() as con:
