@@ -352,6 +352,9 @@ class IngestedArtifact(_ConsistTable, table=True):
     schema_name: str | None = None
     columns: list[str] | None = _str_list(nullable=False)
     ingested_at: datetime = _timestamp()
+    year: int | None = None
+    iteration: int | None = None
+    ingest_no: int | None = None
 
 
 class SchemaProfile(_ConsistTable, table=True):

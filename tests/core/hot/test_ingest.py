@@ -239,7 +239,7 @@ def test_dict_rows_go_through_dlt_with_evolution(tracker: Tracker, base: Path) -
     assert first.load_info is not None
     assert second.rows == 3 and second.added_columns == ("payload",)
     cols = columns_of(tracker, "events")
-    assert list(cols) == ["id", "kind", *PROVENANCE, "payload"]
+    assert list(cols) == ["id", "kind", "payload", *PROVENANCE]  # data, then provenance
     assert not any(c.startswith("_dlt") for c in cols)
     payloads = sql(
         tracker,

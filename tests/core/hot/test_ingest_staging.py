@@ -111,16 +111,17 @@ def test_staged_parquet_lands_like_the_streamed_path(
         assert query(store, types, ["staged"]) == query(store, types, ["streamed"])
         assert [name for name, _ in query(store, types, ["staged"])][-4:] == PROVENANCE
         data = ", ".join(f'"{c}"' for c in staged.columns)
-        # Same rows in the same (file) order, every value equal.
+        # Same rows in the same (file) order, every value equal (rowid: the
+        # position in the stored table, hot_rows.<t> under the global_tables view).
         diff = query(
             store,
-            f"SELECT count(*) FROM (SELECT rowid, {data} FROM global_tables.staged "
-            f"EXCEPT ALL SELECT rowid, {data} FROM global_tables.streamed)",
+            f"SELECT count(*) FROM (SELECT rowid, {data} FROM hot_rows.staged "
+            f"EXCEPT ALL SELECT rowid, {data} FROM hot_rows.streamed)",
         )
         assert diff == [(0,)]
         assert query(
             store,
-            "SELECT id FROM global_tables.staged ORDER BY rowid LIMIT 3 OFFSET 199998",
+            "SELECT id FROM hot_rows.staged ORDER BY rowid LIMIT 3 OFFSET 199998",
         ) == [(199998,), (199999,), (200000,)]
         assert query(
             store,

@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from consist.core.store import hot_layout
 from consist.core.store.connection import DuckDBConnectionManager
 from consist.core.store.hot_tables import (
     GLOBAL_SCHEMA,
@@ -83,18 +84,21 @@ _LEDGER_COLUMNS = (
     "artifact_id, table_name, artifact_key, run_id, row_count, mode, source_hash, "
     "schema_name, columns, ingested_at"
 )
+# Written by every ingest after _LEDGER_COLUMNS (schema version 9).
+_LEDGER_TAIL = "year, iteration, ingest_no"
 
 
 def ledger_upsert(param: str = "?") -> str:
     """The upsert of one ``ingested_artifact`` row; ``param`` is the driver's placeholder."""
-    values = ", ".join([param] * 10)
+    values = ", ".join([param] * 13)
     return (
-        f"INSERT INTO ingested_artifact ({_LEDGER_COLUMNS}) VALUES ({values}) "
+        f"INSERT INTO ingested_artifact ({_LEDGER_COLUMNS}, {_LEDGER_TAIL}) VALUES ({values}) "
         "ON CONFLICT (artifact_id, table_name) DO UPDATE SET "
         "artifact_key = excluded.artifact_key, run_id = excluded.run_id, "
         "row_count = excluded.row_count, mode = excluded.mode, "
         "source_hash = excluded.source_hash, schema_name = excluded.schema_name, "
-        "columns = excluded.columns, ingested_at = excluded.ingested_at"
+        "columns = excluded.columns, ingested_at = excluded.ingested_at, "
+        "year = excluded.year, iteration = excluded.iteration, ingest_no = excluded.ingest_no"
     )
 
 
@@ -107,8 +111,13 @@ def ledger_row(
     source_hash: str | None,
     schema_label: str | None,
     data_columns: Sequence[str],
+    ingest_no: int | None = None,
 ) -> list[Any]:
-    """The values of :func:`ledger_upsert`, in its column order."""
+    """The values of :func:`ledger_upsert`, in its column order.
+
+    ``ingest_no`` numbers the artifact's rows in ``hot_rows`` (DuckDB
+    stores, see :mod:`consist.core.store.hot_layout`); None elsewhere.
+    """
     return [
         provenance.artifact_id,
         table,
@@ -120,6 +129,9 @@ def ledger_row(
         schema_label,
         list(data_columns),
         to_db_time(provenance.ingested_at),
+        provenance.year,
+        provenance.iteration,
+        ingest_no,
     ]
 
 
@@ -216,15 +228,22 @@ class HotStore:
             existing = self._table_columns(con, table)
             if existing:
                 check_against_table(con, from_sql, select, existing, table)
+            if existing and not hot_layout.rows_table_exists(con, table):
+                raise ValueError(
+                    f"{GLOBAL_SCHEMA}.{table} was not made by Consist's ingest (no "
+                    f"{hot_layout.ROWS_SCHEMA}.{table} beside it); ingest into another table "
+                    "(table=...) or drop it"
+                )
             items = [f"{expr} AS {quote_ident(name)}" for expr, name, _ in select]
-            items.append(_provenance_select(provenance))
-            body = f"SELECT {', '.join(items)} FROM {from_sql}"
-            target = qualified_table(table)
+            target = hot_layout.rows_table(table)
             added: list[str] = []
             with self.connections.transaction() as tx:
-                tx.execute(f"CREATE SCHEMA IF NOT EXISTS {GLOBAL_SCHEMA}")
+                number, known_no = hot_layout.ingest_number(tx, provenance.artifact_id, table)
+                items.append(f"CAST({number} AS INTEGER) AS {hot_layout.INGEST_COLUMN}")
+                body = f"SELECT {', '.join(items)} FROM {from_sql}"
                 replaced = 0
                 if not existing:
+                    tx.execute(f"CREATE SCHEMA IF NOT EXISTS {hot_layout.ROWS_SCHEMA}")
                     rows = _count(tx.execute(f"CREATE TABLE {target} AS {body}"))
                 else:
                     known = {name.lower() for name, _ in existing}
@@ -234,12 +253,13 @@ class HotStore:
                                 f"ALTER TABLE {target} ADD COLUMN {quote_ident(name)} {sql_type}"
                             )
                             added.append(name)
-                    replaced = _count(
-                        tx.execute(
-                            f"DELETE FROM {target} WHERE consist_artifact_id = ?",
-                            [provenance.artifact_id],
+                    if known_no:
+                        replaced = _count(
+                            tx.execute(
+                                f"DELETE FROM {target} WHERE {hot_layout.INGEST_COLUMN} = ?",
+                                [number],
+                            )
                         )
-                    )
                     rows = _count(tx.execute(f"INSERT INTO {target} BY NAME {body}"))
                 data_columns = tuple(name for _, name, _ in select)
                 tx.execute(
@@ -253,8 +273,12 @@ class HotStore:
                         source_hash,
                         schema_label,
                         data_columns,
+                        number,
                     ),
                 )
+                if not existing or added:
+                    tx.execute(f"CREATE SCHEMA IF NOT EXISTS {GLOBAL_SCHEMA}")
+                    tx.execute(hot_layout.view_sql(table))
                 _patch_artifact_meta(
                     tx, provenance.artifact_id, ingest_meta(table, rows, provenance.run_id)
                 )
@@ -341,7 +365,7 @@ class HotStore:
         self, *, artifact_id: uuid.UUID | str | None = None, table: str | None = None
     ) -> list[IngestRecord]:
         """Ledger rows, newest first, optionally for one artifact and/or one table."""
-        sql = f"SELECT {_LEDGER_COLUMNS} FROM ingested_artifact WHERE true"
+        sql = f"SELECT {_LEDGER_COLUMNS}, {_LEDGER_TAIL} FROM ingested_artifact WHERE true"
         params: list[Any] = []
         if artifact_id is not None:
             sql += " AND artifact_id = ?"
@@ -364,6 +388,8 @@ class HotStore:
                 schema_name=r[7],
                 columns=tuple(r[8] or ()),
                 ingested_at=from_db_time(r[9]),
+                year=r[10],
+                iteration=r[11],
             )
             for r in rows
         ]
@@ -445,15 +471,28 @@ class HotStore:
         if found is None:
             return None
         record, names = found
-        select = ", ".join(quote_ident(n) for n in names) if names else "*"
         with self.connections.connection() as con:
             if not self._table_columns(con, record.table_name):
                 return None
-            rel = con.sql(
-                f"SELECT {select} FROM {qualified_table(record.table_name)} "
-                "WHERE consist_artifact_id = ?",
-                params=[str(artifact_id)],
+            source, params, physical = hot_layout.artifact_rows_source(
+                con, record.table_name, str(artifact_id)
             )
+            if physical:
+                # hot_rows has no provenance columns: they are the ledger's values.
+                values = {
+                    "consist_run_id": sql_literal(record.run_id),
+                    "consist_artifact_id": sql_literal(str(artifact_id)),
+                    "consist_year": f"CAST({sql_literal(record.year)} AS INTEGER)",
+                    "consist_iteration": f"CAST({sql_literal(record.iteration)} AS INTEGER)",
+                }
+                items = [
+                    f"{values[n]} AS {quote_ident(n)}" if n in values else quote_ident(n)
+                    for n in names
+                ]
+            else:
+                items = [quote_ident(n) for n in names]
+            select = ", ".join(items) if items else "*"
+            rel = con.sql(f"SELECT {select} FROM {source}", params=params)
             return rel.to_arrow_table()
 
     @staticmethod
@@ -695,16 +734,3 @@ def _count(cursor: Any) -> int:
     rows = cursor.fetchall()  # exhaust the result (DuckDB 2 refuses other work meanwhile)
     row = rows[0] if rows else None
     return int(row[0]) if row and row[0] is not None else 0
-
-
-def _provenance_select(p: Provenance) -> str:
-    values = (
-        sql_literal(p.run_id),
-        sql_literal(p.artifact_id),
-        sql_literal(p.year),
-        sql_literal(p.iteration),
-    )
-    return ", ".join(
-        f"CAST({value} AS {sql_type}) AS {name}"
-        for value, (name, sql_type) in zip(values, PROVENANCE_COLUMNS, strict=True)
-    )

@@ -14,13 +14,16 @@ Conventions (relied upon by the hot store, views and schema profiling):
   (``consist_run_id VARCHAR``, ``consist_artifact_id VARCHAR``,
   ``consist_year INTEGER``, ``consist_iteration INTEGER``); data columns
   keep the names and types of the source. The ingest time is kept once per
-  artifact in the ledger rather than on every row (each constant column
-  costs ~10% of a million-row ingest).
+  artifact in the ledger rather than on every row. In a DuckDB store the
+  rows are stored without the provenance columns, in ``hot_rows.<t>``, and
+  ``global_tables.<t>`` is a view that adds them from the ledger (see
+  :mod:`consist.core.store.hot_layout`).
 * Re-ingesting an artifact replaces its rows (delete + insert, one
   transaction), so rows are never duplicated.
 * The ``ingested_artifact`` ledger (migration 4) has one row per
   ``(artifact_id, table_name)`` with the row count, the data columns, the
-  run the rows are tagged with and how they were loaded;
+  run, year and iteration the rows are tagged with, their ingest number
+  (migration 9) and how they were loaded;
   :meth:`HotStore.ingested_artifacts` answers "which artifacts of this key
   are hot". The artifact's ``meta`` (and the run links to it) carries the
   same facts under :data:`META_KEYS`.
@@ -190,6 +193,8 @@ class IngestRecord:
     schema_name: str | None
     columns: tuple[str, ...]
     ingested_at: datetime | None
+    year: int | None = None
+    iteration: int | None = None
 
     @property
     def qualified_name(self) -> str:

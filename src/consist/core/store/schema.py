@@ -20,11 +20,17 @@ from typing import Any
 
 @dataclass(frozen=True)
 class Migration:
-    """One schema step: a version number, a description and its statements."""
+    """One schema step: a version number, a description and its statements.
+
+    ``convert``, when set, runs on a DuckDB store after the statements, in
+    the same transaction: a step that depends on what the store holds (which
+    tables exist). PostgreSQL stores run the statements only.
+    """
 
     version: int
     description: str
     statements: tuple[str, ...]
+    convert: Callable[[Any], None] | None = None
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -298,6 +304,27 @@ MIGRATIONS += (
     ),
 )
 
+
+def _convert_hot_tables(con: Any) -> None:
+    from consist.core.store.hot_layout import convert_legacy_tables
+
+    convert_legacy_tables(con)
+
+
+MIGRATIONS += (
+    Migration(
+        9,
+        "hot data: rows in hot_rows.<t> with one ingest number, global_tables.<t> a view "
+        "adding the provenance columns from the ledger",
+        (
+            "ALTER TABLE ingested_artifact ADD COLUMN IF NOT EXISTS ingest_no INTEGER",
+            "ALTER TABLE ingested_artifact ADD COLUMN IF NOT EXISTS year INTEGER",
+            "ALTER TABLE ingested_artifact ADD COLUMN IF NOT EXISTS iteration INTEGER",
+        ),
+        convert=_convert_hot_tables,
+    ),
+)
+
 LATEST_VERSION = max(m.version for m in MIGRATIONS)
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST_VERSION + 1)), (
     "migrations must be numbered 1..N in order"
@@ -375,6 +402,8 @@ def apply_migrations(con: Any, now: Callable[[], Any]) -> int:
             for migration in pending:
                 for statement in migration.statements:
                     con.execute(statement)
+                if migration.convert is not None:
+                    migration.convert(con)
                 con.execute(
                     "INSERT INTO schema_version VALUES (?, ?, ?)",
                     [migration.version, migration.description, now()],

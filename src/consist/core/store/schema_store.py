@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from consist.core.store.hot_layout import artifact_rows_source
+from consist.core.store.hot_tables import GLOBAL_SCHEMA
 from consist.core.store.profile_scan import column_stats
 from consist.core.store.rows import json_load, to_db_time
 from consist.core.store.schema_fields import (
@@ -308,7 +310,9 @@ class SchemaStore:
             source = qualified
             params: list[Any] = []
             names = {r[0] for r in described}
-            if artifact_id is not None and "consist_artifact_id" in names:
+            if artifact_id is not None and schema == GLOBAL_SCHEMA:
+                source, params, _ = artifact_rows_source(con, table, str(artifact_id))
+            elif artifact_id is not None and "consist_artifact_id" in names:
                 source = f"(SELECT * FROM {qualified} WHERE consist_artifact_id = ?)"
                 params.append(str(artifact_id))
             data_cols = [(r[0], r[1]) for r in described if not is_system_column(r[0])]

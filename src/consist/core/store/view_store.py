@@ -363,11 +363,16 @@ def _projection(
                 for c, t in SYSTEM_COLUMNS.items()
             ]
     else:
-        hidden = [] if include_system_columns else [c for c in available if is_system_column(c)]
-        if hidden and len(hidden) == len(present):
+        # Data columns first, then the system columns, whatever order the
+        # tables have them in (a column added to a table by a later ingest
+        # comes after the provenance columns in a PostgreSQL table).
+        system = [c for c in available if is_system_column(c)]
+        if system and len(system) == len(present):
             items = []  # nothing but system columns
         else:
-            items = ["u.*" + (f" EXCLUDE ({', '.join(qi(c) for c in hidden)})" if hidden else "")]
+            items = ["u.*" + (f" EXCLUDE ({', '.join(qi(c) for c in system)})" if system else "")]
+        if include_system_columns:
+            items += [f"u.{qi(c)}" for c in system]
     join = facet_join(attach, _literal, lambda sql_type: sql_type)
     items += [f"f.{qi(fc.column)}" for fc in attach]
     if not items:

@@ -168,11 +168,11 @@ def test_views_show_the_same_rows_and_columns_as_on_duckdb(pg_url: str, tmp_path
         "person_id",
         "age",
         "name",
+        "income",
         "consist_run_id",
         "consist_artifact_id",
         "consist_year",
         "consist_iteration",
-        "income",
     ]
     assert (hot, cold, len(rows)) == (3, 0, 9)
     assert got["postgresql"]["model"] == [
@@ -237,7 +237,7 @@ def test_a_view_is_recreated_when_its_columns_change(pg_url: str, tmp_path: Path
         frame["income"] = [3.5]
         _produce(tracker, "r2", frame, key="person", year=2021)
         second = tracker.create_view("v_people", "person")  # CREATE OR REPLACE would refuse
-        assert second.columns[-1] == "income"
+        assert second.columns[3:] == ["income", *first.columns[3:]]  # data, then provenance
         rows = _rows(tracker, "v_people", ["person_id", "income", "consist_run_id"])
         assert rows == [(1, 3.5, "r2"), (1, None, "r1"), (2, None, "r1")]
         _produce(tracker, "r3", pd.DataFrame({"link": [7]}), key="links", year=2022)

@@ -286,10 +286,10 @@ def _projection(
                 f"u.{qi(c)}" if c in present else f"CAST(NULL AS {pg_type(t)}) AS {qi(c)}"
                 for c, t in SYSTEM_COLUMNS.items()
             ]
-    else:
-        items = [
-            f"u.{qi(c)}" for c in available if include_system_columns or not is_system_column(c)
-        ]
+    else:  # data columns first, then the system columns (as on DuckDB)
+        items = [f"u.{qi(c)}" for c in available if not is_system_column(c)]
+        if include_system_columns:
+            items += [f"u.{qi(c)}" for c in available if is_system_column(c)]
     join = facet_join(attach, _literal, pg_type)
     items += [f"f.{qi(fc.column)}" for fc in attach]
     if not items:
