@@ -78,17 +78,6 @@ def rows_table_exists(con: Any, table: str) -> bool:
     )
 
 
-def foreign_table_exists(con: Any, table: str) -> bool:
-    """Whether ``global_tables.<table>`` is a base table (not made by this layout)."""
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-            "AND schema_name = ? AND lower(table_name) = lower(?)",
-            [GLOBAL_SCHEMA, table],
-        ).fetchall()[0][0]
-    )
-
-
 def ingest_number(con: Any, artifact_id: str, table: str) -> tuple[int, bool]:
     """The ingest number of ``(artifact, table)``: ``(number, already in the ledger)``.
 
@@ -96,15 +85,20 @@ def ingest_number(con: Any, artifact_id: str, table: str) -> tuple[int, bool]:
     one gets the next number of the whole ledger. Called inside the
     ingest's write transaction, which DuckDB's single writer serializes.
     """
+    known = _known_number(con, artifact_id, table)
+    if known is not None:
+        return known, True
+    top = con.execute("SELECT coalesce(max(ingest_no), 0) FROM ingested_artifact").fetchall()
+    return int(top[0][0]) + 1, False
+
+
+def _known_number(con: Any, artifact_id: str, table: str) -> int | None:
     row = con.execute(
         "SELECT ingest_no FROM ingested_artifact "
         "WHERE artifact_id = ? AND lower(table_name) = lower(?) AND ingest_no IS NOT NULL",
         [artifact_id, table],
     ).fetchall()
-    if row:
-        return int(row[0][0]), True
-    top = con.execute("SELECT coalesce(max(ingest_no), 0) FROM ingested_artifact").fetchall()
-    return int(top[0][0]) + 1, False
+    return int(row[0][0]) if row else None
 
 
 def artifact_rows_source(con: Any, table: str, artifact_id: str) -> tuple[str, list[Any], bool]:
@@ -117,15 +111,11 @@ def artifact_rows_source(con: Any, table: str, artifact_id: str) -> tuple[str, l
     columns).
     """
     if rows_table_exists(con, table):
-        row = con.execute(
-            "SELECT ingest_no FROM ingested_artifact "
-            "WHERE artifact_id = ? AND lower(table_name) = lower(?) AND ingest_no IS NOT NULL",
-            [artifact_id, table],
-        ).fetchall()
-        if row:
+        known = _known_number(con, artifact_id, table)
+        if known is not None:
             return (
                 f"(SELECT * FROM {rows_table(table)} WHERE {INGEST_COLUMN} = ?)",
-                [int(row[0][0])],
+                [known],
                 True,
             )
     return (
