@@ -92,12 +92,12 @@ def test_staged_parquet_lands_like_the_streamed_path(
     pq.write_table(mixed_table(ROWS), path)  # one row group
     store, hot = open_hot(base / "prov.duckdb")
     try:
-        query(store, "SET threads = 4")
-        with store.connections.connection() as con:
+        store.connections.bulk_threads = 4  # staged even on a 1-core machine
+        with store.connections.all_cores(), store.connections.connection() as con:
             assert hot_store._should_stage(con, hot_store.sql_literal(str(path)))
         staged = ingest_file(hot, path, "staged", "run-a", ART_A)
         monkeypatch.setattr(hot_store, "STAGE_MAX_BYTES", 0)  # the streamed path
-        with store.connections.connection() as con:
+        with store.connections.all_cores(), store.connections.connection() as con:
             assert not hot_store._should_stage(con, hot_store.sql_literal(str(path)))
         streamed = ingest_file(hot, path, "streamed", "run-b", ART_B)
     finally:
@@ -141,14 +141,15 @@ def test_staging_leaves_no_database_and_keeps_the_memory_limit(base: Path) -> No
     pq.write_table(mixed_table(20_000), path)
     store, hot = open_hot(base / "prov.duckdb")
     try:
-        query(store, "SET threads = 4")
+        store.connections.bulk_threads = 4  # staged even on a 1-core machine
         before = databases(store)
         limit = query(store, "SELECT current_setting('memory_limit')")
         assert limit == [(hot_store._default_memory_limit(),)]
         ingest_file(hot, path, "t", "run-a", ART_A)
         assert databases(store) == before
         assert query(store, "SELECT current_setting('memory_limit')") == limit
-        assert query(store, "SELECT current_setting('threads')") == [(4,)]
+        # Outside bulk work the store's DuckDB runs on one thread again.
+        assert query(store, "SELECT current_setting('threads')") == [(1,)]
         assert query(store, "SELECT count(*) FROM global_tables.t") == [(20_000,)]
     finally:
         store.close()
@@ -159,7 +160,7 @@ def test_a_memory_limit_set_by_the_user_is_left_alone(base: Path) -> None:
     pq.write_table(mixed_table(20_000), path)
     store, hot = open_hot(base / "prov.duckdb")
     try:
-        query(store, "SET threads = 4")
+        store.connections.bulk_threads = 4  # staged even on a 1-core machine
         query(store, "SET memory_limit = '3GB'")
         limit = query(store, "SELECT current_setting('memory_limit')")
         ingest_file(hot, path, "t", "run-a", ART_A)
@@ -181,10 +182,10 @@ def test_a_copy_that_fails_writes_nothing_and_cleans_up(base: Path) -> None:
         fh.write(b"\xff" * 64)
     store, hot = open_hot(base / "prov.duckdb")
     try:
-        query(store, "SET threads = 4")
+        store.connections.bulk_threads = 4  # staged even on a 1-core machine
         before = databases(store)
         limit = query(store, "SELECT current_setting('memory_limit')")
-        with store.connections.connection() as con:
+        with store.connections.all_cores(), store.connections.connection() as con:
             assert hot_store._should_stage(con, hot_store.sql_literal(str(bad)))
         with pytest.raises(duckdb.Error):
             ingest_file(hot, bad, "t", "run-a", ART_A)

@@ -523,3 +523,59 @@ def test_a_dropped_tracker_hands_its_file_back_at_once(tmp_path: Path) -> None:
         pass
     assert kept.get_run("first") is not None and kept.get_run("second") is not None
     kept.close()
+
+
+# --------------------------------------------------------------------------- #
+# Threads: one for the store's own statements, all of them for bulk work
+# --------------------------------------------------------------------------- #
+def _threads(con: duckdb.DuckDBPyConnection) -> int:
+    return int(con.execute("SELECT current_setting('threads')").fetchall()[0][0])
+
+
+def test_the_store_runs_on_one_thread_and_bulk_work_on_all(tmp_path: Path) -> None:
+    manager = DuckDBConnectionManager(str(tmp_path / "t.duckdb"), idle_release_s=600)
+    manager.bulk_threads = 3  # more than one, whatever this machine has
+    try:
+        with manager.connection() as con:
+            assert _threads(con) == 1
+        with manager.all_cores():
+            with manager.connection() as con:
+                assert _threads(con) == 3
+            with manager.all_cores(), manager.connection() as con:  # re-entrant
+                assert _threads(con) == 3
+            with manager.connection() as con:
+                assert _threads(con) == 3
+        with manager.connection() as con:
+            assert _threads(con) == 1
+        manager.release()  # a re-opened file starts on one thread again
+        with manager.connection() as con:
+            assert _threads(con) == 1
+        with manager.all_cores():
+            manager.release()  # re-opened inside all_cores(): all threads
+            with manager.connection() as con:
+                assert _threads(con) == 3
+    finally:
+        manager.close()
+
+
+def test_a_plain_duckdb_connection_in_the_process_shares_the_store(tmp_path: Path) -> None:
+    db = tmp_path / "runs" / "provenance.duckdb"
+    tracker = Tracker(run_dir=tmp_path / "runs", db_path=db)
+    try:
+        tracker.run(fn=_noop, name="one", config={"k": 1})
+        with tracker.store.connections.connection():
+            mine = duckdb.connect(str(db))  # same instance: no configuration conflict
+            try:
+                assert mine.execute("SELECT count(*) FROM run").fetchall() == [(1,)]
+                assert _threads(mine) == 1
+            finally:
+                mine.close()
+        assert tracker.run_query("SELECT current_setting('threads')")[0][0] == max(
+            tracker.store.connections._cores, 1
+        )
+    finally:
+        tracker.close()
+
+
+def _noop() -> None:
+    return None

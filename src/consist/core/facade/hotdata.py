@@ -29,6 +29,7 @@ from consist.core.run.artifact_check import (
 )
 from consist.core.run.artifacts import ArtifactBuilder, validate_direction, validate_key
 from consist.core.run.lifecycle import RunLifecycle
+from consist.core.store.connection import all_cores
 from consist.core.store.engines import on_postgres
 from consist.core.store.hot_store import HotStore, ingest_meta
 from consist.core.store.metadata_store import MetadataStore
@@ -215,16 +216,18 @@ class TrackerHotData:
             schema_lookup=self.get_registered_schema,  # type: ignore[attr-defined]
             dlt_dir=self.dlt_dir,
         )
-        result = service.ingest(
-            artifact, target, data=data, schema=schema, offline=offline, table=table
-        )
-        # The hot store already annotated the stored artifact row and its links;
-        # mirror that in memory, then journal the active run once.
-        touched = self._mirror_meta(
-            artifact, ingest_meta(result.table_name, result.rows, result.run_id)
-        )
-        if profile_schema:
-            touched = self._profile_after_ingest(artifact, result, hot) or touched
+        # Writing and profiling the rows use every DuckDB thread, in one stretch.
+        with all_cores(hot.connections):
+            result = service.ingest(
+                artifact, target, data=data, schema=schema, offline=offline, table=table
+            )
+            # The hot store already annotated the stored artifact row and its links;
+            # mirror that in memory, then journal the active run once.
+            touched = self._mirror_meta(
+                artifact, ingest_meta(result.table_name, result.rows, result.run_id)
+            )
+            if profile_schema:
+                touched = self._profile_after_ingest(artifact, result, hot) or touched
         if touched:
             self.lifecycle.flush()
         return result

@@ -28,6 +28,7 @@ from consist.core.store.batch import (
 from consist.core.store.connection import (
     DuckDBConnectionManager,
     ReadOnlyStoreError,
+    all_cores,
     is_storage_error,
 )
 from consist.core.store.facet_store import FacetStore
@@ -669,7 +670,7 @@ class MetadataStore(RunQueryMixin, RunPageQueryMixin, OutputLookupMixin):
         if self._engine is None:
             from consist.core.store.sql_query import create_store_engine
 
-            self._engine = create_store_engine(self._cursor)
+            self._engine = create_store_engine(self._cursor, lambda: all_cores(self.connections))
         return self._engine
 
     def _cursor(self) -> Any:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from consist.core.store.connection import all_cores
 from consist.core.store.hot_layout import artifact_rows_source
 from consist.core.store.hot_tables import GLOBAL_SCHEMA
 from consist.core.store.profile_scan import column_stats
@@ -297,7 +298,7 @@ class SchemaStore:
         KeyError
             If the table does not exist.
         """
-        with self.connections.connection() as con:
+        with all_cores(self.connections), self.connections.connection() as con:
             described = con.execute(
                 "SELECT column_name, data_type, is_nullable = 'YES' "
                 "FROM information_schema.columns "

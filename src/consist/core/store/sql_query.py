@@ -13,7 +13,10 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 
-def create_store_engine(cursor: Callable[[], Any]) -> Any:
+def create_store_engine(
+    cursor: Callable[[], Any],
+    widen: Callable[[], AbstractContextManager[Any]] | None = None,
+) -> Any:
     """A SQLAlchemy engine whose connections are DuckDB cursors from ``cursor()``.
 
     Parameters
@@ -22,6 +25,10 @@ def create_store_engine(cursor: Callable[[], Any]) -> Any:
         Returns a fresh DuckDB cursor of the store's open connection, so the
         engine shares the store's database instance (DuckDB refuses a second
         instance of one file with other settings) and its lock discipline.
+    widen:
+        Entered while a connection of the engine is checked out and left
+        when it is returned (the store's ``all_cores``: queries through the
+        engine use all of DuckDB's threads).
 
     Returns
     -------
@@ -39,6 +46,20 @@ def create_store_engine(cursor: Callable[[], Any]) -> Any:
         from duckdb_engine import ConnectionWrapper
 
         return ConnectionWrapper(cursor())
+
+    if widen is not None:
+
+        @event.listens_for(engine, "checkout")
+        def _widen(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+            context = widen()
+            context.__enter__()
+            record.info["consist_widened"] = context
+
+        @event.listens_for(engine, "checkin")
+        def _narrow(dbapi_connection: Any, record: Any) -> None:
+            context = record.info.pop("consist_widened", None)
+            if context is not None:
+                context.__exit__(None, None, None)
 
     return engine
 

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from consist.core.store.connection import all_cores
 from consist.core.store.hot_tables import GLOBAL_SCHEMA, table_name_for
 from consist.core.store.schema_fields import SYSTEM_COLUMNS, is_system_column
 from consist.core.store.schema_store import ViewSource
@@ -78,8 +79,11 @@ class ViewStore:
 
     @contextmanager
     def hold(self) -> Iterator[None]:
-        """Keep one connection for the duration (the calls made inside share it)."""
-        with self.connections.connection():
+        """Keep one connection for the duration (the calls made inside share it).
+
+        DuckDB uses all its threads meanwhile (views scan ingested tables).
+        """
+        with all_cores(self.connections), self.connections.connection():
             yield
 
     def check_view_name(self, view_name: str, if_exists: str) -> None:
@@ -119,7 +123,7 @@ class ViewStore:
         -------
         HotRows
         """
-        with self.connections.connection() as con:
+        with all_cores(self.connections), self.connections.connection() as con:
             tables = _hot_tables(con)
             hot_of = _hot_index(con, tables, ids, ledger)
             concept_table = _concept_table(tables, concept_key)
