@@ -440,3 +440,20 @@ def test_import_consist_is_light() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.split() == ["False", "False"]
+
+
+def test_runs_and_logged_files_do_not_load_sqlalchemy(tmp_path: Path) -> None:
+    """A run and ``log_artifact`` leave SQLModel/SQLAlchemy unloaded (~150 ms to import)."""
+    code = (
+        "import sys, consist\n"
+        f"base = {str(tmp_path)!r}\n"
+        "open(base + '/in.csv', 'w').write('a\\n1\\n')\n"
+        "t = consist.Tracker(run_dir=base + '/runs', db_path=base + '/runs/p.duckdb')\n"
+        "t.run(fn=lambda: None, name='step', config={'k': 1}, inputs={'data': base + '/in.csv'})\n"
+        "with t.start_run('r1', 'm'):\n"
+        "    t.log_artifact(base + '/in.csv', key='data', direction='input')\n"
+        "print('sqlmodel' in sys.modules, 'sqlalchemy' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "False"]
