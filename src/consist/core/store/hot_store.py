@@ -473,8 +473,11 @@ class HotStore:
             return None
         record, names = found
         # Worker threads pay off for many rows only (starting them costs ~2 ms).
-        wide = all_cores if record.row_count >= _WIDE_READ_ROWS else _narrow
-        with wide(self.connections), self.connections.connection() as con:
+        wide = record.row_count >= _WIDE_READ_ROWS
+        with (
+            all_cores(self.connections) if wide else contextlib.nullcontext(),
+            self.connections.connection() as con,
+        ):
             if not self._table_columns(con, record.table_name):
                 return None
             source, params, physical = hot_layout.artifact_rows_source(
@@ -511,10 +514,6 @@ class HotStore:
 
 # Reads of at least this many ingested rows use all of DuckDB's threads.
 _WIDE_READ_ROWS = 100_000
-
-
-def _narrow(connections: Any) -> contextlib.AbstractContextManager[Any]:
-    return contextlib.nullcontext()
 
 
 def _patch_artifact_meta(con: Any, artifact_id: str, patch: dict[str, Any]) -> None:

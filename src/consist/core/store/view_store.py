@@ -123,7 +123,7 @@ class ViewStore:
         -------
         HotRows
         """
-        with all_cores(self.connections), self.connections.connection() as con:
+        with self.connections.connection() as con:  # inside hold(): all threads
             tables = _hot_tables(con)
             hot_of = _hot_index(con, tables, ids, ledger)
             concept_table = _concept_table(tables, concept_key)
@@ -182,7 +182,16 @@ class ViewStore:
             if not parts and columns is None and empty_columns:
                 columns = empty_columns
             available = [r[0] for r in con.execute(f"DESCRIBE {union}").fetchall()]
-            select = _projection(union, available, columns, attach, include_system_columns)
+            select = projection(
+                union,
+                available,
+                columns,
+                attach,
+                include_system_columns,
+                literal=_literal,
+                sql_type=lambda duck: duck,
+                star=True,
+            )
             con.execute(f"CREATE OR REPLACE VIEW {qi(view_name)} AS {select}")
             described = con.execute(f"DESCRIBE {qi(view_name)}").fetchall()
         return select, [r[0] for r in described]
@@ -347,40 +356,54 @@ def _cold_parts(con: Any, readable: Sequence[tuple[ViewSource, str]]) -> list[st
     return parts
 
 
-def _projection(
+def projection(
     union: str,
     available: Sequence[str],
     columns: Sequence[tuple[str, str]] | None,
     attach: Sequence[FacetColumn],
     include_system_columns: bool,
+    *,
+    literal: Callable[[Any, str], str],
+    sql_type: Callable[[str], str],
+    star: bool,
 ) -> str:
+    """The ``SELECT`` of a view over ``union`` (aliased ``u``), shared by both engines.
+
+    ``columns``: the view's columns in order (missing ones read NULL), or
+    None for every available column, data columns first and then the system
+    columns, whatever order the tables have them in (a column added to a
+    table by a later ingest comes after the provenance columns in a
+    PostgreSQL table). ``star``: select the data columns as ``u.* EXCLUDE``
+    (DuckDB: the view follows the tables' new columns) instead of by name.
+    ``literal`` / ``sql_type`` write values and DuckDB types in the engine's
+    dialect.
+    """
     present = set(available)
     if columns is not None:
         items = [
-            f"u.{qi(name)}" if name in present else f"CAST(NULL AS {kind}) AS {qi(name)}"
+            f"u.{qi(name)}" if name in present else f"CAST(NULL AS {sql_type(kind)}) AS {qi(name)}"
             for name, kind in columns
             if name not in SYSTEM_COLUMNS
         ]
         if include_system_columns:
             items += [
-                f"u.{qi(c)}" if c in present else f"CAST(NULL AS {t}) AS {qi(c)}"
+                f"u.{qi(c)}" if c in present else f"CAST(NULL AS {sql_type(t)}) AS {qi(c)}"
                 for c, t in SYSTEM_COLUMNS.items()
             ]
     else:
-        # Data columns first, then the system columns, whatever order the
-        # tables have them in (a column added to a table by a later ingest
-        # comes after the provenance columns in a PostgreSQL table).
         system = [c for c in available if is_system_column(c)]
-        if system and len(system) == len(present):
+        if not star:
+            items = [f"u.{qi(c)}" for c in available if not is_system_column(c)]
+        elif system and len(system) == len(present):
             items = []  # nothing but system columns
         else:
             items = ["u.*" + (f" EXCLUDE ({', '.join(qi(c) for c in system)})" if system else "")]
         if include_system_columns:
             items += [f"u.{qi(c)}" for c in system]
-    join = facet_join(attach, _literal, lambda sql_type: sql_type)
+    join = facet_join(attach, literal, sql_type)
     items += [f"f.{qi(fc.column)}" for fc in attach]
     if not items:
-        items = ["CAST(NULL AS VARCHAR) AS consist_empty"]
+        items = [f"CAST(NULL AS {sql_type('VARCHAR')}) AS consist_empty"]
     return f"SELECT {', '.join(items)} FROM ({union}) AS u{join}"
 
 

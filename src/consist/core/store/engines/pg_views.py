@@ -41,11 +41,11 @@ from typing import Any
 from consist.core.store.connection import ReadOnlyStoreError
 from consist.core.store.engines.pg_hot import pg_type
 from consist.core.store.hot_tables import GLOBAL_SCHEMA, table_name_for
-from consist.core.store.schema_fields import SYSTEM_COLUMNS, is_system_column
+from consist.core.store.schema_fields import SYSTEM_COLUMNS
 from consist.core.store.schema_store import ViewSource
 from consist.core.store.sql_text import quote_ident as qi
 from consist.core.store.sql_text import quote_literal as ql
-from consist.core.store.view_store import FacetColumn, HotRows, facet_join
+from consist.core.store.view_store import FacetColumn, HotRows, projection
 
 _HOT_COLUMNS_SQL = (
     "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) "
@@ -166,7 +166,16 @@ class PgViewStore:
             )
             if columns is None and empty_columns:
                 columns = empty_columns
-        select = _projection(union, list(union_types), columns, attach, include_system_columns)
+        select = projection(
+            union,
+            list(union_types),
+            columns,
+            attach,
+            include_system_columns,
+            literal=_literal,
+            sql_type=pg_type,
+            star=False,
+        )
         with self.connections.transaction() as tx:
             tx.raw.execute(f"DROP VIEW IF EXISTS {qi(view_name)}")
             tx.raw.execute(f"CREATE VIEW {qi(view_name)} AS {select}")
@@ -265,36 +274,6 @@ def _concept_table(tables: Mapping[str, list[str]], key: str | None) -> str | No
         if candidate.lower() in by_lower:
             return by_lower[candidate.lower()]
     return None
-
-
-def _projection(
-    union: str,
-    available: Sequence[str],
-    columns: Sequence[tuple[str, str]] | None,
-    attach: Sequence[FacetColumn],
-    include_system_columns: bool,
-) -> str:
-    present = set(available)
-    if columns is not None:
-        items = [
-            f"u.{qi(name)}" if name in present else f"CAST(NULL AS {pg_type(kind)}) AS {qi(name)}"
-            for name, kind in columns
-            if name not in SYSTEM_COLUMNS
-        ]
-        if include_system_columns:
-            items += [
-                f"u.{qi(c)}" if c in present else f"CAST(NULL AS {pg_type(t)}) AS {qi(c)}"
-                for c, t in SYSTEM_COLUMNS.items()
-            ]
-    else:  # data columns first, then the system columns (as on DuckDB)
-        items = [f"u.{qi(c)}" for c in available if not is_system_column(c)]
-        if include_system_columns:
-            items += [f"u.{qi(c)}" for c in available if is_system_column(c)]
-    join = facet_join(attach, _literal, pg_type)
-    items += [f"f.{qi(fc.column)}" for fc in attach]
-    if not items:
-        items = ["CAST(NULL AS text) AS consist_empty"]
-    return f"SELECT {', '.join(items)} FROM ({union}) AS u{join}"
 
 
 def _literal(value: Any, duck: str) -> str:
