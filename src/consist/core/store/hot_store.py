@@ -215,17 +215,7 @@ class HotStore:
             self._ingest_connection() as (con, catch_up),
             _open_source(con, source, text, stage=True, meanwhile=catch_up) as from_sql,
         ):
-            described = describe(con, from_sql)
-            reserved = [name for name, _ in described if name.lower() in PROVENANCE_NAMES]
-            if reserved:
-                raise ValueError(
-                    f"column {reserved[0]!r} of the data is reserved for provenance in "
-                    f"{GLOBAL_SCHEMA}; rename or drop it before ingesting"
-                )
-            if columns is not None:
-                select = schema_select(con, from_sql, described, columns, schema_label or "schema")
-            else:
-                select = [plain_item(name, sql_type) for name, sql_type in described]
+            select = source_select(con, from_sql, columns, schema_label)
             existing = self._table_columns(con, table)
             if existing:
                 check_against_table(con, from_sql, select, existing, table)
@@ -527,6 +517,30 @@ def _patch_artifact_meta(con: Any, artifact_id: str, patch: dict[str, Any]) -> N
         "WHERE artifact_id = ?",
         [text, artifact_id],
     )
+
+
+def source_select(
+    con: Any, from_sql: str, columns: Sequence[ColumnSpec] | None, schema_label: str | None
+) -> list[tuple[str, str, str]]:
+    """``(expression, name, type)`` of each column an ingest writes from ``from_sql``.
+
+    Raises
+    ------
+    ValueError
+        If the source has a column named like a provenance column.
+    IngestSchemaError
+        If the rows do not fit ``columns`` (see :meth:`HotStore.ingest`).
+    """
+    described = describe(con, from_sql)
+    reserved = [name for name, _ in described if name.lower() in PROVENANCE_NAMES]
+    if reserved:
+        raise ValueError(
+            f"column {reserved[0]!r} of the data is reserved for provenance in "
+            f"{GLOBAL_SCHEMA}; rename or drop it before ingesting"
+        )
+    if columns is not None:
+        return schema_select(con, from_sql, described, columns, schema_label or "schema")
+    return [plain_item(name, sql_type) for name, sql_type in described]
 
 
 def validate_source(source: RowSource, columns: Sequence[ColumnSpec], schema_label: str) -> None:

@@ -75,7 +75,6 @@ from consist.core.store.engines import pg_copy
 from consist.core.store.hot_store import (
     GLOBAL_SCHEMA,
     PROVENANCE_COLUMNS,
-    PROVENANCE_NAMES,
     ColumnSpec,
     HotStore,
     IngestStats,
@@ -85,11 +84,10 @@ from consist.core.store.hot_store import (
     ingest_meta,
     ledger_row,
     ledger_upsert,
+    source_select,
 )
 from consist.core.store.hot_validation import (
     check_against_table,
-    plain_item,
-    schema_select,
     text_columns,
 )
 from consist.core.store.profile_scan import stats_from_row
@@ -99,7 +97,7 @@ from consist.core.store.schema_fields import (
     profile_from_columns,
 )
 from consist.core.store.schema_store import SchemaStore
-from consist.core.store.sql_text import describe, quote_ident, quote_literal, sql_literal
+from consist.core.store.sql_text import quote_ident, quote_literal, sql_literal
 
 _CHUNK = 1 << 20
 _BATCH_ROWS = 65_536  # rows per Arrow batch encoded for binary COPY
@@ -278,19 +276,7 @@ class PgHotStore(HotStore):
                 _open_source(local, source, text_columns(columns)) as from_sql,
                 tempfile.TemporaryDirectory(prefix="consist-pg-ingest-") as tmp,
             ):
-                described = describe(local, from_sql)
-                reserved = [name for name, _ in described if name.lower() in PROVENANCE_NAMES]
-                if reserved:
-                    raise ValueError(
-                        f"column {reserved[0]!r} of the data is reserved for provenance in "
-                        f"{GLOBAL_SCHEMA}; rename or drop it before ingesting"
-                    )
-                if columns is not None:
-                    select = schema_select(
-                        local, from_sql, described, columns, schema_label or "schema"
-                    )
-                else:
-                    select = [plain_item(name, sql_type) for name, sql_type in described]
+                select = source_select(local, from_sql, columns, schema_label)
                 csv_path = os.path.join(tmp, "rows.csv")
                 with self.connections.transaction() as tx:
                     raw = tx.raw
