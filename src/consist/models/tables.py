@@ -224,7 +224,10 @@ class RunArtifactLink(_ConsistTable, table=True):
     artifact -> its run's node, a run's node -> an input artifact; a run's
     node is ``CAST(md5(run_id) AS UUID)``), written by the store; a link
     inserted through this model without them is not walked by lineage until
-    ``doctor(fix=True)`` fills them.
+    ``doctor(fix=True)`` fills them. ``lineage_group`` is the label lineage
+    uses to walk only the links of one connected part of the graph (schema
+    10); while some link has none, lineage walks every link (correct, slower)
+    until ``doctor(fix=True)`` labels it.
     """
 
     __tablename__ = "run_artifact_link"
@@ -236,6 +239,7 @@ class RunArtifactLink(_ConsistTable, table=True):
     meta: dict[str, Any] | None = _json()
     src: uuid.UUID | None = None
     dst: uuid.UUID | None = None
+    lineage_group: int | None = None
 
 
 class ContentIdentity(_ConsistTable, table=True):

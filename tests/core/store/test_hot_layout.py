@@ -176,6 +176,10 @@ def _back_to_version_8(db: Path) -> None:
         con.execute(statement)
     con.execute(f"INSERT INTO ingested_artifact SELECT {_LEDGER_V8} FROM ledger_v8")
     con.execute("DELETE FROM schema_version WHERE version >= 9")
+    # ...and without what migration 10 wrote (DuckDB cannot drop a column of an
+    # indexed table; the migration adds it only if it is missing anyway).
+    con.execute("UPDATE run_artifact_link SET lineage_group = NULL")
+    con.execute("DROP TABLE lineage_group_alias")
     # A table some other tool put in global_tables: left alone by the upgrade.
     con.execute("CREATE TABLE global_tables.notes AS SELECT 1 AS n")
     con.execute("COMMIT")
@@ -185,7 +189,7 @@ def _back_to_version_8(db: Path) -> None:
 def test_a_version_8_store_is_upgraded_with_its_rows_order_and_provenance(
     tmp_path: Path,
 ) -> None:
-    assert LATEST_VERSION == 9
+    assert LATEST_VERSION >= 9
     tracker = _tracker(tmp_path)
     first, _ = _ingest(tracker, "r1", _frame(0, 3), year=2030)
     second, _ = _ingest(tracker, "r2", _frame(100, 2))
@@ -204,7 +208,7 @@ def test_a_version_8_store_is_upgraded_with_its_rows_order_and_provenance(
     assert legacy == before
 
     tracker = _tracker(tmp_path)
-    assert tracker.store.schema_version() == 9
+    assert tracker.store.schema_version() == LATEST_VERSION
     assert _sql(tracker, "SELECT * FROM global_tables.trips") == before
     assert [r[0] for r in _sql(tracker, "DESCRIBE hot_rows.trips")] == [
         "trip_id",

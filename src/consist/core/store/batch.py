@@ -23,6 +23,7 @@ from consist.core.store.facet_store import (
     rows_for_run,
     write_facet_rows,
 )
+from consist.core.store.lineage_groups import join_groups, run_label
 from consist.core.store.lineage_store import link_nodes
 from consist.core.store.rows import (
     ARTIFACT_COLUMNS,
@@ -144,7 +145,10 @@ ON CONFLICT (id) DO UPDATE SET key = excluded.key, meta = excluded.meta,
 _LINKED_ARTIFACT_CONFLICT = """
 ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, content_id = excluded.content_id
 """
-_LINK_CONFLICT = "ON CONFLICT DO UPDATE SET key = excluded.key, meta = excluded.meta"
+_LINK_CONFLICT = (
+    "ON CONFLICT DO UPDATE SET key = excluded.key, meta = excluded.meta, "
+    "lineage_group = excluded.lineage_group"
+)
 _STAT_CONFLICT = """
 ON CONFLICT (path) DO UPDATE SET dev = excluded.dev, ino = excluded.ino,
     size = excluded.size, mtime_ns = excluded.mtime_ns, ctime_ns = excluded.ctime_ns,
@@ -188,11 +192,15 @@ def write_batch(con: Any, writes: Sequence[PendingWrite], *, plain_inserts: bool
     _insert(con, "run", f"{RUN_COLUMNS}, updated_ns, identity", list(runs.values()), run_conflict)
     _insert(con, "artifact", ARTIFACT_COLUMNS, list(owned.values()), _OWN_ARTIFACT_CONFLICT)
     _insert(con, "artifact", ARTIFACT_COLUMNS, list(linked.values()), _LINKED_ARTIFACT_CONFLICT)
+    join_groups(con, list(links.values()))
     _insert(
         con,
         "run_artifact_link",
-        "run_id, artifact_id, direction, key, meta, src, dst",
-        [[*link, *link_nodes(link[0], link[1], link[2])] for link in links.values()],
+        "run_id, artifact_id, direction, key, meta, src, dst, lineage_group",
+        [
+            [*link, *link_nodes(link[0], link[1], link[2]), run_label(link[0])]
+            for link in links.values()
+        ],
         link_conflict,
     )
     _insert(

@@ -64,6 +64,7 @@ from consist.core.store.engines.pg_maintenance import (
     user_tables,
 )
 from consist.core.store.journal import Journal
+from consist.core.store.lineage_groups import label_unlabelled
 from consist.core.store.lineage_store import LINK_DST_SQL, LINK_SRC_SQL
 from consist.core.store.metadata_store import MetadataStore
 from consist.models.records import ConsistRecord
@@ -83,9 +84,10 @@ ORDER BY l.run_id, l.key, l.direction
 """
 
 _NO_EDGE_SQL = "SELECT count(*) FROM run_artifact_link WHERE src IS NULL OR dst IS NULL"
+_NO_GROUP_SQL = "SELECT count(*) FROM run_artifact_link WHERE lineage_group IS NULL"
 _FILL_EDGES_SQL = (
-    f"UPDATE run_artifact_link SET src = {LINK_SRC_SQL}, dst = {LINK_DST_SQL} "
-    "WHERE src IS NULL OR dst IS NULL"
+    f"UPDATE run_artifact_link SET src = {LINK_SRC_SQL}, dst = {LINK_DST_SQL}, "
+    "lineage_group = NULL WHERE src IS NULL OR dst IS NULL"  # labelled again right after
 )
 
 _TABLES_SQL = """
@@ -334,13 +336,21 @@ def diagnose(store: MetadataStore, journal: Journal) -> tuple[DoctorReport, dict
         to fail, links to delete).
     """
     report = DoctorReport()
-    plan: dict[str, Any] = {"replay": [], "fail": [], "links": [], "link_subjects": [], "edges": 0}
+    plan: dict[str, Any] = {
+        "replay": [],
+        "fail": [],
+        "links": [],
+        "link_subjects": [],
+        "edges": 0,
+        "groups": 0,
+    }
     postgres = is_postgres(store)
     with store.connections.connection() as con:
         logged = 0 if postgres else _count(con, "write_log")
         running_ids = [r[0] for r in con.execute(_RUNNING_SQL).fetchall()]
         dangling = con.execute(_DANGLING_SQL).fetchall()
         no_edge = con.execute(_NO_EDGE_SQL).fetchone()[0]
+        no_group = con.execute(_NO_GROUP_SQL).fetchone()[0]
     if postgres:
         report.notes.append(
             "unapplied_writes not checked: a PostgreSQL store commits run writes to its tables "
@@ -406,6 +416,18 @@ def diagnose(store: MetadataStore, journal: Journal) -> tuple[DoctorReport, dict
             )
         )
         plan["edges"] = no_edge
+    if no_group:
+        report.findings.append(
+            Finding(
+                "link_without_group",
+                store.db_path,
+                f"{no_group} link row(s) have no lineage group (written by hand, not through "
+                "a run): lineage stays correct but walks every link of the store until they "
+                "are labelled",
+                fixable=True,
+            )
+        )
+        plan["groups"] = no_group
     return report, plan
 
 
@@ -561,6 +583,16 @@ def repair(
             if finding.kind == "link_without_edge":
                 finding.fixed = True
                 finding.action = "filled src/dst from the link's run, artifact and direction"
+    if plan.get("groups") or plan.get("edges"):
+        with store.connections.transaction() as con:
+            labelled = label_unlabelled(con)
+        for finding in report.findings:
+            if finding.kind == "link_without_group":
+                finding.fixed = True
+                finding.action = (
+                    f"labelled {labelled} link(s) with their run's group and joined the groups "
+                    "they connect"
+                )
     for finding in report.findings:
         if finding.kind in ("unapplied_writes", "unreplayed"):
             # The writable open replays and applies these before the diagnosis

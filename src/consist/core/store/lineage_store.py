@@ -37,6 +37,7 @@ from datetime import datetime
 from typing import Any
 
 from consist.core.store.connection import DuckDBConnectionManager
+from consist.core.store.lineage_groups import ALL_LABELLED_SQL, GROUP_EDGES_CTE
 from consist.core.store.rows import from_db_time
 
 
@@ -183,11 +184,14 @@ class UpstreamGraph:
 # ``src -> dst`` (artifact -> each run that output it -> that run's inputs ->
 # ...). One hash table of two UUID columns; see the module docstring.
 # ``artifact`` tells artifacts from runs' nodes (they alternate along a walk).
-_WALK_NODES = """
-WITH RECURSIVE walk(node, artifact) AS (
+# ``{links}`` is ``edges``, the links of the root's lineage group
+# (:data:`~consist.core.store.lineage_groups.GROUP_EDGES_CTE`), or the whole
+# link table while some link has no group.
+_WALK_NODES_TEMPLATE = """
+WITH RECURSIVE {groups}walk(node, artifact) AS (
     SELECT CAST($root AS UUID), true
     UNION
-    SELECT l.dst, NOT w.artifact FROM walk w JOIN run_artifact_link l ON l.src = w.node
+    SELECT l.dst, NOT w.artifact FROM walk w JOIN {links} l ON l.src = w.node
 )
 SELECT node, artifact FROM walk
 """
@@ -196,15 +200,27 @@ SELECT node, artifact FROM walk
 # walk goes on until the bound). Artifacts are at even hops (depth = hops / 2),
 # runs' nodes at odd ones. Nodes before ``$last_hop`` are expanded; those at
 # ``$last_hop`` are the inputs at the depth bound (read, not expanded).
-_WALK_NODES_BOUNDED = """
-WITH RECURSIVE walk(node, hops) AS (
+_WALK_NODES_BOUNDED_TEMPLATE = """
+WITH RECURSIVE {groups}walk(node, hops) AS (
     SELECT CAST($root AS UUID), 0
     UNION
-    SELECT l.dst, w.hops + 1 FROM walk w JOIN run_artifact_link l ON l.src = w.node
+    SELECT l.dst, w.hops + 1 FROM walk w JOIN {links} l ON l.src = w.node
     WHERE w.hops + 1 <= $last_hop
 )
 SELECT node, min(hops) FROM walk GROUP BY node
 """
+
+
+def _walk_sql(template: str, *, grouped: bool) -> str:
+    if grouped:
+        return template.format(groups=GROUP_EDGES_CTE.strip() + ",\n", links="edges")
+    return template.format(groups="", links="run_artifact_link")
+
+
+_WALK_NODES = _walk_sql(_WALK_NODES_TEMPLATE, grouped=False)
+_WALK_NODES_BOUNDED = _walk_sql(_WALK_NODES_BOUNDED_TEMPLATE, grouped=False)
+_WALK_NODES_GROUPED = _walk_sql(_WALK_NODES_TEMPLATE, grouped=True)
+_WALK_NODES_BOUNDED_GROUPED = _walk_sql(_WALK_NODES_BOUNDED_TEMPLATE, grouped=True)
 
 # An IN list of constants is read through the index up to DuckDB's
 # ``index_scan_max_count`` (2048) values; longer lists go in several statements.
@@ -444,14 +460,17 @@ def _walk_rows(con: Any, root: str, max_depth: int | None) -> list[tuple[Any, ..
     inputs (or with None when it has none). The rows are those of
     the one-statement forms ``_SQL_UNBOUNDED`` / ``_SQL_BOUNDED``.
     """
+    grouped = bool(con.execute(ALL_LABELLED_SQL).fetchone()[0])
     if max_depth is None:
-        walked = con.execute(_WALK_NODES, {"root": root}).fetchall()
+        sql = _WALK_NODES_GROUPED if grouped else _WALK_NODES
+        walked = con.execute(sql, {"root": root}).fetchall()
         expand = [node for node, _ in walked]
         artifact_nodes = [node for node, artifact in walked if artifact]
         ask_produced: list[Any] = []
     else:
         last_hop = 2 * max_depth
-        walked = con.execute(_WALK_NODES_BOUNDED, {"root": root, "last_hop": last_hop}).fetchall()
+        sql = _WALK_NODES_BOUNDED_GROUPED if grouped else _WALK_NODES_BOUNDED
+        walked = con.execute(sql, {"root": root, "last_hop": last_hop}).fetchall()
         expand = [node for node, hops in walked if hops < last_hop]
         artifact_nodes = ask_produced = [node for node, hops in walked if hops % 2 == 0]
     produced_by: dict[Any, list[str]] = {}  # artifact -> runs that output it

@@ -24,13 +24,16 @@ class Migration:
 
     ``convert``, when set, runs on a DuckDB store after the statements, in
     the same transaction: a step that depends on what the store holds (which
-    tables exist). PostgreSQL stores run the statements only.
+    tables exist). PostgreSQL stores run the statements only. ``finish``,
+    when set, runs after them on both engines (in the same transaction): a
+    data step written in the SQL both understand.
     """
 
     version: int
     description: str
     statements: tuple[str, ...]
     convert: Callable[[Any], None] | None = None
+    finish: Callable[[Any], None] | None = None
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -325,6 +328,32 @@ MIGRATIONS += (
     ),
 )
 
+
+
+def _label_links(con: Any) -> None:
+    from consist.core.store.lineage_groups import label_unlabelled
+
+    label_unlabelled(con)
+
+
+MIGRATIONS += (
+    Migration(
+        10,
+        "lineage groups: each link labelled with its run's group, groups joined in "
+        "lineage_group_alias, so a walk joins only the links of its own group",
+        (
+            "ALTER TABLE run_artifact_link ADD COLUMN IF NOT EXISTS lineage_group BIGINT",
+            """
+            CREATE TABLE IF NOT EXISTS lineage_group_alias (
+                grp BIGINT PRIMARY KEY,
+                root BIGINT NOT NULL
+            )
+            """,
+        ),
+        finish=_label_links,
+    ),
+)
+
 LATEST_VERSION = max(m.version for m in MIGRATIONS)
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST_VERSION + 1)), (
     "migrations must be numbered 1..N in order"
@@ -404,6 +433,8 @@ def apply_migrations(con: Any, now: Callable[[], Any]) -> int:
                     con.execute(statement)
                 if migration.convert is not None:
                     migration.convert(con)
+                if migration.finish is not None:
+                    migration.finish(con)
                 con.execute(
                     "INSERT INTO schema_version VALUES (?, ?, ?)",
                     [migration.version, migration.description, now()],

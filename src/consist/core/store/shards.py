@@ -55,6 +55,7 @@ from consist.core.store.engines.pg_maintenance import (
     is_postgres,
 )
 from consist.core.store.journal import Journal, atomic_write_bytes
+from consist.core.store.lineage_groups import label_unlabelled
 from consist.core.store.lineage_store import LINK_DST_SQL, LINK_SRC_SQL
 from consist.core.store.metadata_store import MetadataStore
 from consist.core.store.output_lookup import absent_outputs_for
@@ -294,8 +295,22 @@ def collect_rows(con: Any, run_ids: Sequence[str]) -> dict[str, Rows]:
         params = {k: v for k, v in (("runs", list(run_ids)), ("arts", arts)) if f"${k}" in sql}
         cursor = con.execute(sql, params)
         columns = [d[0] for d in cursor.description]
-        out[table] = Rows(columns, [tuple(r) for r in cursor.fetchall()])
+        out[table] = _without_group(Rows(columns, [tuple(r) for r in cursor.fetchall()]))
     return out
+
+
+def _without_group(rows: Rows) -> Rows:
+    """``rows`` without the ``lineage_group`` column (links are labelled where they land).
+
+    A group is joined to others through the ``lineage_group_alias`` rows of
+    its store; a label copied without them would leave the links outside the
+    groups they connect in the receiving store, so links always arrive
+    unlabelled and :func:`label_unlabelled` labels them there.
+    """
+    if "lineage_group" not in rows.columns:
+        return rows
+    keep = [i for i, c in enumerate(rows.columns) if c != "lineage_group"]
+    return Rows([rows.columns[i] for i in keep], [tuple(r[i] for i in keep) for r in rows.rows])
 
 
 _ROWS_PER_STATEMENT = 5000
@@ -364,6 +379,7 @@ def export_shard(
             with target.connections.transaction() as con:
                 for table in TABLES:
                     _insert_rows(con, table, rows[table], skip_existing=False)
+                label_unlabelled(con)
         finally:
             target.close()
         _remove_lock_file(tmp / STORE_NAME)
@@ -465,8 +481,8 @@ def read_shard_rows(shard: Path) -> dict[str, Rows]:
         out = {}
         for table in TABLES:
             cursor = con.execute(f"SELECT * FROM {table}")
-            out[table] = Rows(
-                [d[0] for d in cursor.description], [tuple(r) for r in cursor.fetchall()]
+            out[table] = _without_group(
+                Rows([d[0] for d in cursor.description], [tuple(r) for r in cursor.fetchall()])
             )
         return out
     finally:
@@ -583,6 +599,7 @@ def merge_shard(store: MetadataStore, journal: Journal, shard: Path) -> MergeRes
                 f"UPDATE run_artifact_link SET src = {LINK_SRC_SQL}, dst = {LINK_DST_SQL} "
                 "WHERE src IS NULL OR dst IS NULL"
             )
+        label_unlabelled(con)
         return inserted, present, new_runs, store.connections.epoch
 
     # PostgreSQL: no other writer adds one of these runs or artifacts between
