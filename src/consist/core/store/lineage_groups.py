@@ -268,7 +268,8 @@ def label_unlabelled(con: Any) -> int:
     for start in range(0, len(run_ids), 50_000):
         con.execute(
             "UPDATE run_artifact_link SET lineage_group = v.label FROM "
-            "(SELECT unnest(CAST(? AS VARCHAR[])) AS run_id, unnest(CAST(? AS BIGINT[])) AS label) v "
+            "(SELECT unnest(CAST(? AS VARCHAR[])) AS run_id, "
+            "unnest(CAST(? AS BIGINT[])) AS label) v "
             "WHERE run_artifact_link.run_id = v.run_id AND run_artifact_link.lineage_group IS NULL",
             [run_ids[start : start + 50_000], labels[start : start + 50_000]],
         )
@@ -310,6 +311,4 @@ edges AS MATERIALIZED (
     SELECT src, dst FROM run_artifact_link WHERE lineage_group IN (SELECT g FROM labels)
 )"""
 
-ALL_LABELLED_SQL = (
-    "SELECT NOT EXISTS (SELECT 1 FROM run_artifact_link WHERE lineage_group IS NULL)"
-)
+ALL_LABELLED_SQL = "SELECT NOT EXISTS (SELECT 1 FROM run_artifact_link WHERE lineage_group IS NULL)"

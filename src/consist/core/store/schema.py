@@ -329,7 +329,6 @@ MIGRATIONS += (
 )
 
 
-
 def _label_links(con: Any) -> None:
     from consist.core.store.lineage_groups import label_unlabelled
 
