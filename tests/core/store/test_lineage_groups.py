@@ -104,6 +104,17 @@ def _assert_walks_agree(con: Any, graph: list) -> int:
     assert con.execute(
         "SELECT count(*) FROM run_artifact_link WHERE lineage_group IS NULL"
     ).fetchone() == (0,)
+    # Links carry roots only, one per run, and a run's own label leads to it.
+    assert con.execute(
+        "SELECT count(*) FROM run_artifact_link l JOIN lineage_group_alias a "
+        "ON a.grp = l.lineage_group"
+    ).fetchone() == (0,)
+    by_run = con.execute(
+        "SELECT run_id, list(DISTINCT lineage_group) FROM run_artifact_link GROUP BY run_id"
+    ).fetchall()
+    aliases = dict(con.execute("SELECT grp, root FROM lineage_group_alias").fetchall())
+    for run_id, labels in by_run:
+        assert labels == [aliases.get(run_label(run_id), run_label(run_id))], run_id
     artifacts = {a for _, ins, outs in graph for a in ins + outs}
     longest = 0
     for artifact in artifacts:

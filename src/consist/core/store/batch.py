@@ -23,7 +23,7 @@ from consist.core.store.facet_store import (
     rows_for_run,
     write_facet_rows,
 )
-from consist.core.store.lineage_groups import join_groups, run_label
+from consist.core.store.lineage_groups import join_groups
 from consist.core.store.lineage_store import link_nodes
 from consist.core.store.rows import (
     ARTIFACT_COLUMNS,
@@ -192,13 +192,13 @@ def write_batch(con: Any, writes: Sequence[PendingWrite], *, plain_inserts: bool
     _insert(con, "run", f"{RUN_COLUMNS}, updated_ns, identity", list(runs.values()), run_conflict)
     _insert(con, "artifact", ARTIFACT_COLUMNS, list(owned.values()), _OWN_ARTIFACT_CONFLICT)
     _insert(con, "artifact", ARTIFACT_COLUMNS, list(linked.values()), _LINKED_ARTIFACT_CONFLICT)
-    join_groups(con, list(links.values()))
+    groups = join_groups(con, list(links.values()), new_runs=plain_inserts)
     _insert(
         con,
         "run_artifact_link",
         "run_id, artifact_id, direction, key, meta, src, dst, lineage_group",
         [
-            [*link, *link_nodes(link[0], link[1], link[2]), run_label(link[0])]
+            [*link, *link_nodes(link[0], link[1], link[2]), groups[link[0]]]
             for link in links.values()
         ],
         link_conflict,

@@ -17,25 +17,30 @@ and when they belong to the same run (a run's outputs lead to its inputs).
 Two consumers of a raw input nobody produced need not share one: a sweep of
 10,000 runs reading one network file stays 10,000 small groups.
 
-How it is kept. A link's label is its run's (:func:`run_label`: fixed, so a
-run's later snapshots and its earlier links agree without a lookup). Groups
-that must be one are joined union-find style in ``lineage_group_alias``: a
-row ``(grp, root)`` says label ``grp`` belongs to the group of ``root``; a
-label without a row is its own root. Roots are kept flat (every alias points
-at a root), and the smaller group (fewer aliases) is re-pointed at the
-larger, so a label is re-pointed O(log n) times at most. Joining groups never
-splits one again: deleting runs (``purge``) leaves groups larger than needed,
-which costs a walk time, never a node.
+How it is kept. A link stores the *root* label of its run's group, so a walk
+filters on one value. A run's own label is fixed (:func:`run_label`); when
+its group is another's, ``lineage_group_alias`` holds ``(grp, root)``: label
+``grp`` belongs to the group whose links carry ``root``. Joining two groups
+re-points the smaller one (fewer aliases) at the larger: its links and its
+aliases are updated to the larger root in one statement each, and its root
+becomes an alias, so a run's links are relabelled O(log n) times at most.
+A new run that joins an existing group (the common case: one more step of a
+chain) just has its links written with that group's root. Joining never
+splits a group again: deleting runs (``purge``) leaves groups larger than
+needed, which costs a walk time, never a node.
 
 Labels are 64-bit slices of an MD5 digest; two runs whose labels collide
 share a group, which again only widens a walk.
 
 Every writer of links labels them: :func:`join_groups` for the batched
 writes (before the rows go in, in the same transaction) and
-:func:`label_unlabelled` for bulk writers (migration, shard merges, the
+:func:`label_unlabelled` for bulk writers (migration 10, shard merges, the
 doctor). A link without a label (one inserted by hand through the
 ``RunArtifactLink`` model, say) makes lineage walk the whole table again,
-correct and slower, until ``doctor(fix=True)`` labels it.
+correct and slower, until ``doctor(fix=True)`` labels it. On PostgreSQL the
+group bookkeeping of concurrent writers is serialized by a transaction-level
+advisory lock (a root read by one writer must not be merged away by another
+before the first commits its links).
 """
 
 from __future__ import annotations
@@ -45,10 +50,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from consist.core.store.engines.postgres import PgConnection
+
 # Up to this many artifacts, a batch's lookup lists them as constants (read
 # through the index, about 40 us each); beyond, one scan of the table.
 _INDEXED_LOOKUP_MAX = 16
 _CHUNK = 2000
+_PG_GROUPS_LOCK = 0x6C696E65616765  # "lineage"
 
 
 def run_label(run_id: str) -> int:
@@ -68,8 +76,63 @@ def run_label(run_id: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def join_groups(
+    con: Any, links: Sequence[Sequence[Any]], *, new_runs: bool = False
+) -> dict[str, int]:
+    """Join the groups that the links about to be inserted connect; the label of each run.
+
+    Call inside the transaction that inserts ``links`` and before it does;
+    each link row is then written with the label returned for its run.
+
+    Parameters
+    ----------
+    con:
+        A connection to the store (DuckDB, or the PostgreSQL wrapper), in a
+        transaction.
+    links:
+        ``(run_id, artifact_id, direction, ...)`` rows.
+    new_runs:
+        True when no run of ``links`` has links in the store yet (a batch of
+        new runs): their own labels then need no relabelling when they join
+        another group.
+
+    Returns
+    -------
+    dict[str, int]
+        Run id -> the root label to write on its links.
+    """
+    if not links:
+        return {}
+    _serialize(con)
+    uf = _UnionFind()
+    labels = {str(link[0]): run_label(str(link[0])) for link in links}
+    current = _roots_of(con, labels.values())
+    inputs: dict[str, set[str]] = {}  # artifact -> runs that read it here
+    outputs: dict[str, set[str]] = {}  # artifact -> runs that output it here
+    for link in links:
+        run_id = str(link[0])
+        uf.union(("run", run_id), current.get(labels[run_id], labels[run_id]))
+        (outputs if link[2] == "output" else inputs).setdefault(str(link[1]), set()).add(run_id)
+    # Within the batch: every run linking an artifact that a run of the batch outputs.
+    for artifact, producers in outputs.items():
+        first = ("run", next(iter(producers)))
+        for run_id in producers | inputs.get(artifact, set()):
+            uf.union(first, ("run", run_id))
+    # Against the store: the roots the links already there carry.
+    for artifact, is_output, root in _existing_roots(con, inputs.keys() | outputs.keys(), outputs):
+        for run_id in outputs.get(artifact, ()):
+            uf.union(("run", run_id), root)
+        if is_output:
+            for run_id in inputs.get(artifact, ()):
+                uf.union(("run", run_id), root)
+    # A new run's own label carries no links yet: joining it relabels nothing.
+    linkless = {labels[r] for r in labels if labels[r] not in current} if new_runs else set()
+    survivors = _merge(con, uf, linkless)
+    return {run_id: survivors[uf.find(("run", run_id))] for run_id in labels}
+
+
 class _UnionFind:
-    """Union-find over hashable items (the batch's run labels and existing roots)."""
+    """Union-find over hashable items: ``("run", id)`` of the batch and root labels."""
 
     def __init__(self) -> None:
         self.parent: dict[Any, Any] = {}
@@ -87,57 +150,21 @@ class _UnionFind:
         if ra != rb:
             self.parent[ra] = rb
 
-    def components(self) -> list[set[Any]]:
-        out: dict[Any, set[Any]] = {}
+    def components(self) -> dict[Any, list[Any]]:
+        out: dict[Any, list[Any]] = {}
         for item in list(self.parent):
-            out.setdefault(self.find(item), set()).add(item)
-        return list(out.values())
+            out.setdefault(self.find(item), []).append(item)
+        return out
 
 
-def join_groups(con: Any, links: Sequence[Sequence[Any]]) -> None:
-    """Join the groups that the links about to be inserted connect.
-
-    Call inside the transaction that inserts ``links`` and before it does;
-    each link row is then written with ``lineage_group = run_label(run_id)``.
-
-    Parameters
-    ----------
-    con:
-        A connection to the store (DuckDB, or the PostgreSQL wrapper), in a
-        transaction.
-    links:
-        ``(run_id, artifact_id, direction, ...)`` rows.
-    """
-    if not links:
-        return
-    uf = _UnionFind()
-    run_labels = {run_label(str(link[0])) for link in links}
-    inputs: dict[str, set[int]] = {}  # artifact -> labels of runs that read it here
-    outputs: dict[str, set[int]] = {}  # artifact -> labels of runs that output it here
-    for link in links:
-        label = run_label(str(link[0]))
-        uf.find(label)
-        (outputs if link[2] == "output" else inputs).setdefault(str(link[1]), set()).add(label)
-    # Within the batch: every run linking an artifact that a run of the batch outputs.
-    for artifact, producers in outputs.items():
-        first = next(iter(producers))
-        for label in producers | inputs.get(artifact, set()):
-            uf.union(first, label)
-    # Against the store: the roots of the links already there.
-    for artifact, is_output, root in _existing_roots(con, inputs.keys() | outputs.keys(), outputs):
-        for label in outputs.get(artifact, ()):
-            uf.union(label, ("root", root))
-        if is_output:
-            for label in inputs.get(artifact, ()):
-                uf.union(label, ("root", root))
-    current = _roots_of(con, run_labels)
-    for label, root in current.items():
-        uf.union(label, ("root", root))
-    _merge(con, uf, current)
+def _serialize(con: Any) -> None:
+    """On PostgreSQL, hold the group bookkeeping lock until the transaction ends."""
+    if isinstance(con, PgConnection):
+        con.execute("SELECT pg_advisory_xact_lock(?)", [_PG_GROUPS_LOCK])
 
 
 def _existing_roots(
-    con: Any, artifacts: Iterable[str], outputs: dict[str, set[int]]
+    con: Any, artifacts: Iterable[str], outputs: dict[str, Any]
 ) -> list[tuple[str, bool, int]]:
     """``(artifact, is output link, root)`` of the labelled links of ``artifacts`` in the store.
 
@@ -149,92 +176,101 @@ def _existing_roots(
     if not ids:
         return []
     if len(ids) <= _INDEXED_LOOKUP_MAX:
-        where = f"l.artifact_id IN ({', '.join('?' * len(ids))})"
+        where = f"artifact_id IN ({', '.join('?' * len(ids))})"
         params: list[Any] = list(ids)
-        also = f"l.artifact_id IN ({', '.join('?' * len(produced))})"
+        also = f"artifact_id IN ({', '.join('?' * len(produced))})"
     else:
-        where = "l.artifact_id IN (SELECT unnest(?))"
+        where = "artifact_id IN (SELECT unnest(?))"
         params = [ids]
-        also = "l.artifact_id IN (SELECT unnest(?))"
-        produced = [produced] if produced else []
+        also = "artifact_id IN (SELECT unnest(?))"
+        produced = [produced] if produced else []  # type: ignore[list-item]
     if produced:
-        where += f" AND (l.direction = 'output' OR {also})"
+        where += f" AND (direction = 'output' OR {also})"
         params += produced
     else:
-        where += " AND l.direction = 'output'"
+        where += " AND direction = 'output'"
     rows = con.execute(
-        "SELECT DISTINCT CAST(l.artifact_id AS VARCHAR), l.direction = 'output', "
-        "coalesce(a.root, l.lineage_group) FROM run_artifact_link l "
-        "LEFT JOIN lineage_group_alias a ON a.grp = l.lineage_group "
-        f"WHERE l.lineage_group IS NOT NULL AND {where}",
+        "SELECT DISTINCT CAST(artifact_id AS VARCHAR), direction = 'output', lineage_group "
+        f"FROM run_artifact_link WHERE lineage_group IS NOT NULL AND {where}",
         params,
     ).fetchall()
     return [(str(r[0]), bool(r[1]), int(r[2])) for r in rows]
 
 
 def _roots_of(con: Any, labels: Iterable[int]) -> dict[int, int]:
-    """Label -> root for the labels among ``labels`` that have been joined to another group."""
-    values = sorted(labels)
-    out: dict[int, int] = {}
-    for start in range(0, len(values), _CHUNK):
-        chunk = values[start : start + _CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        for grp, root in con.execute(
-            f"SELECT grp, root FROM lineage_group_alias WHERE grp IN ({marks})", chunk
-        ).fetchall():
-            out[int(grp)] = int(root)
-    return out
+    """Label -> root for the labels among ``labels`` that belong to another group."""
+    values = sorted(set(labels))
+    if not values:
+        return {}
+    if len(values) <= _CHUNK:
+        marks = ", ".join("?" * len(values))
+        sql = f"SELECT grp, root FROM lineage_group_alias WHERE grp IN ({marks})"
+        rows = con.execute(sql, values).fetchall()
+    else:
+        sql = "SELECT grp, root FROM lineage_group_alias WHERE grp IN (SELECT unnest(?))"
+        rows = con.execute(sql, [values]).fetchall()
+    return {int(g): int(r) for g, r in rows}
 
 
-def _merge(con: Any, uf: _UnionFind, current: dict[int, int]) -> None:
-    """Record each component of ``uf`` as one group (the largest keeps its root)."""
-    plans: list[tuple[set[int], set[int]]] = []  # (roots to join, fresh labels to alias)
-    for component in uf.components():
-        roots: set[int] = set()
-        fresh: set[int] = set()
-        for item in component:
-            if isinstance(item, tuple):
-                roots.add(item[1])
-            elif item not in current:
-                fresh.add(item)  # a label that is its own root (maybe of older links)
-        if len(roots | fresh) > 1:
-            plans.append((roots, fresh))
-    if not plans:
-        return
-    sizes = _alias_counts(con, {r for roots, fresh in plans for r in roots | fresh})
-    aliases: list[tuple[int, int]] = []
-    for roots, fresh in plans:
-        candidates = roots | fresh
-        survivor = max(candidates, key=lambda r: (sizes.get(r, 0), -r))
-        for other in sorted(candidates - {survivor}):
-            if sizes.get(other, 0):
-                con.execute(
-                    "UPDATE lineage_group_alias SET root = ? WHERE root = ?", [survivor, other]
-                )
-            aliases.append((other, survivor))
-    for start in range(0, len(aliases), _CHUNK):
-        chunk = aliases[start : start + _CHUNK]
+def _merge(con: Any, uf: _UnionFind, linkless: set[int]) -> dict[Any, int]:
+    """Make each component of ``uf`` one group; return component -> its root label.
+
+    The root with the most aliases survives; the others (and their links and
+    aliases) are re-pointed at it in one statement per table. ``linkless``
+    roots are known to carry no links (a new run's own label).
+    """
+    components = uf.components()
+    roots_of: dict[Any, list[int]] = {
+        top: sorted({m for m in members if not isinstance(m, tuple)})
+        for top, members in components.items()
+    }
+    contested = {r for roots in roots_of.values() if len(roots) > 1 for r in roots}
+    sizes = _alias_counts(con, contested) if contested else {}
+    survivors: dict[Any, int] = {}
+    moves: list[tuple[int, int]] = []  # (old root, survivor)
+    for top, roots in roots_of.items():
+        survivor = max(roots, key=lambda r: (sizes.get(r, 0), -r))
+        survivors[top] = survivor
+        moves.extend((old, survivor) for old in roots if old != survivor)
+    if not moves:
+        return survivors
+    olds = [old for old, _ in moves]
+    news = [new for _, new in moves]
+    relabel = [(o, n) for o, n in moves if o not in linkless]
+    if relabel:
+        con.execute(
+            "UPDATE run_artifact_link SET lineage_group = m.to_root FROM (SELECT "
+            "unnest(CAST(? AS BIGINT[])) AS from_root, unnest(CAST(? AS BIGINT[])) AS to_root) m "
+            "WHERE run_artifact_link.lineage_group = m.from_root",
+            [[o for o, _ in relabel], [n for _, n in relabel]],
+        )
+    repoint = [(o, n) for o, n in moves if sizes.get(o, 0)]
+    if repoint:
+        con.execute(
+            "UPDATE lineage_group_alias SET root = m.to_root FROM (SELECT "
+            "unnest(CAST(? AS BIGINT[])) AS from_root, unnest(CAST(? AS BIGINT[])) AS to_root) m "
+            "WHERE lineage_group_alias.root = m.from_root",
+            [[o for o, _ in repoint], [n for _, n in repoint]],
+        )
+    for start in range(0, len(olds), _CHUNK):
+        chunk = list(zip(olds[start : start + _CHUNK], news[start : start + _CHUNK], strict=True))
         values = ", ".join(["(?, ?)"] * len(chunk))
         con.execute(
             f"INSERT INTO lineage_group_alias (grp, root) VALUES {values} "
             "ON CONFLICT (grp) DO UPDATE SET root = excluded.root",
             [v for pair in chunk for v in pair],
         )
+    return survivors
 
 
 def _alias_counts(con: Any, roots: set[int]) -> dict[int, int]:
     """Number of labels aliased to each of ``roots``."""
-    values = sorted(roots)
-    out: dict[int, int] = {}
-    for start in range(0, len(values), _CHUNK):
-        chunk = values[start : start + _CHUNK]
-        marks = ", ".join("?" * len(chunk))
-        for root, count in con.execute(
-            f"SELECT root, count(*) FROM lineage_group_alias WHERE root IN ({marks}) GROUP BY root",
-            chunk,
-        ).fetchall():
-            out[int(root)] = int(count)
-    return out
+    rows = con.execute(
+        "SELECT root, count(*) FROM lineage_group_alias "
+        "WHERE root IN (SELECT unnest(CAST(? AS BIGINT[]))) GROUP BY root",
+        [sorted(roots)],
+    ).fetchall()
+    return {int(root): int(count) for root, count in rows}
 
 
 def label_unlabelled(con: Any) -> int:
@@ -242,7 +278,8 @@ def label_unlabelled(con: Any) -> int:
 
     For writers that insert links in bulk without labels (migration 10,
     shard merges, links written by hand and fixed by the doctor). Runs in the
-    caller's transaction.
+    caller's transaction, with a constant number of statements however many
+    groups it joins.
 
     Parameters
     ----------
@@ -254,6 +291,7 @@ def label_unlabelled(con: Any) -> int:
     int
         The number of links labelled.
     """
+    _serialize(con)
     rows = con.execute(
         "SELECT DISTINCT run_id, CAST(artifact_id AS VARCHAR) FROM run_artifact_link "
         "WHERE lineage_group IS NULL"
@@ -262,53 +300,45 @@ def label_unlabelled(con: Any) -> int:
         return 0
     run_ids = sorted({r[0] for r in rows})
     artifacts = sorted({r[1] for r in rows})
-    labels = [run_label(r) for r in run_ids]
-    counted = con.execute("SELECT count(*) FROM run_artifact_link WHERE lineage_group IS NULL")
-    unlabelled = int(counted.fetchone()[0])
-    for start in range(0, len(run_ids), 50_000):
+    own = [run_label(r) for r in run_ids]
+    current = _roots_of(con, own)
+    labels = [current.get(label, label) for label in own]
+    unlabelled = int(
         con.execute(
-            "UPDATE run_artifact_link SET lineage_group = v.label FROM "
-            "(SELECT unnest(CAST(? AS VARCHAR[])) AS run_id, "
-            "unnest(CAST(? AS BIGINT[])) AS label) v "
-            "WHERE run_artifact_link.run_id = v.run_id AND run_artifact_link.lineage_group IS NULL",
-            [run_ids[start : start + 50_000], labels[start : start + 50_000]],
-        )
-    # Every pair of labels that share an artifact with an output link among them.
-    uf = _UnionFind()
-    for start in range(0, len(artifacts), 50_000):
-        pairs = con.execute(
-            "SELECT DISTINCT o.lineage_group, l.lineage_group FROM run_artifact_link o "
-            "JOIN run_artifact_link l ON l.artifact_id = o.artifact_id "
-            "WHERE o.direction = 'output' AND o.lineage_group <> l.lineage_group "
-            "AND o.artifact_id IN (SELECT unnest(?))",
-            [[uuid.UUID(a) for a in artifacts[start : start + 50_000]]],
-        ).fetchall()
+            "SELECT count(*) FROM run_artifact_link WHERE lineage_group IS NULL"
+        ).fetchone()[0]
+    )
+    con.execute(
+        "UPDATE run_artifact_link SET lineage_group = v.label FROM (SELECT "
+        "unnest(CAST(? AS VARCHAR[])) AS run_id, unnest(CAST(? AS BIGINT[])) AS label) v "
+        "WHERE run_artifact_link.run_id = v.run_id AND run_artifact_link.lineage_group IS NULL",
+        [run_ids, labels],
+    )
+    # Every pair of roots that share an artifact with an output link among them.
+    pairs = con.execute(
+        "SELECT DISTINCT o.lineage_group, l.lineage_group FROM run_artifact_link o "
+        "JOIN run_artifact_link l ON l.artifact_id = o.artifact_id "
+        "WHERE o.direction = 'output' AND o.lineage_group <> l.lineage_group "
+        "AND o.artifact_id IN (SELECT unnest(?))",
+        [[uuid.UUID(a) for a in artifacts]],
+    ).fetchall()
+    if pairs:
+        uf = _UnionFind()
         for a, b in pairs:
             uf.union(int(a), int(b))
-    involved = {item for item in uf.parent}
-    if involved:
-        current = _roots_of(con, involved)
-        for label, root in current.items():
-            uf.union(label, ("root", root))
-        _merge(con, uf, current)
+        _merge(con, uf, set())
     return unlabelled
 
 
 # What lineage joins instead of the whole link table: the links of the
-# root's group. ``roots`` are the groups of the links leaving the root node
-# (an index lookup); ``labels`` every label joined to them.
+# root's group (``roots``: the label of the links leaving the root node, an
+# index lookup; one value, as a group's links all carry its root).
 GROUP_EDGES_CTE = """
 roots AS (
-    SELECT DISTINCT coalesce(a.root, l.lineage_group) AS g
-    FROM run_artifact_link l LEFT JOIN lineage_group_alias a ON a.grp = l.lineage_group
-    WHERE l.src = CAST($root AS UUID)
-),
-labels AS (
-    SELECT g FROM roots
-    UNION SELECT a.grp FROM lineage_group_alias a WHERE a.root IN (SELECT g FROM roots)
+    SELECT DISTINCT lineage_group AS g FROM run_artifact_link WHERE src = CAST($root AS UUID)
 ),
 edges AS MATERIALIZED (
-    SELECT src, dst FROM run_artifact_link WHERE lineage_group IN (SELECT g FROM labels)
+    SELECT src, dst FROM run_artifact_link WHERE lineage_group IN (SELECT g FROM roots)
 )"""
 
 ALL_LABELLED_SQL = "SELECT NOT EXISTS (SELECT 1 FROM run_artifact_link WHERE lineage_group IS NULL)"
