@@ -261,10 +261,14 @@ class TestShapes:
         tree = tracker.get_artifact_lineage(arts["merged"].id)
 
         assert len(calls) == 1
-        # By UUID: the walk, then the links leaving the nodes it reached (with
-        # their runs) and the artifacts among them, by index (two statements
-        # whatever the size of the graph).
-        assert len(counter.statements) == 2
+        # By UUID: whether every link has its lineage group (else the walk
+        # joins the whole link table), the walk over the root's group, then the
+        # links leaving the nodes it reached (with their runs) and the
+        # artifacts among them, by index (three statements whatever the size
+        # of the graph).
+        assert len(counter.statements) == 3
+        assert "lineage_group IS NULL" in counter.statements[0]
+        assert "lineage_group IN" in counter.statements[1]
         merge_inputs = tree["producing_run"]["inputs"]
         assert [n["input_key"] for n in merge_inputs] == ["a_left", "b_right"]  # sorted
         for node, side in zip(merge_inputs, ("left", "right"), strict=True):
@@ -277,7 +281,7 @@ class TestShapes:
 
         counter.statements.clear()
         tracker.get_artifact_lineage("merged")
-        assert len(counter.statements) == 3  # key lookup + the walk's two
+        assert len(counter.statements) == 4  # key lookup + the walk's three
 
     def test_split_fetch_returns_the_rows_of_the_single_statement(
         self, tracker: Tracker, base: Path

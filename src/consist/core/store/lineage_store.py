@@ -18,8 +18,14 @@ costs about 0.3 ms even when it is a single index lookup. The old walk joined
 the link table twice per level on ``artifact_id`` and on the ``run_id``
 string (two hash tables, one keyed by strings, of every link): about 11 ms
 beside 200,000 links. One hash table of two UUID columns costs about 40% of
-that, and everything read after the walk follows the size of the graph
-(measured in ``benchmarks/store_at_scale.py``).
+that; joining only the links of the root's *lineage group* (schema 10,
+:mod:`consist.core.store.lineage_groups`: every link a walk from the root
+can reach carries the same label) makes the hash table as small as the
+graph, and everything read after the walk follows the size of the graph too
+(measured in ``benchmarks/store_at_scale.py``). While some link has no label
+(written by hand), the walk joins the whole table, as before. So a lineage
+costs three statements: that check, the walk, and the read of what it
+reached.
 
 The walk follows *every* run that linked an artifact as output (the original
 producer and any later cache hits); choosing the producer happens here in
@@ -393,7 +399,7 @@ class LineageStore:
     def upstream(
         self, artifact_id: uuid.UUID | str, *, max_depth: int | None = None
     ) -> UpstreamGraph | None:
-        """The upstream graph of an artifact, fetched in two statements.
+        """The upstream graph of an artifact, fetched in three statements.
 
         Parameters
         ----------
@@ -439,12 +445,12 @@ class LineageStore:
 
 
 def _unbounded_rows(con: Any, root: str) -> list[tuple[Any, ...]]:
-    """The rows of ``_SQL_UNBOUNDED``, in two statements (see :func:`_walk_rows`)."""
+    """The rows of ``_SQL_UNBOUNDED``, in three statements (see :func:`_walk_rows`)."""
     return _walk_rows(con, root, None)
 
 
 def _bounded_rows(con: Any, root: str, max_depth: int) -> list[tuple[Any, ...]]:
-    """The rows of ``_SQL_BOUNDED``, in two statements (see :func:`_walk_rows`)."""
+    """The rows of ``_SQL_BOUNDED``, in three statements (see :func:`_walk_rows`)."""
     return _walk_rows(con, root, max_depth)
 
 
@@ -452,7 +458,9 @@ def _walk_rows(con: Any, root: str, max_depth: int | None) -> list[tuple[Any, ..
     """The lineage rows of ``root``: the walk, then one statement about what it reached.
 
     The walk collects the nodes reached from ``root`` (:data:`_WALK_NODES`, or
-    :data:`_WALK_NODES_BOUNDED` up to ``max_depth``). One statement then reads,
+    :data:`_WALK_NODES_BOUNDED` up to ``max_depth``; their ``_GROUPED`` forms,
+    which join only the links of the root's lineage group, when every link
+    has one). One statement then reads,
     by index, the links leaving the expanded nodes with their runs, the
     reached artifacts and, when bounded, which of them have a producing link.
     The edges ``(artifact, run, input, key)`` are rebuilt here from the
