@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import queue
+import random
 import signal
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from pathlib import Path
 
 from consist import Tracker
@@ -156,3 +158,34 @@ def make_model_project(root: Path) -> Path:
 def project_tracker(repo: Path) -> Tracker:
     """A tracker with its run directory and database inside ``repo``."""
     return Tracker(repo / "runs", db_path=repo / "provenance.duckdb", project_root=repo)
+
+
+def random_lineage_graph(
+    seed: int, runs: int
+) -> list[tuple[str, list[uuid.UUID], list[uuid.UUID]]]:
+    """A random run graph: ``(run id, input ids, output ids)`` in the order the runs happen.
+
+    Chains and diamonds (inputs drawn from earlier outputs), raw inputs read by
+    several runs, runs handed an earlier output again (cache hits) and runs
+    that output an artifact others read raw.
+    """
+    rng = random.Random(seed)
+    produced: list[uuid.UUID] = []
+    raw: list[uuid.UUID] = [uuid.uuid4() for _ in range(4)]
+    graph = []
+    for k in range(runs):
+        run_id = f"run_{seed}_{k}"
+        pool = produced + raw
+        inputs = rng.sample(pool, k=min(len(pool), rng.choice([0, 1, 1, 1, 2, 3])))
+        if rng.random() < 0.1:
+            raw.append(uuid.uuid4())
+            inputs.append(raw[-1])
+        outputs = [uuid.uuid4() for _ in range(rng.choice([0, 1, 1, 2]))]
+        roll = rng.random()
+        if roll < 0.15 and produced:
+            outputs.append(rng.choice(produced))  # a cache hit handed an earlier output
+        elif roll < 0.25 and raw:
+            outputs.append(rng.choice(raw))  # a run outputs what others read raw
+        produced.extend(o for o in outputs if o not in produced)
+        graph.append((run_id, inputs, outputs))
+    return graph

@@ -244,6 +244,59 @@ def test_idle_release_closes_and_another_process_can_write(db: Path) -> None:
         manager.close()
 
 
+def test_a_reopen_keeps_the_epoch_only_when_nobody_wrote_the_file(db: Path) -> None:
+    """What a process learned about the store survives its own idle release, nothing more.
+
+    Epoch-keyed knowledge (completed signatures, raw inputs with no producer,
+    the write-log mirror) is trusted only while no other process can have
+    written: a re-open that finds the file's bytes as this manager left them
+    keeps the epoch; another process's write, or a plain DuckDB client's,
+    starts a new one.
+    """
+    manager = DuckDBConnectionManager(str(db), idle_release_s=60, max_hold_s=60)
+    try:
+        with manager.transaction() as con:
+            con.execute("CREATE TABLE t (v INTEGER)")
+            con.execute("INSERT INTO t VALUES (1)")
+        first = manager.epoch
+        manager.release()
+        assert values(manager) == [1] and manager.epoch == first  # nobody else wrote
+        with manager.transaction() as con:  # our own write, while held: same epoch
+            con.execute("INSERT INTO t VALUES (2)")
+        manager.release()
+        assert values(manager) == [1, 2] and manager.epoch == first
+        manager.release()
+        # Read-only openers (another process, or DuckDB's CLI) change nothing.
+        reader = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "import duckdb, sys; "
+                "duckdb.connect(sys.argv[1], read_only=True).execute('SELECT * FROM t').fetchall()",
+                str(db),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert reader.returncode == 0, reader.stderr
+        assert values(manager) == [1, 2] and manager.epoch == first
+        manager.release()
+        result = run_writer(db, 3)  # a plain DuckDB client writes
+        assert result.returncode == 0, result.stderr
+        assert values(manager) == [1, 2, 3] and manager.epoch == first + 1
+        manager.release()
+        other = DuckDBConnectionManager(str(db), idle_release_s=60, max_hold_s=60)
+        try:
+            with other.transaction() as con:  # another manager (as another tracker would)
+                con.execute("INSERT INTO t VALUES (4)")
+        finally:
+            other.close()
+        assert values(manager) == [1, 2, 3, 4] and manager.epoch == first + 2
+    finally:
+        manager.close()
+
+
 def test_regular_use_postpones_idle_release(db: Path) -> None:
     manager = DuckDBConnectionManager(str(db), idle_release_s=0.5, max_hold_s=60)
     try:

@@ -20,6 +20,7 @@ import duckdb
 import pytest
 
 import consist
+from _support import random_lineage_graph as _random_graph
 from consist import Tracker
 from consist.core.store.batch import freeze, write_batch
 from consist.core.store.lineage_groups import label_unlabelled, run_label
@@ -40,30 +41,6 @@ def _store(path: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(str(path))
     assert apply_migrations(con, lambda: "2026-12-05 00:00:00") == LATEST_VERSION
     return con
-
-
-def _random_graph(seed: int, runs: int) -> list[tuple[str, list[uuid.UUID], list[uuid.UUID]]]:
-    """``(run id, inputs, outputs)`` in the order the runs happen."""
-    rng = random.Random(seed)
-    produced: list[uuid.UUID] = []
-    raw: list[uuid.UUID] = [uuid.uuid4() for _ in range(4)]
-    graph = []
-    for k in range(runs):
-        run_id = f"run_{seed}_{k}"
-        pool = produced + raw
-        inputs = rng.sample(pool, k=min(len(pool), rng.choice([0, 1, 1, 1, 2, 3])))
-        if rng.random() < 0.1:
-            raw.append(uuid.uuid4())
-            inputs.append(raw[-1])
-        outputs = [uuid.uuid4() for _ in range(rng.choice([0, 1, 1, 2]))]
-        roll = rng.random()
-        if roll < 0.15 and produced:
-            outputs.append(rng.choice(produced))  # a cache hit handed an earlier output
-        elif roll < 0.25 and raw:
-            outputs.append(rng.choice(raw))  # a run outputs what others read raw
-        produced.extend(o for o in outputs if o not in produced)
-        graph.append((run_id, inputs, outputs))
-    return graph
 
 
 def _write(con: Any, graph: list, seed: int) -> None:

@@ -40,6 +40,19 @@ logger = logging.getLogger("consist")
 _LOCK_MARKERS = ("could not set lock", "conflicting lock", "lock on file")
 
 
+def _file_stamp(path: str) -> tuple[Any, ...]:
+    """Inode, size, mtime and ctime of a database file and of its write-ahead log."""
+    stamp: list[Any] = []
+    for name in (path, path + ".wal"):
+        try:
+            st = os.stat(name)
+        except OSError:
+            stamp.append(None)
+        else:
+            stamp.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return tuple(stamp)
+
+
 def is_lock_error(exc: BaseException) -> bool:
     """True when ``exc`` says another process holds the database file."""
     text = str(exc).lower()
@@ -139,10 +152,12 @@ class DuckDBConnectionManager:
         self._timer_active = False
         self._turn: _ProcessTurn | None = None
         self.open_count = 0
-        # Changes each time the file is (re)opened: state learned while the
-        # file was held continuously (no other process could write) is only
-        # trusted within one epoch.
+        # Changes each time the file is (re)opened after something else may
+        # have written it: state learned while the file was held (no other
+        # process could write) is only trusted within one epoch. A re-open that
+        # finds the file exactly as this manager left it keeps the epoch.
         self.epoch = 0
+        self._left_as: tuple[Any, ...] | None = None
         # Called (holding the manager's lock) before the file is given back:
         # stores retry writes whose commit failed there.
         self.before_release: list[Callable[[], None]] = []
@@ -391,7 +406,14 @@ class DuckDBConnectionManager:
             raise
         self._con = con
         self.open_count += 1
-        self.epoch += 1
+        # Holding DuckDB's lock now: nobody can write. Unchanged bytes since
+        # this manager closed the file (same inode, size and times of the file
+        # and its write-ahead log; DuckDB's open and reads change none) mean
+        # no other process or client wrote meanwhile, so what this process
+        # learned about the store still holds (signatures, raw inputs...).
+        left_as, self._left_as = self._left_as, None
+        if left_as is None or self.read_only or _file_stamp(self.path) != left_as:
+            self.epoch += 1
         self._opened_at = time.monotonic()
         return con
 
@@ -429,9 +451,15 @@ class DuckDBConnectionManager:
 
     def _close_connection(self) -> None:
         con, self._con = self._con, None
+        self._left_as = None
         if con is not None:
-            with contextlib.suppress(Exception):  # closing must never raise into user code
+            try:
                 con.close()
+            except Exception:  # closing must never raise into user code
+                pass
+            else:
+                if not self.read_only:
+                    self._left_as = _file_stamp(self.path)
         turn, self._turn = self._turn, None
         if turn is not None:
             turn.release()
@@ -625,6 +653,7 @@ def _after_fork_in_child() -> None:
             _INHERITED.append(manager._con)
             _INHERITED_OPEN.add(os.path.realpath(manager.path))
         manager._con = None
+        manager._left_as = None  # the child learns the file afresh
         manager._turn = None
         manager._depth = 0
         manager._giving_back = False

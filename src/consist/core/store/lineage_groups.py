@@ -52,8 +52,8 @@ from typing import Any
 
 from consist.core.store.engines.postgres import PgConnection
 
-# Up to this many artifacts, a batch's lookup lists them as constants (read
-# through the index, about 40 us each); beyond, one scan of the table.
+# Up to this many values, a lookup lists them as constants (read through the
+# index, about 40 us each); beyond, one scan of the table.
 _INDEXED_LOOKUP_MAX = 16
 _CHUNK = 2000
 _PG_GROUPS_LOCK = 0x6C696E65616765  # "lineage"
@@ -202,12 +202,15 @@ def _roots_of(con: Any, labels: Iterable[int]) -> dict[int, int]:
     values = sorted(set(labels))
     if not values:
         return {}
-    if len(values) <= _CHUNK:
+    if len(values) <= _INDEXED_LOOKUP_MAX:
         marks = ", ".join("?" * len(values))
         sql = f"SELECT grp, root FROM lineage_group_alias WHERE grp IN ({marks})"
         rows = con.execute(sql, values).fetchall()
     else:
-        sql = "SELECT grp, root FROM lineage_group_alias WHERE grp IN (SELECT unnest(?))"
+        sql = (
+            "SELECT grp, root FROM lineage_group_alias "
+            "WHERE grp IN (SELECT unnest(CAST(? AS BIGINT[])))"
+        )
         rows = con.execute(sql, [values]).fetchall()
     return {int(g): int(r) for g, r in rows}
 

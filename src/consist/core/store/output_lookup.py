@@ -14,7 +14,11 @@ lookup read ~1,000 rows per run and cost ~10 ms, growing with the store.
 while this process holds the file no other process writes), the URIs known
 to have no such output. Only this process can then add one: a flush forgets
 the URIs of the outputs it commits, and a shard merge forgets everything.
-Positive answers are never cached (a purge may remove them).
+Positive answers are never cached (a purge may remove them). An epoch outlives
+this process's own hand-overs of the file when nobody wrote it meanwhile (see
+``DuckDBConnectionManager.epoch``): before that, each hand-over (every
+``max_hold_s``) emptied the set, and the per-run cost of a sweep reading 100
+shared files grew from 6 to 23 ms over 100,000 runs.
 """
 
 from __future__ import annotations
@@ -176,14 +180,14 @@ class OutputLookupMixin:
         found = {r[_URI]: artifact_from_row(r) for r in rows}
         # Read after the tables: a write logged meanwhile is queued (or, once
         # applied, bumped the generation so nothing below is remembered).
+        wanted = set(uris)
         queued = [
             (row, artifact_from_row(row))
             for row, _ in self._queued_outputs()
-            if row[_TABLE_PATH] is None and row[_ARRAY_PATH] is None
+            if row[_URI] in wanted and row[_TABLE_PATH] is None and row[_ARRAY_PATH] is None
         ]
         # A URI with a queued output will be in the tables once it is applied.
         absent.add(epoch, generation, set(ask) - set(found) - {r[_URI] for r, _ in queued})
-        wanted = set(uris)
         for row, art in queued:
             uri = row[_URI]
             if uri in wanted and (uri not in found or art.created_at >= found[uri].created_at):
