@@ -46,13 +46,29 @@ t.run(fn=slow, name="slow", run_id="slow_victim", config={"x": 1})
 """
 
 
-def table_rows(db: Path) -> dict[str, list[tuple[Any, ...]]]:
+def table_rows(db: Path) -> dict[str, Any]:
+    """The rows of ``TABLES``, and how the runs are split into lineage groups.
+
+    A group's label is whichever root survived the joins, which depends on
+    the order the runs were written in: the partition must be the same, the
+    labels need not.
+    """
     con = duckdb.connect(str(db), read_only=True)
     try:
-        return {
-            table: con.execute(f"SELECT * FROM {table} ORDER BY {order}").fetchall()
+        out: dict[str, Any] = {
+            table: con.execute(
+                f"SELECT * EXCLUDE (lineage_group) FROM {table} ORDER BY {order}"
+                if table == "run_artifact_link"
+                else f"SELECT * FROM {table} ORDER BY {order}"
+            ).fetchall()
             for table, order in TABLES.items()
         }
+        groups = con.execute(
+            "SELECT list(DISTINCT run_id ORDER BY run_id) FROM run_artifact_link "
+            "GROUP BY lineage_group"
+        ).fetchall()
+        out["lineage_groups"] = sorted(tuple(g[0]) for g in groups)
+        return out
     finally:
         con.close()
 

@@ -239,7 +239,20 @@ class RunArtifactLink(_ConsistTable, table=True):
     meta: dict[str, Any] | None = _json()
     src: uuid.UUID | None = None
     dst: uuid.UUID | None = None
-    lineage_group: int | None = None
+    lineage_group: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class LineageGroupAlias(_ConsistTable, table=True):
+    """Row of ``lineage_group_alias``: label ``grp`` belongs to the lineage group ``root``.
+
+    A run's own label (see ``RunArtifactLink.lineage_group``) or a group's old
+    root that was joined to a larger group. Written by the store only.
+    """
+
+    __tablename__ = "lineage_group_alias"
+
+    grp: int = Field(primary_key=True, sa_type=BigInteger)
+    root: int = Field(sa_type=BigInteger)
 
 
 class ContentIdentity(_ConsistTable, table=True):
