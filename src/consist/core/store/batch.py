@@ -198,7 +198,7 @@ def write_batch(con: Any, writes: Sequence[PendingWrite], *, plain_inserts: bool
         "run_artifact_link",
         "run_id, artifact_id, direction, key, meta, src, dst, lineage_group",
         [
-            [*link, *link_nodes(link[0], link[1], link[2]), groups[link[0]]]
+            [*link, *link_nodes(link[0], link[1], link[2]), groups.get(link[0])]
             for link in links.values()
         ],
         link_conflict,

@@ -350,7 +350,8 @@ def diagnose(store: MetadataStore, journal: Journal) -> tuple[DoctorReport, dict
         running_ids = [r[0] for r in con.execute(_RUNNING_SQL).fetchall()]
         dangling = con.execute(_DANGLING_SQL).fetchall()
         no_edge = con.execute(_NO_EDGE_SQL).fetchone()[0]
-        no_group = con.execute(_NO_GROUP_SQL).fetchone()[0]
+        # Lineage groups are DuckDB's (see lineage_groups): PostgreSQL has none.
+        no_group = 0 if postgres else con.execute(_NO_GROUP_SQL).fetchone()[0]
     if postgres:
         report.notes.append(
             "unapplied_writes not checked: a PostgreSQL store commits run writes to its tables "

@@ -37,10 +37,12 @@ writes (before the rows go in, in the same transaction) and
 :func:`label_unlabelled` for bulk writers (migration 10, shard merges, the
 doctor). A link without a label (one inserted by hand through the
 ``RunArtifactLink`` model, say) makes lineage walk the whole table again,
-correct and slower, until ``doctor(fix=True)`` labels it. On PostgreSQL the
-group bookkeeping of concurrent writers is serialized by a transaction-level
-advisory lock (a root read by one writer must not be merged away by another
-before the first commits its links).
+correct and slower, until ``doctor(fix=True)`` labels it.
+
+Groups are DuckDB's: a PostgreSQL store walks its links through the ``src``
+index (a nested loop per hop costs what the graph costs), so its links are
+left unlabelled and none of this runs there (no write-path lookups, no lock
+serializing concurrent writers' bookkeeping).
 """
 
 from __future__ import annotations
@@ -56,7 +58,6 @@ from consist.core.store.engines.postgres import PgConnection
 # index, about 40 us each); beyond, one scan of the table.
 _INDEXED_LOOKUP_MAX = 16
 _CHUNK = 2000
-_PG_GROUPS_LOCK = 0x6C696E65616765  # "lineage"
 
 
 def run_label(run_id: str) -> int:
@@ -99,11 +100,11 @@ def join_groups(
     Returns
     -------
     dict[str, int]
-        Run id -> the root label to write on its links.
+        Run id -> the root label to write on its links (empty on PostgreSQL:
+        its links stay unlabelled).
     """
-    if not links:
+    if not links or isinstance(con, PgConnection):
         return {}
-    _serialize(con)
     uf = _UnionFind()
     labels = {str(link[0]): run_label(str(link[0])) for link in links}
     current = _roots_of(con, labels.values())
@@ -155,12 +156,6 @@ class _UnionFind:
         for item in list(self.parent):
             out.setdefault(self.find(item), []).append(item)
         return out
-
-
-def _serialize(con: Any) -> None:
-    """On PostgreSQL, hold the group bookkeeping lock until the transaction ends."""
-    if isinstance(con, PgConnection):
-        con.execute("SELECT pg_advisory_xact_lock(?)", [_PG_GROUPS_LOCK])
 
 
 def _existing_roots(
@@ -292,9 +287,10 @@ def label_unlabelled(con: Any) -> int:
     Returns
     -------
     int
-        The number of links labelled.
+        The number of links labelled (0 on PostgreSQL, which has no groups).
     """
-    _serialize(con)
+    if isinstance(con, PgConnection):
+        return 0
     rows = con.execute(
         "SELECT DISTINCT run_id, CAST(artifact_id AS VARCHAR) FROM run_artifact_link "
         "WHERE lineage_group IS NULL"

@@ -395,6 +395,10 @@ class LineageStore:
     ) -> None:
         self.connections = connections
         self.before_read = before_read
+        # PostgreSQL walks the link table through its src index (a nested
+        # loop per hop), so the group filter (a scan without an index there)
+        # would only slow it down; DuckDB hashes whatever it joins.
+        self.grouped = isinstance(connections, DuckDBConnectionManager)
 
     def upstream(
         self, artifact_id: uuid.UUID | str, *, max_depth: int | None = None
@@ -421,7 +425,7 @@ class LineageStore:
         root = str(artifact_id)
         bound = max_depth if max_depth is not None and max_depth <= BOUNDED_WALK_LIMIT else None
         with self.connections.connection() as con:
-            rows = _walk_rows(con, root, bound)
+            rows = _walk_rows(con, root, bound, grouped=self.grouped)
         return _graph_from_rows(_as_uuid(root), rows, bound)
 
     def run_inputs(self, run_id: str) -> RunInputs | None:
@@ -454,13 +458,15 @@ def _bounded_rows(con: Any, root: str, max_depth: int) -> list[tuple[Any, ...]]:
     return _walk_rows(con, root, max_depth)
 
 
-def _walk_rows(con: Any, root: str, max_depth: int | None) -> list[tuple[Any, ...]]:
+def _walk_rows(
+    con: Any, root: str, max_depth: int | None, *, grouped: bool = True
+) -> list[tuple[Any, ...]]:
     """The lineage rows of ``root``: the walk, then one statement about what it reached.
 
     The walk collects the nodes reached from ``root`` (:data:`_WALK_NODES`, or
     :data:`_WALK_NODES_BOUNDED` up to ``max_depth``; their ``_GROUPED`` forms,
-    which join only the links of the root's lineage group, when every link
-    has one). One statement then reads,
+    which join only the links of the root's lineage group, when ``grouped``
+    and every link has one). One statement then reads,
     by index, the links leaving the expanded nodes with their runs, the
     reached artifacts and, when bounded, which of them have a producing link.
     The edges ``(artifact, run, input, key)`` are rebuilt here from the
@@ -468,7 +474,7 @@ def _walk_rows(con: Any, root: str, max_depth: int | None) -> list[tuple[Any, ..
     inputs (or with None when it has none). The rows are those of
     the one-statement forms ``_SQL_UNBOUNDED`` / ``_SQL_BOUNDED``.
     """
-    grouped = bool(con.execute(ALL_LABELLED_SQL).fetchone()[0])
+    grouped = grouped and bool(con.execute(ALL_LABELLED_SQL).fetchone()[0])
     if max_depth is None:
         sql = _WALK_NODES_GROUPED if grouped else _WALK_NODES
         walked = con.execute(sql, {"root": root}).fetchall()
