@@ -40,8 +40,15 @@ logger = logging.getLogger("consist")
 _LOCK_MARKERS = ("could not set lock", "conflicting lock", "lock on file")
 
 
+# DuckDB's file begins with a main header and two database headers (4 KiB
+# each); a checkpoint rewrites one of the latter with a higher iteration
+# count, so these bytes change with every write that reaches the file, even
+# where file times are coarse (FAT, some network file systems).
+_HEADER_BYTES = 3 * 4096
+
+
 def _file_stamp(path: str) -> tuple[Any, ...]:
-    """Inode, size, mtime and ctime of a database file and of its write-ahead log."""
+    """Inode, size, times and headers of a database file; inode, size and times of its WAL."""
     stamp: list[Any] = []
     for name in (path, path + ".wal"):
         try:
@@ -50,6 +57,11 @@ def _file_stamp(path: str) -> tuple[Any, ...]:
             stamp.append(None)
         else:
             stamp.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    try:
+        with open(path, "rb") as fh:
+            stamp.append(fh.read(_HEADER_BYTES))
+    except OSError:
+        stamp.append(None)
     return tuple(stamp)
 
 
@@ -406,9 +418,9 @@ class DuckDBConnectionManager:
             raise
         self._con = con
         self.open_count += 1
-        # Holding DuckDB's lock now: nobody can write. Unchanged bytes since
-        # this manager closed the file (same inode, size and times of the file
-        # and its write-ahead log; DuckDB's open and reads change none) mean
+        # Holding DuckDB's lock now: nobody can write. An unchanged file since
+        # this manager closed it (same inode, size, times and headers of the
+        # file, same write-ahead log; DuckDB's open and reads change none) means
         # no other process or client wrote meanwhile, so what this process
         # learned about the store still holds (signatures, raw inputs...).
         left_as, self._left_as = self._left_as, None
