@@ -18,8 +18,8 @@ from typing import Any
 
 import duckdb
 import pytest
+from test_lineage_edges import _chain, _step
 
-import consist
 from _support import random_lineage_graph as _random_graph
 from consist import Tracker
 from consist.core.store.batch import freeze, write_batch
@@ -162,27 +162,6 @@ def test_a_sweep_over_one_raw_input_stays_many_small_groups(tmp_path: Path) -> N
     assert len({group(f"sweep_{k}") for k in range(30)}) == 30
     assert len({group(run_id) for run_id, _, _ in chain}) == 1
     assert _assert_walks_agree(con, graph + chain) == 22  # the chain: 11 artifacts, 11 runs
-
-
-def _step(config: dict, upstream: Path | None = None) -> Path:
-    out = consist.output_path("out", ext="txt")
-    out.write_text(f"{config['k']}\n" + (upstream.read_text() if upstream is not None else ""))
-    return out
-
-
-def _chain(tracker: Tracker, n: int) -> list:
-    results, prev = [], None
-    for k in range(n):
-        result = tracker.run(
-            _step,
-            name="step",
-            config={"k": k},
-            inputs={"upstream": prev} if prev is not None else None,
-            outputs=["out"],
-        )
-        results.append(result)
-        prev = result.outputs["out"]
-    return results
 
 
 def _depth(lineage: dict) -> int:

@@ -234,22 +234,8 @@ def _merge(con: Any, uf: _UnionFind, linkless: set[int]) -> dict[Any, int]:
         return survivors
     olds = [old for old, _ in moves]
     news = [new for _, new in moves]
-    relabel = [(o, n) for o, n in moves if o not in linkless]
-    if relabel:
-        con.execute(
-            "UPDATE run_artifact_link SET lineage_group = m.to_root FROM (SELECT "
-            "unnest(CAST(? AS BIGINT[])) AS from_root, unnest(CAST(? AS BIGINT[])) AS to_root) m "
-            "WHERE run_artifact_link.lineage_group = m.from_root",
-            [[o for o, _ in relabel], [n for _, n in relabel]],
-        )
-    repoint = [(o, n) for o, n in moves if sizes.get(o, 0)]
-    if repoint:
-        con.execute(
-            "UPDATE lineage_group_alias SET root = m.to_root FROM (SELECT "
-            "unnest(CAST(? AS BIGINT[])) AS from_root, unnest(CAST(? AS BIGINT[])) AS to_root) m "
-            "WHERE lineage_group_alias.root = m.from_root",
-            [[o for o, _ in repoint], [n for _, n in repoint]],
-        )
+    _repoint(con, "run_artifact_link", "lineage_group", [m for m in moves if m[0] not in linkless])
+    _repoint(con, "lineage_group_alias", "root", [m for m in moves if sizes.get(m[0], 0)])
     for start in range(0, len(olds), _CHUNK):
         chunk = list(zip(olds[start : start + _CHUNK], news[start : start + _CHUNK], strict=True))
         values = ", ".join(["(?, ?)"] * len(chunk))
@@ -259,6 +245,18 @@ def _merge(con: Any, uf: _UnionFind, linkless: set[int]) -> dict[Any, int]:
             [v for pair in chunk for v in pair],
         )
     return survivors
+
+
+def _repoint(con: Any, table: str, column: str, moves: Sequence[tuple[int, int]]) -> None:
+    """Set ``column`` of ``table`` to the survivor wherever it holds a moved root."""
+    if not moves:
+        return
+    con.execute(
+        f"UPDATE {table} SET {column} = m.to_root FROM (SELECT "
+        "unnest(CAST(? AS BIGINT[])) AS from_root, unnest(CAST(? AS BIGINT[])) AS to_root) m "
+        f"WHERE {table}.{column} = m.from_root",
+        [[old for old, _ in moves], [new for _, new in moves]],
+    )
 
 
 def _alias_counts(con: Any, roots: set[int]) -> dict[int, int]:
