@@ -208,3 +208,56 @@ def test_a_data_file_appearing_after_the_check_is_still_refused(tmp_path: Path):
     finally:
         store.close()
     assert path.read_text() == "a,b\n1,2\n"
+
+
+_PROBE = """
+import sys, duckdb
+try:
+    duckdb.connect(sys.argv[1]).close()
+except duckdb.IOException as exc:
+    print("locked out" if "lock" in str(exc).lower() else f"error: {exc}")
+else:
+    print("got in")
+"""
+
+
+def _another_process_opens(db: Path) -> str:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(db)], capture_output=True, text=True, timeout=60
+    )
+    return out.stdout.strip() or out.stderr.strip()
+
+
+def test_a_second_tracker_on_a_held_store_keeps_other_processes_out(tmp_path: Path):
+    """Checking the header of a store this process holds must not drop DuckDB's lock.
+
+    DuckDB locks its file with POSIX record locks, released for the whole
+    process when any descriptor of the file is closed: the header check used
+    to open and close the file, so a second tracker (or a notebook cell run
+    again) let another process open the database beside the first tracker.
+    The epoch check on every re-open reads no bytes of the file for the same
+    reason.
+    """
+    db = tmp_path / "provenance.duckdb"
+    first = Tracker(run_dir=tmp_path / "runs", db_path=db)
+    try:
+        first.run(fn=_noop, name="step", config={"k": 1})
+        assert first.store.connections.is_open
+        assert _another_process_opens(db) == "locked out"
+        for name in ("again", "and_again"):  # a notebook cell run twice more
+            Tracker(run_dir=tmp_path / name, db_path=db)
+            assert first.store.connections.is_open
+            assert _another_process_opens(db) == "locked out"
+        first.store.connections.release()
+        first.run(fn=_noop, name="step", config={"k": 2})  # re-open: the epoch check
+        assert _another_process_opens(db) == "locked out"
+    finally:
+        first.close()
+    assert _another_process_opens(db) == "got in"
+
+
+def _noop() -> None:
+    return None

@@ -40,15 +40,14 @@ logger = logging.getLogger("consist")
 _LOCK_MARKERS = ("could not set lock", "conflicting lock", "lock on file")
 
 
-# DuckDB's file begins with a main header and two database headers (4 KiB
-# each); a checkpoint rewrites one of the latter with a higher iteration
-# count, so these bytes change with every write that reaches the file, even
-# where file times are coarse (FAT, some network file systems).
-_HEADER_BYTES = 3 * 4096
-
-
 def _file_stamp(path: str) -> tuple[Any, ...]:
-    """Inode, size, times and headers of a database file; inode, size and times of its WAL."""
+    """Device, inode, size, mtime and ctime of a database file and of its write-ahead log.
+
+    Stat calls only: the file is never opened here. DuckDB locks it with POSIX
+    record locks, which the kernel drops for the whole process as soon as any
+    descriptor of the file is closed, so reading the file's bytes (its
+    checkpoint headers, say) would hand the lock to other processes.
+    """
     stamp: list[Any] = []
     for name in (path, path + ".wal"):
         try:
@@ -57,11 +56,6 @@ def _file_stamp(path: str) -> tuple[Any, ...]:
             stamp.append(None)
         else:
             stamp.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
-    try:
-        with open(path, "rb") as fh:
-            stamp.append(fh.read(_HEADER_BYTES))
-    except OSError:
-        stamp.append(None)
     return tuple(stamp)
 
 
@@ -419,8 +413,8 @@ class DuckDBConnectionManager:
         self._con = con
         self.open_count += 1
         # Holding DuckDB's lock now: nobody can write. An unchanged file since
-        # this manager closed it (same inode, size, times and headers of the
-        # file, same write-ahead log; DuckDB's open and reads change none) means
+        # this manager closed it (same inode, size and times of the file and of
+        # its write-ahead log; DuckDB's open and reads change none) means
         # no other process or client wrote meanwhile, so what this process
         # learned about the store still holds (signatures, raw inputs...).
         left_as, self._left_as = self._left_as, None

@@ -16,12 +16,20 @@ A missing file is fine (DuckDB creates it), and so is an empty DuckDB
 database (the store adds its tables). A file shorter than a header is left
 to DuckDB, which opens it under the store's lock: another process may be
 creating it at this moment.
+
+The header is read through a descriptor that is never closed (one per file,
+for the life of the process): DuckDB locks its file with POSIX record
+locks, which the kernel drops for the whole process when *any* descriptor of
+the file is closed. Opening and closing the file to read its first bytes
+while this process held the store (a second tracker on it, a notebook cell
+run again) let another process open the database beside it.
 """
 
 from __future__ import annotations
 
 import os
 import stat
+import threading
 from typing import Any
 
 # A DuckDB file starts with an 8-byte checksum followed by the magic "DUCK".
@@ -29,6 +37,8 @@ _MAGIC_OFFSET = 8
 _MAGIC = b"DUCK"
 _HEADER_LEN = _MAGIC_OFFSET + len(_MAGIC)
 _SCHEMA_VERSION_COLUMNS = {"version", "description", "applied_at"}
+_HEAD_FDS: dict[tuple[int, int], int] = {}  # (device, inode) -> a read-only descriptor
+_HEAD_GUARD = threading.Lock()
 _FIX = (
     "point db_path at a new file (e.g. 'provenance.duckdb'; it is created) or at an existing "
     "Consist store"
@@ -80,8 +90,7 @@ def check_store_path(db_path: str | os.PathLike[str]) -> None:
         raise ValueError(f"db_path={path!r} is a directory, not a database file; {_FIX}")
     if not stat.S_ISREG(info.st_mode):
         raise ValueError(f"db_path={path!r} is not a regular file; {_FIX}")
-    with open(path, "rb") as fh:
-        head = fh.read(64)
+    head = _read_head(path, info, 64)
     if len(head) < _HEADER_LEN and not head.strip(b"\x00"):
         return  # empty or being created: DuckDB decides under the store's lock
     if head[_MAGIC_OFFSET:_HEADER_LEN] != _MAGIC:
@@ -90,6 +99,23 @@ def check_store_path(db_path: str | os.PathLike[str]) -> None:
             f"Consist keeps its records in a DuckDB file of its own and never writes into "
             f"a data file: {_FIX}"
         )
+
+
+def _read_head(path: str, info: os.stat_result, size: int) -> bytes:
+    """The first ``size`` bytes of ``path`` (whose stat is ``info``), never closing a descriptor.
+
+    See the module docstring: closing would release DuckDB's lock if this
+    process holds the file. One descriptor per (device, inode) stays open.
+    """
+    key = (info.st_dev, info.st_ino)
+    with _HEAD_GUARD:
+        fd = _HEAD_FDS.get(key)
+        if fd is None:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            opened = os.fstat(fd)
+            key = (opened.st_dev, opened.st_ino)  # the file the descriptor really is
+            fd = _HEAD_FDS.setdefault(key, fd)
+    return os.pread(fd, size, 0)
 
 
 def check_store_connection(con: Any, db_path: str) -> None:
