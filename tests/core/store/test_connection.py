@@ -297,6 +297,44 @@ def test_a_reopen_keeps_the_epoch_only_when_nobody_wrote_the_file(db: Path) -> N
         manager.close()
 
 
+def test_a_finalizer_releasing_during_an_open_does_not_close_the_connection_in_use(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dropped tracker's finalizer may call ``release`` in the middle of an open.
+
+    Garbage collection runs finalizers in whichever thread allocates, inside
+    the manager's (re-entrant) lock: a tracker dropped without ``close()``
+    (a notebook cell run again) released the shared manager while another
+    tracker was opening it, and that tracker got a closed connection
+    ("Connection already closed!").
+    """
+    import consist.core.store.connection as connection
+
+    manager = DuckDBConnectionManager(str(db), idle_release_s=60, max_hold_s=60)
+    real_stamp = connection._file_stamp
+    calls: list[int] = []
+
+    def stamp_with_gc(path: str):
+        calls.append(1)
+        manager.release()  # what the finalizer does
+        return real_stamp(path)
+
+    try:
+        with manager.transaction() as con:
+            con.execute("CREATE TABLE t (v INTEGER)")
+            con.execute("INSERT INTO t VALUES (1)")
+        manager.release()
+        monkeypatch.setattr(connection, "_file_stamp", stamp_with_gc)
+        with manager.connection() as con:
+            assert con.execute("SELECT v FROM t").fetchall() == [(1,)]
+            manager.release()  # in use: a release must wait for the use to end
+            assert con.execute("SELECT count(*) FROM t").fetchall() == [(1,)]
+        assert calls
+    finally:
+        monkeypatch.undo()
+        manager.close()
+
+
 def test_regular_use_postpones_idle_release(db: Path) -> None:
     manager = DuckDBConnectionManager(str(db), idle_release_s=0.5, max_hold_s=60)
     try:

@@ -359,9 +359,14 @@ class DuckDBConnectionManager:
                 raise RuntimeError(f"store {self.path} has been closed")
             if self._depth == 0 and not write:
                 self._maybe_yield_turn()
-            con = self._con or self._open()
+            # Counted as in use before opening: a dropped tracker's finalizer
+            # (``release``) may run in this thread while the file is opened
+            # (garbage collection, re-entering this RLock) and would otherwise
+            # close the connection about to be handed out.
             self._depth += 1
+            con = None
             try:
+                con = self._con or self._open()
                 if self._depth == 1:
                     for hook in self.before_use:
                         hook(con, self.epoch, hot)
@@ -369,7 +374,7 @@ class DuckDBConnectionManager:
             finally:
                 self._depth -= 1
                 self._last_used = time.monotonic()
-                if self._depth == 0:
+                if self._depth == 0 and con is not None:
                     _finish_results(con)
                     if write:
                         self._maybe_yield_turn()
@@ -410,8 +415,6 @@ class DuckDBConnectionManager:
                 self._turn.release()
             self._turn = None
             raise
-        self._con = con
-        self.open_count += 1
         # Holding DuckDB's lock now: nobody can write. An unchanged file since
         # this manager closed it (same inode, size and times of the file and of
         # its write-ahead log; DuckDB's open and reads change none) means
@@ -420,6 +423,8 @@ class DuckDBConnectionManager:
         left_as, self._left_as = self._left_as, None
         if left_as is None or self.read_only or _file_stamp(self.path) != left_as:
             self.epoch += 1
+        self._con = con
+        self.open_count += 1
         self._opened_at = time.monotonic()
         return con
 
