@@ -66,12 +66,12 @@ def run_label(run_id: str) -> int:
     Parameters
     ----------
     run_id:
-        The run's id.
+        Whose label (any string; the label is stable across processes and stores).
 
     Returns
     -------
     int
-        A BIGINT value.
+        A value that fits DuckDB's and PostgreSQL's BIGINT.
     """
     digest = hashlib.md5(run_id.encode("utf-8"), usedforsecurity=False).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
