@@ -46,7 +46,10 @@ def _file_stamp(path: str) -> tuple[Any, ...]:
     Stat calls only: the file is never opened here. DuckDB locks it with POSIX
     record locks, which the kernel drops for the whole process as soon as any
     descriptor of the file is closed, so reading the file's bytes (its
-    checkpoint headers, say) would hand the lock to other processes.
+    checkpoint headers, say) would hand the lock to other processes. The
+    assumption: a write by another process changes the size or the times of
+    the file or its WAL, which holds wherever timestamps are finer than the
+    few milliseconds a DuckDB open and write take (not on FAT's 2 s).
     """
     stamp: list[Any] = []
     for name in (path, path + ".wal"):
