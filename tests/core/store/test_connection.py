@@ -670,3 +670,14 @@ def test_a_plain_duckdb_connection_in_the_process_shares_the_store(tmp_path: Pat
 
 def _noop() -> None:
     return None
+
+
+def test_coarse_file_times_never_keep_the_epoch() -> None:
+    """Where a file system keeps whole milliseconds or seconds (FAT: 2 s), times prove nothing."""
+    from consist.core.store.connection import _coarse_times
+
+    fine = (1, 2, 4096, 1_796_473_941_403_926_675, 1_796_473_941_403_926_675)
+    coarse = (1, 2, 4096, 1_796_473_940_000_000_000, 1_796_473_940_000_000_000)
+    assert not _coarse_times((fine, None))
+    assert _coarse_times((coarse, None))
+    assert _coarse_times((None, None))

@@ -49,7 +49,8 @@ def _file_stamp(path: str) -> tuple[Any, ...]:
     checkpoint headers, say) would hand the lock to other processes. The
     assumption: a write by another process changes the size or the times of
     the file or its WAL, which holds wherever timestamps are finer than the
-    few milliseconds a DuckDB open and write take (not on FAT's 2 s).
+    few milliseconds a DuckDB open and write take; a file whose mtime is a
+    whole number of milliseconds (FAT keeps 2 s) never keeps the epoch.
     """
     stamp: list[Any] = []
     for name in (path, path + ".wal"):
@@ -60,6 +61,12 @@ def _file_stamp(path: str) -> tuple[Any, ...]:
         else:
             stamp.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
     return tuple(stamp)
+
+
+def _coarse_times(stamp: tuple[Any, ...]) -> bool:
+    """Whether the database file's times look coarse (whole milliseconds; FAT: 2 s)."""
+    database = stamp[0]
+    return database is None or database[3] % 1_000_000 == 0
 
 
 def is_lock_error(exc: BaseException) -> bool:
@@ -424,7 +431,12 @@ class DuckDBConnectionManager:
         # no other process or client wrote meanwhile, so what this process
         # learned about the store still holds (signatures, raw inputs...).
         left_as, self._left_as = self._left_as, None
-        if left_as is None or self.read_only or _file_stamp(self.path) != left_as:
+        if (
+            left_as is None
+            or self.read_only
+            or _coarse_times(left_as)
+            or _file_stamp(self.path) != left_as
+        ):
             self.epoch += 1
         self._con = con
         self.open_count += 1
