@@ -170,18 +170,17 @@ def _existing_roots(
     produced = [uuid.UUID(a) for a in sorted(outputs)]
     if not ids:
         return []
-    if len(ids) <= _INDEXED_LOOKUP_MAX:
-        where = f"artifact_id IN ({', '.join('?' * len(ids))})"
-        params: list[Any] = list(ids)
-        also = f"artifact_id IN ({', '.join('?' * len(produced))})"
-    else:
-        where = "artifact_id IN (SELECT unnest(?))"
-        params = [ids]
-        also = "artifact_id IN (SELECT unnest(?))"
-        produced = [produced] if produced else []  # type: ignore[list-item]
+
+    def among(values: list[uuid.UUID]) -> tuple[str, list[Any]]:
+        if len(ids) <= _INDEXED_LOOKUP_MAX:
+            return f"artifact_id IN ({', '.join('?' * len(values))})", list(values)
+        return "artifact_id IN (SELECT unnest(?))", [values]
+
+    where, params = among(ids)
     if produced:
+        also, more = among(produced)
         where += f" AND (direction = 'output' OR {also})"
-        params += produced
+        params += more
     else:
         where += " AND direction = 'output'"
     rows = con.execute(
@@ -232,12 +231,10 @@ def _merge(con: Any, uf: _UnionFind, linkless: set[int]) -> dict[Any, int]:
         moves.extend((old, survivor) for old in roots if old != survivor)
     if not moves:
         return survivors
-    olds = [old for old, _ in moves]
-    news = [new for _, new in moves]
     _repoint(con, "run_artifact_link", "lineage_group", [m for m in moves if m[0] not in linkless])
     _repoint(con, "lineage_group_alias", "root", [m for m in moves if sizes.get(m[0], 0)])
-    for start in range(0, len(olds), _CHUNK):
-        chunk = list(zip(olds[start : start + _CHUNK], news[start : start + _CHUNK], strict=True))
+    for start in range(0, len(moves), _CHUNK):
+        chunk = moves[start : start + _CHUNK]
         values = ", ".join(["(?, ?)"] * len(chunk))
         con.execute(
             f"INSERT INTO lineage_group_alias (grp, root) VALUES {values} "
@@ -272,10 +269,10 @@ def _alias_counts(con: Any, roots: set[int]) -> dict[int, int]:
 def label_unlabelled(con: Any) -> int:
     """Label every link without a lineage group and join the groups it connects.
 
-    For writers that insert links in bulk without labels (migration 10,
-    shard merges, links written by hand and fixed by the doctor). Runs in the
-    caller's transaction, with a constant number of statements however many
-    groups it joins.
+    For writers that insert links in bulk without labels (migration 10 on a
+    DuckDB store, shard merges, links written by hand and fixed by the
+    doctor). Runs in the caller's transaction, with a constant number of
+    statements however many groups it joins.
 
     Parameters
     ----------
@@ -290,7 +287,7 @@ def label_unlabelled(con: Any) -> int:
     if isinstance(con, PgConnection):
         return 0
     rows = con.execute(
-        "SELECT DISTINCT run_id, CAST(artifact_id AS VARCHAR) FROM run_artifact_link "
+        "SELECT run_id, CAST(artifact_id AS VARCHAR) FROM run_artifact_link "
         "WHERE lineage_group IS NULL"
     ).fetchall()
     if not rows:
@@ -300,11 +297,6 @@ def label_unlabelled(con: Any) -> int:
     own = [run_label(r) for r in run_ids]
     current = _roots_of(con, own)
     labels = [current.get(label, label) for label in own]
-    unlabelled = int(
-        con.execute(
-            "SELECT count(*) FROM run_artifact_link WHERE lineage_group IS NULL"
-        ).fetchone()[0]
-    )
     con.execute(
         "UPDATE run_artifact_link SET lineage_group = v.label FROM (SELECT "
         "unnest(CAST(? AS VARCHAR[])) AS run_id, unnest(CAST(? AS BIGINT[])) AS label) v "
@@ -324,7 +316,7 @@ def label_unlabelled(con: Any) -> int:
         for a, b in pairs:
             uf.union(int(a), int(b))
         _merge(con, uf, set())
-    return unlabelled
+    return len(rows)
 
 
 # What lineage joins instead of the whole link table: the links of the

@@ -24,16 +24,13 @@ class Migration:
 
     ``convert``, when set, runs on a DuckDB store after the statements, in
     the same transaction: a step that depends on what the store holds (which
-    tables exist). PostgreSQL stores run the statements only. ``finish``,
-    when set, runs after them on both engines (in the same transaction): a
-    data step written in the SQL both understand.
+    tables exist). PostgreSQL stores run the statements only.
     """
 
     version: int
     description: str
     statements: tuple[str, ...]
     convert: Callable[[Any], None] | None = None
-    finish: Callable[[Any], None] | None = None
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -330,6 +327,8 @@ MIGRATIONS += (
 
 
 def _label_links(con: Any) -> None:
+    # Lineage groups are DuckDB's (see lineage_groups): PostgreSQL gets the
+    # column and the table only, and its links stay unlabelled.
     from consist.core.store.lineage_groups import label_unlabelled
 
     label_unlabelled(con)
@@ -349,7 +348,7 @@ MIGRATIONS += (
             )
             """,
         ),
-        finish=_label_links,
+        convert=_label_links,
     ),
 )
 
@@ -432,8 +431,6 @@ def apply_migrations(con: Any, now: Callable[[], Any]) -> int:
                     con.execute(statement)
                 if migration.convert is not None:
                     migration.convert(con)
-                if migration.finish is not None:
-                    migration.finish(con)
                 con.execute(
                     "INSERT INTO schema_version VALUES (?, ?, ?)",
                     [migration.version, migration.description, now()],

@@ -160,8 +160,6 @@ class PostgresMetadataStore(MetadataStore):
                     con.raw.execute(translate_ddl(statement))
                 for statement in PG_EXTRAS.get(migration.version, ()):
                     con.raw.execute(statement)
-                if migration.finish is not None:
-                    migration.finish(con)
                 con.execute(
                     "INSERT INTO schema_version VALUES (?, ?, ?)",
                     [migration.version, migration.description, to_db_time(datetime.now(UTC))],
