@@ -515,9 +515,9 @@ class RunLifecycle:
             self.journal.write(active.record, pending=False)
             active.unsynced.clear()
             return
-        # Fsynced on the writer thread while the store prepares its row; the
-        # store waits for it before committing.
-        snapshot = self.journal.write_in_background(active.record)
+        # The store runs the snapshot's file write (fsync) while its own
+        # statements execute, and commits only after it.
+        snapshot = _WriteOnce(self.journal.prepare_write(active.record))
         run_id, version, journal = active.run.id, active.record.updated_ns, self.journal
         pending = list(active.unsynced)
         try:
@@ -527,12 +527,12 @@ class RunLifecycle:
                 stat_entries=self.hasher.take_new_entries(),
                 first=not active.store_synced,
                 on_synced=lambda: journal.mark_synced(run_id, up_to_ns=version),
-                before_commit=snapshot.wait,
+                before_commit=snapshot,
             )
         except JournalWriteError:
             raise
         except Exception as exc:
-            snapshot.wait()  # the run must be in the journal before this returns
+            snapshot()  # the run must be in the journal before this returns
             # The journal holds the run; the store catches up when it reopens.
             logger.error(
                 "consist: could not write run %s to the database (%s); it is safe in the "
@@ -745,3 +745,17 @@ def _release_claim(active: ActiveRun) -> None:
     claim = active.extra.pop("claim", None)
     if claim is not None:
         claim.release()
+
+
+class _WriteOnce:
+    """A journal file write that runs at most once, however often it is called."""
+
+    __slots__ = ("_work",)
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        self._work: Callable[[], None] | None = work
+
+    def __call__(self) -> None:
+        work, self._work = self._work, None
+        if work is not None:
+            work()

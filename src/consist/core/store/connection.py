@@ -272,6 +272,19 @@ class DuckDBConnectionManager:
             con.commit()
 
     @contextmanager
+    def write_session(self, *, hot: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Yield the connection for a transaction the caller begins and ends itself.
+
+        As :meth:`transaction` without its ``BEGIN`` and ``COMMIT``: the
+        caller may issue the statements from another thread while this one
+        waits (see :mod:`.overlapped_commit`), and must commit or roll back
+        before leaving. No other use of the connection starts meanwhile, and
+        the ``max_hold_s`` turn is handed over after, as for a transaction.
+        """
+        with self._use(hot=hot, write=True) as con:
+            yield con
+
+    @contextmanager
     def all_cores(self) -> Iterator[None]:
         """Let DuckDB use all its threads meanwhile (re-entrant).
 

@@ -27,8 +27,6 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from consist.core.store import file_writer
-from consist.core.store.file_writer import FileWrite
 from consist.core.store.pending_log import LedgerScan, PendingLog
 from consist.core.validation import validate_run_id
 from consist.models.records import ConsistRecord
@@ -170,15 +168,14 @@ class Journal:
         """
         self._start_write(record, pending=pending, latest=latest)()
 
-    def write_in_background(self, record: ConsistRecord, *, pending: bool = True) -> FileWrite:
-        """Start writing the run's snapshot (and the latest pointer) on the writer thread.
+    def prepare_write(self, record: ConsistRecord, *, pending: bool = True) -> Callable[[], None]:
+        """Serialise the run's snapshot and note it in the ledger; return its file write.
 
-        Serialisation and the ledger entry happen here, in the caller's
-        thread, so bad metadata still raises before anything is written; the
-        file itself is written, fsynced and renamed on this process's writer
-        thread (see :mod:`consist.core.store.file_writer`) while the caller
-        prepares its database write. The snapshot is durable only once
-        :meth:`FileWrite.wait` has returned without raising.
+        The returned callable writes, fsyncs and renames the snapshot (and
+        refreshes the latest pointer) when called: the store calls it while
+        its own statements run on its worker thread (see
+        :mod:`consist.core.store.worker_thread`), before it commits. Bad
+        metadata raises here, before anything is written.
 
         Raises
         ------
@@ -186,9 +183,9 @@ class Journal:
             If the record cannot be serialised (nothing is written).
         JournalWriteError
             If the ledger entry cannot be written; a failure of the snapshot
-            itself is raised by ``wait()``.
+            itself is raised by the returned callable.
         """
-        return file_writer.submit(self._start_write(record, pending=pending, latest=True))
+        return self._start_write(record, pending=pending, latest=True)
 
     def _start_write(
         self, record: ConsistRecord, *, pending: bool, latest: bool

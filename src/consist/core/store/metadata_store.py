@@ -34,6 +34,7 @@ from consist.core.store.connection import (
 from consist.core.store.facet_store import FacetStore
 from consist.core.store.lineage_store import LineageStore
 from consist.core.store.output_lookup import OutputLookupMixin, absent_outputs_for
+from consist.core.store.overlapped_commit import Guard, commit_beside
 from consist.core.store.pending_log import PendingLog
 from consist.core.store.rows import (
     ARTIFACT_COLUMNS,
@@ -53,7 +54,7 @@ from consist.core.store.schema import (
 )
 from consist.core.store.signature_index import signatures_for
 from consist.core.store.store_identity import check_store_connection, check_store_path
-from consist.core.store.write_log import LogState, completed_runs_with, log_state
+from consist.core.store.write_log import LogState, completed_runs_with, encode_rows, log_state
 from consist.core.store.write_log import append as log_writes
 from consist.models.artifact import Artifact
 from consist.models.records import ConsistRecord
@@ -222,10 +223,11 @@ class MetadataStore(RunQueryMixin, RunPageQueryMixin, OutputLookupMixin):
         on_synced:
             Called once the snapshot is committed.
         before_commit:
-            Called after the snapshot's row is written and before the commit
-            (the journal's fsync finishing meanwhile). If it raises, the
-            snapshot is rolled back and dropped, never committed, and its
-            error propagates.
+            The journal's file write: called in this thread while the
+            snapshot's row is written on the store's worker thread, and
+            always before the commit; called even if the database fails. If
+            it raises, the snapshot is rolled back and dropped, never
+            committed, and its error propagates.
         """
         if self.read_only:
             raise ReadOnlyStoreError(
@@ -289,9 +291,12 @@ class MetadataStore(RunQueryMixin, RunPageQueryMixin, OutputLookupMixin):
         """Commit the queued snapshots and ``write`` as write-log rows, in one transaction.
 
         The tables receive them before the next read or release (see
-        :mod:`.write_log`). On failure the writes stay queued (the journal
-        holds them) and the error propagates; ``before_commit`` (see
-        :meth:`sync_record`) guards ``write``, which is dropped if it fails.
+        :mod:`.write_log`). ``before_commit`` (see :meth:`sync_record`) runs
+        in this thread while the statements execute on the store's worker
+        thread (:mod:`.overlapped_commit`), and always runs, even when the
+        database fails. On failure the writes stay queued (the journal holds
+        them) and the error propagates; ``write`` is dropped if
+        ``before_commit`` fails.
         """
         with self._pending_lock:
             batch, self._pending = self._pending, []
@@ -299,25 +304,20 @@ class MetadataStore(RunQueryMixin, RunPageQueryMixin, OutputLookupMixin):
             batch.append(write)
         if not batch:
             return
-        guard_failed = False
+        guard = Guard(before_commit)
         try:
-            with self.connections.transaction(hot=True) as con:
-                log_writes(con, batch)
-                epoch = self.connections.epoch
-                guard, before_commit = before_commit, None
-                if guard is not None:
-                    guard_failed = True
-                    guard()
-                    guard_failed = False
+            if guard.pending:
+                epoch = commit_beside(self.connections, encode_rows(batch), guard)
+            else:
+                with self.connections.transaction(hot=True) as con:
+                    log_writes(con, batch)
+                    epoch = self.connections.epoch
         except BaseException:
             try:
-                if before_commit is not None:  # the database failed before the guard ran
-                    guard_failed = True
-                    before_commit()
-                    guard_failed = False
+                guard.run()  # the database failed before the guard ran: journal the run
             finally:
                 with self._pending_lock:
-                    self._pending[:0] = batch[:-1] if guard_failed else batch
+                    self._pending[:0] = batch[:-1] if guard.failed else batch
             raise
         self._log.logged(epoch, batch)
         self._signatures.add(epoch, completed_signatures(batch))

@@ -110,7 +110,16 @@ def decode(payload: str) -> PendingWrite:
 
 def append(con: Any, writes: Sequence[PendingWrite]) -> None:
     """Log ``writes`` (inside the caller's transaction)."""
-    rows = [[time.time_ns(), encode(w)] for w in writes]
+    insert_rows(con, encode_rows(writes))
+
+
+def encode_rows(writes: Sequence[PendingWrite]) -> list[list[Any]]:
+    """The ``[seq, payload]`` write-log rows of ``writes``."""
+    return [[time.time_ns(), encode(w)] for w in writes]
+
+
+def insert_rows(con: Any, rows: Sequence[list[Any]]) -> None:
+    """Insert rows from :func:`encode_rows` (inside the caller's transaction)."""
     for start in range(0, len(rows), _ROWS_PER_STATEMENT):
         chunk = rows[start : start + _ROWS_PER_STATEMENT]
         values = ", ".join(["(?, ?)"] * len(chunk))

@@ -1,0 +1,129 @@
+"""Write-log rows commit only after the journal write, which runs beside the insert.
+
+Real DuckDB files under ``tmp_path``; the guard stands in for the journal's
+file write and looks at the database while it runs.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from consist import Tracker
+from consist.core.store.connection import DuckDBConnectionManager
+from consist.core.store.journal import JournalWriteError
+from consist.core.store.overlapped_commit import Guard, commit_beside
+
+
+@pytest.fixture()
+def manager(tmp_path: Path):
+    manager = DuckDBConnectionManager(str(tmp_path / "db.duckdb"), idle_release_s=10)
+    with manager.transaction() as con:  # the write log as migration 6 creates it
+        con.execute("CREATE TABLE write_log (seq BIGINT NOT NULL, payload VARCHAR NOT NULL)")
+    yield manager
+    manager.close()
+
+
+def _logged(manager: DuckDBConnectionManager) -> list[str]:
+    with manager.connection() as con:
+        return [r[0] for r in con.execute("SELECT payload FROM write_log ORDER BY seq").fetchall()]
+
+
+def test_rows_commit_after_the_guard_which_runs_in_the_calling_thread(manager) -> None:
+    seen: dict[str, object] = {}
+
+    def journal_write() -> None:
+        seen["thread"] = threading.current_thread()
+        # Another cursor of the same database sees only committed rows.
+        with manager.connection() as con:
+            cursor = con.cursor()
+            try:
+                seen["rows_during"] = cursor.execute("SELECT count(*) FROM write_log").fetchone()
+            finally:
+                cursor.close()
+
+    guard = Guard(journal_write)
+    commit_beside(manager, [[1, '{"a":1}'], [2, '{"b":2}']], guard)
+
+    assert seen["thread"] is threading.current_thread()
+    assert seen["rows_during"] == (0,)
+    assert not guard.pending and not guard.failed
+    assert _logged(manager) == ['{"a":1}', '{"b":2}']
+
+
+def test_a_failing_guard_rolls_the_rows_back(manager) -> None:
+    def journal_write() -> None:
+        raise OSError(28, "No space left on device")
+
+    guard = Guard(journal_write)
+    with pytest.raises(OSError, match="No space left"):
+        commit_beside(manager, [[1, "{}"]], guard)
+
+    assert guard.failed
+    assert _logged(manager) == []
+    # The connection is usable again: no transaction was left open.
+    commit_beside(manager, [[2, "{}"]], Guard(lambda: None))
+    assert _logged(manager) == ["{}"]
+
+
+def test_a_database_error_still_lets_the_guard_finish(manager) -> None:
+    ran = []
+    guard = Guard(lambda: ran.append(True))
+    with pytest.raises(duckdb.Error):
+        # NULL violates the write log's NOT NULL payload column.
+        commit_beside(manager, [[1, None]], guard)
+
+    assert ran == [True] and not guard.failed
+    assert _logged(manager) == []
+    commit_beside(manager, [[2, "{}"]], Guard(lambda: None))
+    assert _logged(manager) == ["{}"]
+
+
+def test_an_interrupt_in_the_guard_waits_for_the_statements_then_rolls_back(manager) -> None:
+    def interrupted() -> None:
+        raise KeyboardInterrupt
+
+    guard = Guard(interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        commit_beside(manager, [[1, "{}"]], guard)
+
+    assert guard.failed
+    assert _logged(manager) == []
+
+
+def test_guard_runs_once() -> None:
+    calls = []
+    guard = Guard(lambda: calls.append(1))
+    assert guard.pending
+    guard.run()
+    guard.run()
+    assert calls == [1] and not guard.pending
+    assert not Guard(None).pending
+
+
+def test_a_journal_failure_leaves_no_trace_in_the_database(tmp_path: Path, monkeypatch) -> None:
+    """Through the tracker: a run whose snapshot cannot be written is never committed."""
+    import consist.core.store.journal as journal_module
+
+    tracker = Tracker(tmp_path / "runs", db_path=tmp_path / "db.duckdb", project_root=tmp_path)
+
+    def step(k: int) -> None:
+        return None
+
+    tracker.run(step, config={"k": 1})
+
+    def full_disk(path, data, *, fsync=True):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(journal_module, "atomic_write_bytes", full_disk)
+    with pytest.raises(JournalWriteError, match="no space left"):
+        tracker.run(step, config={"k": 2})
+    monkeypatch.undo()
+
+    runs = tracker.find_runs(model="step")
+    assert [r.status for r in runs] == ["completed"]
+    assert tracker.run(step, config={"k": 1}).cache_hit
+    tracker.close()
