@@ -127,3 +127,35 @@ def test_a_journal_failure_leaves_no_trace_in_the_database(tmp_path: Path, monke
     assert [r.status for r in runs] == ["completed"]
     assert tracker.run(step, config={"k": 1}).cache_hit
     tracker.close()
+
+
+def test_a_snapshot_that_cannot_be_serialised_fails_the_call(tmp_path: Path, monkeypatch) -> None:
+    """Serialisation runs inside the journal write, beside the insert: its error still fails
+    the call (it is not mistaken for a database failure the journal would cover)."""
+    import consist.core.store.journal as journal_module
+
+    tracker = Tracker(tmp_path / "runs", db_path=tmp_path / "db.duckdb", project_root=tmp_path)
+
+    def step(k: int) -> None:
+        return None
+
+    tracker.run(step, config={"k": 1})
+    real = journal_module.snapshot_bytes
+
+    def unserialisable(record, **kwargs):
+        if record.config.get("k") == 2 and record.run.status == "completed":
+            raise ValueError("cannot serialise this snapshot")
+        return real(record, **kwargs)
+
+    monkeypatch.setattr(journal_module, "snapshot_bytes", unserialisable)
+    with pytest.raises(ValueError, match="cannot serialise"):
+        tracker.run(step, config={"k": 2})
+    monkeypatch.undo()
+
+    # Never committed as completed: the lifecycle records it as failed instead.
+    runs = {r.config_hash: r for r in tracker.find_runs(model="step")}
+    assert sorted(r.status for r in runs.values()) == ["completed", "failed"]
+    failed = next(r for r in runs.values() if r.status == "failed")
+    assert "cannot serialise" in failed.meta["error"]
+    assert tracker.run(step, config={"k": 3}).run.status == "completed"
+    tracker.close()

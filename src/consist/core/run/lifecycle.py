@@ -532,6 +532,8 @@ class RunLifecycle:
         except JournalWriteError:
             raise
         except Exception as exc:
+            if snapshot.failed:  # e.g. metadata the snapshot cannot hold
+                raise
             snapshot()  # the run must be in the journal before this returns
             # The journal holds the run; the store catches up when it reopens.
             logger.error(
@@ -748,14 +750,24 @@ def _release_claim(active: ActiveRun) -> None:
 
 
 class _WriteOnce:
-    """A journal file write that runs at most once, however often it is called."""
+    """A journal write that runs at most once, however often it is called.
 
-    __slots__ = ("_work",)
+    ``failed`` tells a failure of the snapshot (which fails the call) from
+    one of the database (which the journal covers).
+    """
+
+    __slots__ = ("_work", "failed")
 
     def __init__(self, work: Callable[[], None]) -> None:
         self._work: Callable[[], None] | None = work
+        self.failed = False
 
     def __call__(self) -> None:
         work, self._work = self._work, None
-        if work is not None:
+        if work is None:
+            return
+        try:
             work()
+        except BaseException:
+            self.failed = True
+            raise

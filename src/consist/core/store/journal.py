@@ -169,40 +169,39 @@ class Journal:
         self._start_write(record, pending=pending, latest=latest)()
 
     def prepare_write(self, record: ConsistRecord, *, pending: bool = True) -> Callable[[], None]:
-        """Serialise the run's snapshot and note it in the ledger; return its file write.
+        """Version the run's snapshot; return its write, for the store to run before it commits.
 
-        The returned callable writes, fsyncs and renames the snapshot (and
-        refreshes the latest pointer) when called: the store calls it while
-        its own statements run on its worker thread (see
-        :mod:`consist.core.store.worker_thread`), before it commits. Bad
-        metadata raises here, before anything is written.
+        The returned callable serialises the snapshot, notes it in the
+        ledger, writes, fsyncs and renames the file and refreshes the latest
+        pointer: the store calls it while its own statements run on its
+        worker thread (see :mod:`consist.core.store.overlapped_commit`).
 
         Raises
         ------
         ValueError
-            If the record cannot be serialised (nothing is written).
-        JournalWriteError
-            If the ledger entry cannot be written; a failure of the snapshot
-            itself is raised by the returned callable.
+            If the run id could name a file outside the journal. The
+            returned callable raises ``ValueError`` if the record cannot be
+            serialised (nothing is written) and :class:`JournalWriteError`
+            if the ledger entry or the snapshot cannot be written.
         """
         return self._start_write(record, pending=pending, latest=True)
 
     def _start_write(
         self, record: ConsistRecord, *, pending: bool, latest: bool
     ) -> Callable[[], None]:
-        """Serialise ``record`` and note it in the ledger; return the file write to run."""
+        """Version ``record``; return the write of its snapshot (serialised when it runs)."""
         record.updated_ns = max(time.time_ns(), record.updated_ns + 1)
-        data = snapshot_bytes(record, indent=1)  # before anything is written
         run_id = record.run.id
         path = self.path_for(run_id)
-        try:
-            self._ensure_dirs()
-            if pending:
-                self.ledger.note_pending(run_id, record.updated_ns)
-        except OSError as exc:
-            raise journal_write_error(exc, run_id, path) from exc
 
         def write_files() -> None:
+            data = snapshot_bytes(record, indent=1)  # before anything is written
+            try:
+                self._ensure_dirs()
+                if pending:
+                    self.ledger.note_pending(run_id, record.updated_ns)
+            except OSError as exc:
+                raise journal_write_error(exc, run_id, path) from exc
             try:
                 atomic_write_bytes(path, data)
             except OSError as exc:

@@ -154,11 +154,15 @@ class PendingLog:
         """The DB holds ``run_id`` at ``version`` (or newer)."""
         with self._lock:
             fd = self._ensure_open()
-            os.write(fd, f"S\t{version}\t{run_id}\n".encode())
             if self._outstanding.get(run_id, -1) <= version:
                 self._outstanding.pop(run_id, None)
-            if not self._outstanding:
-                os.ftruncate(fd, 0)  # nothing outstanding: compact in place
+            if self._outstanding:
+                os.write(fd, f"S\t{version}\t{run_id}\n".encode())
+            else:
+                # Nothing outstanding: compact in place (an ``S`` line would
+                # only be truncated away; a crash before this truncation
+                # leaves a ``P`` whose replay the store ignores as not newer).
+                os.ftruncate(fd, 0)
 
     def note_synced_many(self, versions: dict[str, int]) -> None:
         """:meth:`note_synced` for several runs in one append."""
