@@ -6,6 +6,8 @@ file write and looks at the database while it runs.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -159,3 +161,36 @@ def test_a_snapshot_that_cannot_be_serialised_fails_the_call(tmp_path: Path, mon
     assert "cannot serialise" in failed.meta["error"]
     assert tracker.run(step, config={"k": 3}).run.status == "completed"
     tracker.close()
+
+
+def test_the_write_log_connection_skips_the_optimizer_and_the_store_keeps_it(manager) -> None:
+    with manager.write_session() as writer:
+        assert writer.execute("SELECT current_setting('enable_optimizer')").fetchone() == (False,)
+        writer.begin()
+        writer.execute("INSERT INTO write_log VALUES (1, '{}')")
+        writer.commit()
+    with manager.connection() as con:
+        assert con.execute("SELECT current_setting('enable_optimizer')").fetchone() == (True,)
+        assert con.execute("SELECT count(*) FROM write_log").fetchone() == (1,)
+
+
+def test_releasing_the_store_closes_the_write_log_connection_too(manager, tmp_path: Path) -> None:
+    commit_beside(manager, [[1, "{}"]], Guard(lambda: None))
+    manager.release()
+    # The database file is free: another process can open it for writing.
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, duckdb; con = duckdb.connect(sys.argv[1]); "
+            "print(con.execute('SELECT count(*) FROM write_log').fetchone()[0])",
+            str(tmp_path / "db.duckdb"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert child.returncode == 0, child.stderr
+    assert child.stdout.strip() == "1"
+    commit_beside(manager, [[2, "{}"]], Guard(lambda: None))
+    assert len(_logged(manager)) == 2
