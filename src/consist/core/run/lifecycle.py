@@ -29,6 +29,7 @@ from consist.core.store.blob_store import BlobStore, BlobStoreError, blob_digest
 from consist.core.store.connection import ReadOnlyStoreError
 from consist.core.store.journal import Journal, JournalWriteError
 from consist.core.store.metadata_store import MetadataStore
+from consist.core.store.overlapped_commit import Guard
 from consist.core.store.single_flight import SignatureClaims
 from consist.core.tracker_config import TrackerConfig
 from consist.core.validation import (
@@ -517,7 +518,7 @@ class RunLifecycle:
             return
         # The store runs the snapshot's file write (fsync) while its own
         # statements execute, and commits only after it.
-        snapshot = _WriteOnce(self.journal.prepare_write(active.record))
+        snapshot = Guard(self.journal.prepare_write(active.record))
         run_id, version, journal = active.run.id, active.record.updated_ns, self.journal
         pending = list(active.unsynced)
         try:
@@ -527,14 +528,14 @@ class RunLifecycle:
                 stat_entries=self.hasher.take_new_entries(),
                 first=not active.store_synced,
                 on_synced=lambda: journal.mark_synced(run_id, up_to_ns=version),
-                before_commit=snapshot,
+                before_commit=snapshot.run,
             )
         except JournalWriteError:
             raise
         except Exception as exc:
             if snapshot.failed:  # e.g. metadata the snapshot cannot hold
                 raise
-            snapshot()  # the run must be in the journal before this returns
+            snapshot.run()  # the run must be in the journal before this returns
             # The journal holds the run; the store catches up when it reopens.
             logger.error(
                 "consist: could not write run %s to the database (%s); it is safe in the "
@@ -747,27 +748,3 @@ def _release_claim(active: ActiveRun) -> None:
     claim = active.extra.pop("claim", None)
     if claim is not None:
         claim.release()
-
-
-class _WriteOnce:
-    """A journal write that runs at most once, however often it is called.
-
-    ``failed`` tells a failure of the snapshot (which fails the call) from
-    one of the database (which the journal covers).
-    """
-
-    __slots__ = ("_work", "failed")
-
-    def __init__(self, work: Callable[[], None]) -> None:
-        self._work: Callable[[], None] | None = work
-        self.failed = False
-
-    def __call__(self) -> None:
-        work, self._work = self._work, None
-        if work is None:
-            return
-        try:
-            work()
-        except BaseException:
-            self.failed = True
-            raise

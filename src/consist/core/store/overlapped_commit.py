@@ -9,7 +9,8 @@ are done. A hit or a miss thereby costs about what the journal's fsync and
 the database's commit cost, not their sum plus the insert.
 
 :class:`Guard` is the journal write with its outcome, which decides what the
-store keeps queued when something fails (see ``MetadataStore.flush``).
+store keeps queued when something fails (see ``MetadataStore.flush``) and
+tells the run lifecycle a journal failure from a database one.
 """
 
 from __future__ import annotations
