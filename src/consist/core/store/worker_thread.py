@@ -86,6 +86,17 @@ _queue: queue.SimpleQueue[Job] | None = None
 _owner_pid = -1
 
 
+def _forget_in_child() -> None:
+    """A forked child owns no worker thread, and no lock a parent thread held."""
+    global _lock, _queue, _owner_pid
+    _lock = threading.Lock()
+    _queue = None
+    _owner_pid = -1
+
+
+os.register_at_fork(after_in_child=_forget_in_child)
+
+
 def _serve(jobs: queue.SimpleQueue[Job]) -> None:
     while True:
         jobs.get()._run()
