@@ -114,3 +114,23 @@ def test_compact_details_caps_the_untracked_list_with_the_dirty_listing() -> Non
     assert set(compact["untracked"]) == set(compact["dirty"])
     small = _compact_details({"dirty": {"a.py": "1"}, "untracked": ["a.py"]})
     assert small["untracked"] == ["a.py"]
+
+
+def test_real_root_follows_a_retargeted_symlink(tmp_path: Path) -> None:
+    """The cached real path of a repository root is keyed by the directory it leads to."""
+    import os
+
+    from consist.core.identity.service import _real_root
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    link = tmp_path / "project"
+    link.symlink_to(first)
+    assert _real_root(str(link)) == str(first.resolve())
+    assert _real_root(str(link)) == str(first.resolve())  # cached
+    link.unlink()
+    link.symlink_to(second)
+    assert _real_root(str(link)) == str(second.resolve())
+    gone = tmp_path / "gone"
+    assert _real_root(str(gone)) == os.path.realpath(gone)

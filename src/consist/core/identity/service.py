@@ -57,6 +57,29 @@ def _defining_file(fn: Callable[..., Any]) -> str | None:
 _FILE_OF_CODE: dict[str, str] = {}
 
 
+def _real_root(root: str) -> str:
+    """``os.path.realpath(root)``, cached per (path, device, inode) of the directory.
+
+    One ``stat`` on every run instead of an ``lstat`` per path component; a
+    root whose path now leads to another directory has another inode.
+    """
+    try:
+        st = os.stat(root)
+    except OSError:  # gone meanwhile: answer as realpath does, uncached
+        return os.path.realpath(root)
+    key = (root, st.st_dev, st.st_ino)
+    real = _REAL_ROOTS.get(key)
+    if real is None:
+        real = os.path.realpath(root)
+        if len(_REAL_ROOTS) > 256:
+            _REAL_ROOTS.clear()
+        _REAL_ROOTS[key] = real
+    return real
+
+
+_REAL_ROOTS: dict[tuple[str, int, int], str] = {}
+
+
 def _distribution_version(fn: Callable[..., Any]) -> str | None:
     """``name==version`` of the installed distribution providing ``fn``'s module."""
     from importlib import metadata
@@ -261,7 +284,7 @@ class IdentityService:
         """
         root = details.get("root")
         path = _defining_file(fn)
-        if path is not None and root and _is_within(path, os.path.realpath(root)):
+        if path is not None and root and _is_within(path, _real_root(root)):
             return repo_digest
         extra: dict[str, Any] | None
         try:
