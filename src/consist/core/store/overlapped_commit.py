@@ -5,8 +5,8 @@ fsynced before the database commits. Only the commit has to wait, though:
 :func:`commit_beside` starts the transaction and inserts the rows on the
 store's worker thread (:mod:`consist.core.store.worker_thread`) while the
 calling thread writes and fsyncs the journal file, then commits once both
-are done. A hit or a miss thereby costs about what the journal's fsync and
-the database's commit cost, not their sum plus the insert.
+are done. The insert (and the transaction's start) thereby hides behind the
+journal's fsync; the two fsyncs themselves stay in their required order.
 
 :class:`Guard` is the journal write with its outcome, which decides what the
 store keeps queued when something fails (see ``MetadataStore.flush``) and

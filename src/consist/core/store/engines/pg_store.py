@@ -220,8 +220,9 @@ class PostgresMetadataStore(MetadataStore):
         directly (no write log): readers in every process see them once this
         returns. ``before_commit`` (the journal's file write) runs after the
         rows are written, before the commit; a server round trip dwarfs what
-        overlapping the two would save. A deadlock or serialization failure against another writer
-        is retried (up to 5 attempts, with a short random pause).
+        overlapping the two would save. A deadlock or serialization failure
+        against another writer is retried (up to 5 attempts, with a short
+        random pause).
         """
         import psycopg
 
