@@ -80,20 +80,25 @@ class RunIdentity:
     @property
     def signature(self) -> str | None:
         """The cache key, or None when the code identity is unavailable."""
+        return self.digests()[1]
+
+    def digests(self) -> tuple[str, str | None]:
+        """``(input_hash, signature)``, the input digest computed once for both."""
+        input_hash = self.input_hash
         if self.code_digest is None:
-            return None
+            return input_hash, None
         payload = {
             "model": self.model,
             "callable": self.callable_name,
             "config": self.config_hash,
-            "inputs": self.input_hash,
+            "inputs": input_hash,
             "code": self.code_digest,
             "year": self.year,
             "iteration": self.iteration,
             "cache_version": self.cache_version,
             "cache_epoch": self.cache_epoch,
         }
-        return hash_bytes(_preimage(SIGNATURE_VERSION, payload))
+        return input_hash, hash_bytes(_preimage(SIGNATURE_VERSION, payload))
 
     def manifest(self, config: Mapping[str, Any] | None) -> dict[str, Any]:
         """The stored explanation of this identity (used to explain misses)."""

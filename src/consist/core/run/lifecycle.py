@@ -180,9 +180,8 @@ class RunLifecycle:
         config_side.update(request.config_digests)
         identity.config_hash = fold_into_config_hash(identity.config_hash, config_side)
         run.config_hash = identity.config_hash
-        run.input_hash = identity.input_hash
+        run.input_hash, run.signature = identity.digests()
         run.git_hash = identity.code_digest
-        run.signature = identity.signature
         run.meta["artifact_dir"] = self.paths.virtualize(artifact_dir)
         run.meta["code_identity_mode"] = identity.code_mode
         if identity.identity_inputs or config_side:
