@@ -229,3 +229,19 @@ def test_trackers_on_different_stores_in_threads_share_the_worker(tmp_path: Path
         assert {r.id for r in reader.find_runs(model="step", limit=100)} >= set(ids[n])
         assert len(reader.find_runs(model="step", limit=100)) == 50
         reader.close()
+
+
+def test_a_worker_that_cannot_start_leaves_the_guard_to_the_caller(manager, monkeypatch) -> None:
+    from consist.core.store import worker_thread
+
+    def no_thread(work):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(worker_thread, "submit", no_thread)
+    guard = Guard(lambda: None)
+    with pytest.raises(RuntimeError, match="new thread"):
+        commit_beside(manager, [[1, "{}"]], guard)
+    assert guard.pending  # never started: MetadataStore.flush runs it and keeps the write queued
+    monkeypatch.undo()
+    commit_beside(manager, [[2, "{}"]], Guard(lambda: None))
+    assert _logged(manager) == ["{}"]

@@ -102,12 +102,16 @@ def commit_beside(connections: Any, rows: Sequence[list[Any]], guard: Guard) -> 
         rolled back.
     """
     with connections.write_session(hot=True) as con:
-        statements = worker_thread.submit(functools.partial(_begin_and_insert, con, rows))
+        statements = None
         guard_error: BaseException | None = None
-        try:
+        try:  # one block, so that an interrupt right after the submit is caught too
+            statements = worker_thread.submit(functools.partial(_begin_and_insert, con, rows))
             guard.run()
         except BaseException as exc:
             guard_error = exc
+        if statements is None:  # nothing was started
+            assert guard_error is not None
+            raise guard_error
         # The connection is the worker's until its statements are done, even
         # if this thread is interrupted meanwhile.
         db_error, interrupt = statements.settle()
