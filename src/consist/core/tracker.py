@@ -38,7 +38,7 @@ from consist.core.run.cache import CacheService
 from consist.core.run.hooks import HookRegistry
 from consist.core.run.lifecycle import RunLifecycle
 from consist.core.run.runner import StepRunner
-from consist.core.store.connection import is_storage_error
+from consist.core.store.connection import is_storage_error, while_waiting_for_the_file
 from consist.core.store.engines.opening import open_store
 from consist.core.store.journal import Journal
 from consist.core.store.metadata_store import MetadataStore
@@ -143,14 +143,26 @@ class Tracker(
             self.run_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(self.run_dir)
         self.recovery: RecoveryReport | None = None
-        self.store: MetadataStore | None = open_store(
-            db_path=config.db_path,
-            db_url=config.db_url,
-            lock_timeout_s=config.lock_timeout_s,
-            idle_release_s=config.idle_release_s,
-            max_hold_s=config.max_hold_s,
-            read_only=config.read_only,
+        excluded = [self.run_dir]
+        if config.db_path is not None:
+            db_file = os.path.abspath(config.db_path)
+            excluded += [db_file, db_file + ".wal"]
+        self.code_identity = CodeIdentityResolver(
+            self.project_root,
+            exclude_paths=excluded,
+            source_suffixes=config.code_identity_source_suffixes,
         )
+        # Waiting for another process's turn at the store: compute the git
+        # state meanwhile rather than after taking the file.
+        with while_waiting_for_the_file(self.code_identity.prefetch):
+            self.store: MetadataStore | None = open_store(
+                db_path=config.db_path,
+                db_url=config.db_url,
+                lock_timeout_s=config.lock_timeout_s,
+                idle_release_s=config.idle_release_s,
+                max_hold_s=config.max_hold_s,
+                read_only=config.read_only,
+            )
         if self.store is not None and not config.read_only:  # read-only: nothing replayed
             self.recovery = _catch_up(self.store, self.journal)
         if self.store is not None:  # a dropped tracker hands its file back at once
@@ -163,14 +175,6 @@ class Tracker(
         )
         self.artifacts = ArtifactBuilder(self.paths, self.hasher, self.store)
         self.hooks = HookRegistry()
-        excluded = [self.run_dir]
-        if self.store is not None:
-            excluded += [self.store.db_path, self.store.db_path + ".wal"]
-        self.code_identity = CodeIdentityResolver(
-            self.project_root,
-            exclude_paths=excluded,
-            source_suffixes=config.code_identity_source_suffixes,
-        )
         self.identity = IdentityService(self.hasher, self.code_identity, self.store)
         self.cache = (
             CacheService(self.store, self.artifacts, self.hasher, is_ingested=self._is_ingested)

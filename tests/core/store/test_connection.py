@@ -681,3 +681,47 @@ def test_coarse_file_times_never_keep_the_epoch() -> None:
     assert not _coarse_times((fine, None))
     assert _coarse_times((coarse, None))
     assert _coarse_times((None, None))
+
+
+# A child that opens a tracker on a store (in a git repository) and reports whether its
+# git state was ready when Tracker() returned, then makes one run.
+PREPARED_CHILD = """
+import sys, time
+sys.path.insert(0, sys.argv[4])
+from consist import Tracker
+from steps_for_wait import step
+t0 = time.monotonic()
+t = Tracker(sys.argv[1], db_path=sys.argv[2], project_root=sys.argv[3])
+print("opened", round(time.monotonic() - t0, 3), t.code_identity._core is not None, flush=True)
+print("ran", t.run(step, config={"x": 1}).run.status, flush=True)
+t.close()
+"""
+
+
+def test_a_tracker_waiting_for_the_store_prepares_its_git_state_meanwhile(
+    tmp_path: Path, children: list[Child]
+) -> None:
+    from _support import make_git_repo
+
+    repo = make_git_repo(
+        tmp_path / "model", {"steps_for_wait.py": "def step(x):\n    return None\n"}
+    )
+    db = repo / "work" / "db.duckdb"
+    holder = Tracker(repo / "work" / "runs", db_path=db, project_root=repo, idle_release_s=60)
+    holder.run_query("SELECT 1")  # holds the file until released
+    assert holder.store.connections.is_open
+    child = Child(PREPARED_CHILD, repo / "work" / "runs_child", db, repo, repo)
+    children.append(child)
+    time.sleep(1.0)  # the child is waiting for the turn
+    holder.close()
+    opened = child.wait_for("opened").split()
+    assert float(opened[1]) >= 0.5 and opened[2] == "True", opened
+    assert child.wait_for("ran") == "ran completed"
+    assert child.finish() == 0
+
+    # With the store free nothing is prepared ahead: Tracker() stays as cheap as before.
+    free = Child(PREPARED_CHILD, repo / "work" / "runs_free", db, repo, repo)
+    children.append(free)
+    assert free.wait_for("opened").split()[2] == "False"
+    assert free.wait_for("ran") == "ran completed"
+    assert free.finish() == 0

@@ -356,6 +356,20 @@ class CodeIdentityResolver:
                 )
             return replace(identity, fallback_reason=reason)
 
+    def prefetch(self) -> None:
+        """Find the repository and compute its git state now (default suffixes, no extras).
+
+        Meant for a tracker waiting for its store (see
+        ``connection.while_waiting_for_the_file``): its first run then only
+        proves that state unchanged, by ``stat`` calls, instead of running
+        git while it holds the file. Outside a repository it does nothing;
+        errors are left for :meth:`resolve` to raise.
+        """
+        with self._lock:
+            loc = self._location()
+            if loc.toplevel is not None:
+                self._resolve_git(loc, (), self._suffixes)
+
     def diff(self, old: CodeIdentity, new: CodeIdentity) -> dict[str, Any]:
         """Describe what differs between two identities ("why did this step re-run").
 

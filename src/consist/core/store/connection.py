@@ -588,6 +588,38 @@ class DuckDBConnectionManager:
             return None
 
 
+_WAITING = threading.local()
+
+
+@contextlib.contextmanager
+def while_waiting_for_the_file(work: Callable[[], None]) -> Iterator[None]:
+    """Run ``work`` (once) if this thread has to wait for another process's turn meanwhile.
+
+    A tracker opening a store that another process holds would otherwise
+    sit idle, then do its own preparation (such as its git code identity)
+    while holding the file; this lets it prepare during the wait instead.
+    ``work`` must not use the store; its errors are ignored (what it
+    prepares is computed again, and raises, where it is needed).
+    """
+    previous = getattr(_WAITING, "work", None)
+    _WAITING.work = work
+    try:
+        yield
+    finally:
+        _WAITING.work = previous
+
+
+def _prepare_while_waiting() -> None:
+    work = getattr(_WAITING, "work", None)
+    if work is None:
+        return
+    _WAITING.work = None  # once
+    try:
+        work()
+    except Exception as exc:  # an optimisation only
+        logger.debug("consist: preparing while waiting for the store failed (%s)", exc)
+
+
 class _ProcessTurn:
     """This process's turn at a database file, shared by its managers.
 
@@ -634,6 +666,7 @@ class _ProcessTurn:
                             f"{timeout_s:g} s; raise TrackerConfig.lock_timeout_s or stop "
                             "the other process"
                         ) from None
+                    _prepare_while_waiting()
                     time.sleep(0.002 + 0.003 * random.random())
         except BaseException:
             os.close(fd)
