@@ -72,6 +72,24 @@ def persisted(tracker: Tracker) -> tuple[dict[str, bytes], dict[str, int]]:
     return files, counts
 
 
+def in_threads(work, count: int, timeout: float = 120.0) -> list[BaseException]:
+    """Run ``work(n)`` for n in range(count), each in its own thread; the errors they raised."""
+    errors: list[BaseException] = []
+
+    def guarded(n: int) -> None:
+        try:
+            work(n)
+        except BaseException as exc:  # reported to the caller
+            errors.append(exc)
+
+    threads = [threading.Thread(target=guarded, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    return errors
+
+
 class Child:
     """A child Python process whose stdout lines are collected by a thread."""
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from _support import in_threads
 from consist import Tracker
 from consist.core.store.connection import DuckDBConnectionManager
 from consist.core.store.journal import JournalWriteError
@@ -198,29 +199,20 @@ def test_releasing_the_store_closes_the_write_log_connection_too(manager, tmp_pa
 
 def test_trackers_on_different_stores_in_threads_share_the_worker(tmp_path: Path) -> None:
     """Each store's statements queue on the one worker thread; no store waits on another's lock."""
-    errors: list[BaseException] = []
     ids: dict[int, list[str]] = {}
 
     def step(i: int) -> None:
         return None
 
     def work(n: int) -> None:
-        try:
-            tracker = Tracker(
-                tmp_path / f"runs_{n}", db_path=tmp_path / f"db_{n}.duckdb", project_root=tmp_path
-            )
-            ids[n] = [tracker.run(step, config={"i": i}).run_id for i in range(25)]
-            hits = [tracker.run(step, config={"i": i}).cache_hit for i in range(25)]
-            assert all(hits)
-            tracker.close()
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        tracker = Tracker(
+            tmp_path / f"runs_{n}", db_path=tmp_path / f"db_{n}.duckdb", project_root=tmp_path
+        )
+        ids[n] = [tracker.run(step, config={"i": i}).run_id for i in range(25)]
+        assert all(tracker.run(step, config={"i": i}).cache_hit for i in range(25))
+        tracker.close()
 
-    threads = [threading.Thread(target=work, args=(n,)) for n in range(3)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
+    errors = in_threads(work, 3)
     assert not errors, errors
     for n in range(3):
         reader = Tracker(

@@ -12,13 +12,12 @@ import json
 import os
 import signal
 import textwrap
-import threading
 import warnings
 from pathlib import Path
 
 import pytest
 
-from _support import Child, git, make_git_repo, write
+from _support import Child, git, in_threads, make_git_repo, write
 from consist import Tracker
 from consist.core.store.journal import Journal
 
@@ -133,28 +132,16 @@ def test_two_trackers_in_one_process_interleave_without_losing_writes(tmp_path: 
 
 
 def test_trackers_in_two_threads_share_one_store(tmp_path: Path) -> None:
-    errors: list[BaseException] = []
     recorded: dict[int, list[str]] = {}
 
     def worker(n: int) -> None:
-        try:
-            t = Tracker(
-                tmp_path / f"runs_{n}", db_path=tmp_path / "db.duckdb", project_root=tmp_path
-            )
-            recorded[n] = [
-                t.run(_step, name=f"thread{n}", config={"i": i}).run_id for i in range(15)
-            ]
-            t.close()
-        except BaseException as exc:  # pragma: no cover - reported below
-            errors.append(exc)
+        t = Tracker(tmp_path / f"runs_{n}", db_path=tmp_path / "db.duckdb", project_root=tmp_path)
+        recorded[n] = [t.run(_step, name=f"thread{n}", config={"i": i}).run_id for i in range(15)]
+        t.close()
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        threads = [threading.Thread(target=worker, args=(n,)) for n in range(3)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(timeout=120)
+        errors = in_threads(worker, 3)
     assert not errors, errors
     reader = _tracker(tmp_path)
     for n, ids in recorded.items():

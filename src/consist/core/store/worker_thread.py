@@ -9,7 +9,7 @@ split costs less than the reverse one (the file on this thread, the
 statements in the caller): the caller then spends its wait in system calls,
 and fewer hand-overs of the GIL stall either thread.
 
-:func:`submit` queues a job and returns a :class:`Job` to wait on. Jobs run
+:func:`submit` queues a job and returns a :class:`Job` to settle. Jobs run
 one at a time in submission order. The thread belongs to the process that
 started it; a forked child starts its own on first use (a thread does not
 survive ``fork``).
@@ -26,11 +26,7 @@ __all__ = ["Job", "submit"]
 
 
 class Job:
-    """A job running on the worker thread.
-
-    :meth:`wait` returns once it has finished and re-raises its error, if
-    any, in the waiting thread.
-    """
+    """A job running on the worker thread; :meth:`settle` waits for it and hands back its error."""
 
     __slots__ = ("_done", "_error", "_work")
 
@@ -46,19 +42,6 @@ class Job:
             self._error = exc
         finally:
             self._done.set()
-
-    def wait(self) -> None:
-        """Block until the job is done; raise its error if it failed.
-
-        Raises
-        ------
-        BaseException
-            Whatever the job raised.
-        """
-        self._done.wait()
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
 
     def settle(self) -> tuple[BaseException | None, BaseException | None]:
         """Block until the job is done, even through interrupts.
@@ -106,7 +89,7 @@ def submit(work: Callable[[], object]) -> Job:
     """Run ``work`` on this process's worker thread.
 
     ``work`` must not wait for another job (they run one at a time). The
-    caller must :meth:`~Job.wait` for the result before relying on it.
+    caller must :meth:`~Job.settle` it before relying on its result.
     """
     global _queue, _owner_pid
     job = Job(work)
