@@ -106,6 +106,28 @@ def test_a_clean_store_is_healthy_and_described(repo: Path) -> None:
     ro.close()
 
 
+def test_the_report_names_ingested_tables_as_readers_query_them(repo: Path) -> None:
+    import pandas as pd
+
+    tracker = Tracker(repo / "runs", db_path=repo / "provenance.duckdb", project_root=repo)
+    with tracker.start_run("ingesting", "sim"):
+        people = tracker.log_dataframe(pd.DataFrame({"x": range(5)}), key="people")
+        tracker.ingest(people)
+    report = tracker.store_report()
+    assert report.tables["global_tables.people"] == 5
+    assert not any(label.startswith("hot_rows.") for label in report.tables)
+    tracker.close()
+    with duckdb.connect(str(repo / "provenance.duckdb")) as con:
+        # A base table that already holds the view's name keeps it; the rows
+        # table behind the view is then listed under its physical name.
+        con.execute("DROP VIEW global_tables.people")
+        con.execute("CREATE TABLE global_tables.people AS SELECT 1 AS x")
+    ro = reader(repo)
+    labels = ro.store_report().tables
+    ro.close()
+    assert labels["global_tables.people"] == 1 and labels["hot_rows.people"] == 5
+
+
 @pytest.mark.parametrize("mode", ["begin", "run"])
 def test_a_sigkilled_run_is_found_and_marked_failed(
     repo: Path, children: list[Child], mode: str

@@ -44,7 +44,9 @@ class TrackerMaintenance:
         -------
         StoreReport
             ``db_path``, ``size_bytes``, ``wal_bytes``, ``schema_version``,
-            ``tables`` (``{table: rows}``), ``logged_writes`` (write-log rows
+            ``tables`` (``{table: rows}``; ingested tables under the
+            ``global_tables.<t>`` name they are queried by, though on a DuckDB
+            store their rows are kept in ``hot_rows.<t>``), ``logged_writes`` (write-log rows
             not applied yet), ``journal_pending`` (runs whose journal snapshot
             under this tracker's ``run_dir`` the database may lack),
             ``dead_starts`` (runs begun by a dead process, still only in a

@@ -63,6 +63,8 @@ from consist.core.store.engines.pg_maintenance import (
     table_bytes,
     user_tables,
 )
+from consist.core.store.hot_layout import ROWS_SCHEMA
+from consist.core.store.hot_tables import GLOBAL_SCHEMA
 from consist.core.store.journal import Journal
 from consist.core.store.lineage_groups import label_unlabelled
 from consist.core.store.lineage_store import LINK_DST_SQL, LINK_SRC_SQL
@@ -169,9 +171,10 @@ def store_report(store: MetadataStore, journal: Journal) -> StoreReport:
     with store.connections.connection() as con:
         tables = {}
         for schema, name in con.execute(_TABLES_SQL).fetchall():
-            label = name if schema == "main" else f"{schema}.{name}"
             quoted = f'"{schema}"."{name}"'.replace("\0", "")
-            tables[label] = int(con.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0])
+            tables[_table_label(schema, name, tables)] = int(
+                con.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0]
+            )
     return StoreReport(
         db_path=store.db_path,
         size_bytes=_size(store.db_path),
@@ -183,6 +186,21 @@ def store_report(store: MetadataStore, journal: Journal) -> StoreReport:
         dead_starts=sorted(scan.dead_starts),
         run_dir=str(journal.run_dir),
     )
+
+
+def _table_label(schema: str, name: str, seen: dict[str, int]) -> str:
+    """The name a reader queries ``schema.name`` by.
+
+    Ingested rows live in ``hot_rows.<t>`` but are read through the view
+    ``global_tables.<t>`` (same rows, plus the provenance columns), so the
+    report names the view; the physical name is kept only if a base table
+    already holds the view's name.
+    """
+    if schema == "main":
+        return name
+    if schema == ROWS_SCHEMA and f"{GLOBAL_SCHEMA}.{name}" not in seen:
+        return f"{GLOBAL_SCHEMA}.{name}"
+    return f"{schema}.{name}"
 
 
 def _size(path: str) -> int:
