@@ -295,6 +295,26 @@ INVALID_OPTIONS = [
 ]
 
 
+@pytest.mark.parametrize(
+    ("option", "where"),
+    [
+        (
+            "cache_mode",
+            r"tracker\.run\(\.\.\.\) or begin_run\(\.\.\.\), directly or as CacheOptions",
+        ),
+        ("output_missing", r"tracker\.run\(\.\.\.\), directly or as OutputPolicyOptions"),
+        ("runtime_kwargs", r"tracker\.run\(\.\.\.\), directly or as ExecutionOptions"),
+        ("colour", r"the tracker's options are .*db_path"),
+    ],
+)
+def test_an_unknown_tracker_keyword_says_where_it_belongs(
+    base: Path, option: str, where: str
+) -> None:
+    with pytest.raises(ValueError, match=f"unexpected keyword argument '{option}'.*{where}"):
+        Tracker(base / "runs", db_path=base / "p.duckdb", **{option: "x"})
+    assert _tree(base) == []
+
+
 def _resolve_placeholders(options: dict, base: Path) -> dict:
     out = dict(options)
     if "mounts" in out:

@@ -44,7 +44,7 @@ from consist.core.store.journal import Journal
 from consist.core.store.metadata_store import MetadataStore
 from consist.core.store.recovery import RecoveryReport, catch_up
 from consist.core.store.store_identity import check_store_path
-from consist.core.tracker_config import TrackerConfig
+from consist.core.tracker_config import TrackerConfig, check_option_names
 from consist.models.artifact import Artifact
 from consist.models.records import ConsistRecord
 from consist.models.run import Run
@@ -94,7 +94,9 @@ class Tracker(
     Raises
     ------
     ValueError
-        For invalid options (naming the field), before anything is written.
+        For invalid options (naming the field), before anything is written;
+        an unknown keyword that is a per-run option (``cache_mode``, ...) is
+        named with the call it belongs to.
     """
 
     def __init__(
@@ -108,6 +110,7 @@ class Tracker(
         allow_external_paths: bool | None = None,
         **options: Any,
     ) -> None:
+        check_option_names(options)
         config = TrackerConfig(
             run_dir=run_dir,
             db_path=db_path,
