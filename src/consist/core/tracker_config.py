@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
@@ -307,38 +307,3 @@ def check_db_url(value: Any, name: str = "db_url") -> str:
     if not parts.path.strip("/"):
         raise ValueError(f"{name} names no database: add '/dbname' after the host")
     return value
-
-
-def check_option_names(options: Mapping[str, Any]) -> None:
-    """Refuse keyword arguments that are not :class:`TrackerConfig` fields.
-
-    A run option passed to ``Tracker(...)`` (``cache_mode``,
-    ``validate_cached_outputs``, ...) is named with where it belongs, since
-    modelers migrating from per-run calls reach for the constructor first.
-
-    Raises
-    ------
-    ValueError
-        Naming the first unknown keyword (a ValueError, as every other invalid
-        tracker option, and as pydantic raised it before this check).
-    """
-    unknown = [name for name in options if name not in TrackerConfig.model_fields]
-    if not unknown:
-        return
-    from consist.options import CacheOptions, ExecutionOptions, OutputPolicyOptions
-
-    name = unknown[0]
-    for owner, calls in (
-        (CacheOptions, "tracker.run(...) or begin_run(...)"),
-        (OutputPolicyOptions, "tracker.run(...)"),
-        (ExecutionOptions, "tracker.run(...)"),
-    ):
-        if name in owner.model_fields:
-            raise ValueError(
-                f"Tracker() got an unexpected keyword argument {name!r}: it is a per-run "
-                f"option; pass it to {calls}, directly or as {owner.__name__}({name}=...)"
-            )
-    raise ValueError(
-        f"Tracker() got an unexpected keyword argument {name!r}; the tracker's options are "
-        f"{', '.join(sorted(TrackerConfig.model_fields))}"
-    )
