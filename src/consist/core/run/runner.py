@@ -8,6 +8,7 @@ it returned or wrote as output artifacts.
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -229,8 +230,13 @@ def _generated_run_id(name: str) -> str:
     stamp = (
         f"{now.year:04d}{now.month:02d}{now.day:02d}T{now.hour:02d}{now.minute:02d}{now.second:02d}"
     )
-    safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:80] or "run"
-    return f"{safe}_{stamp}_{os.urandom(5).hex()}"
+    return f"{_run_id_prefix(name)}_{stamp}_{os.urandom(5).hex()}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _run_id_prefix(name: str) -> str:
+    """``name`` made safe for a run id (a step's name repeats on every run)."""
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name)[:80] or "run"
 
 
 class StepRunner:

@@ -17,6 +17,7 @@ still outstanding (see :mod:`consist.core.store.recovery` and
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import json
@@ -86,7 +87,7 @@ def snapshot_bytes(record: ConsistRecord, *, indent: int | None = None) -> bytes
         ) from exc
 
 
-def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, fsync: bool = True) -> None:
     """Write ``data`` to ``path`` via a temporary file and an atomic rename.
 
     Raises
@@ -94,7 +95,10 @@ def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
     OSError
         As raised by the file system (the temporary file is removed).
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
+    # Plain strings, not pathlib: this runs on every run's durable path.
+    target = os.fspath(path)
+    head, name = os.path.split(target)
+    tmp = os.path.join(head, f".{name}.{os.getpid()}.{time.monotonic_ns()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         try:
@@ -106,10 +110,11 @@ def atomic_write_bytes(path: Path, data: bytes, *, fsync: bool = True) -> None:
                 os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         # A full disk or an I/O error must not leave temp files behind.
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
 
 
@@ -127,6 +132,9 @@ class Journal:
         self.runs_dir = self.run_dir / RUNS_DIRNAME
         self.pending_dir = self.runs_dir / PENDING_DIRNAME
         self.latest_path = self.run_dir / LATEST_FILENAME
+        self._runs_dir_text = os.fspath(self.runs_dir)
+        self._run_dir_text = os.fspath(self.run_dir)
+        self._latest_text = os.fspath(self.latest_path)
         self.ledger = PendingLog(self.pending_dir)
         self._ready = False
 
@@ -192,7 +200,7 @@ class Journal:
         """Version ``record``; return the write of its snapshot (serialised when it runs)."""
         record.updated_ns = max(time.time_ns(), record.updated_ns + 1)
         run_id = record.run.id
-        path = self.path_for(run_id)
+        path = os.path.join(self._runs_dir_text, f"{_checked_run_id(run_id)}.json")
 
         def write_files() -> None:
             data = snapshot_bytes(record, indent=1)  # before anything is written
@@ -201,11 +209,11 @@ class Journal:
                 if pending:
                     self.ledger.note_pending(run_id, record.updated_ns)
             except OSError as exc:
-                raise journal_write_error(exc, run_id, path) from exc
+                raise journal_write_error(exc, run_id, Path(path)) from exc
             try:
                 atomic_write_bytes(path, data)
             except OSError as exc:
-                raise journal_write_error(exc, run_id, path) from exc
+                raise journal_write_error(exc, run_id, Path(path)) from exc
             if not latest:
                 return
             try:
@@ -215,7 +223,7 @@ class Journal:
 
         return write_files
 
-    def _point_latest_at(self, path: Path, data: bytes) -> None:
+    def _point_latest_at(self, path: str, data: bytes) -> None:
         """Make ``consist.json`` the snapshot just written.
 
         A hard link to the snapshot's file (which every write replaces with a
@@ -223,18 +231,19 @@ class Journal:
         where a copy costs a file creation; filesystems without hard links
         get a copy. Derivable, so never fsynced.
         """
-        tmp = self.latest_path.with_name(
-            f".{LATEST_FILENAME}.{os.getpid()}.{time.monotonic_ns()}.tmp"
+        tmp = os.path.join(
+            self._run_dir_text, f".{LATEST_FILENAME}.{os.getpid()}.{time.monotonic_ns()}.tmp"
         )
         try:
             os.link(path, tmp)
         except OSError:
-            atomic_write_bytes(self.latest_path, data, fsync=False)
+            atomic_write_bytes(self._latest_text, data, fsync=False)
             return
         try:
-            os.replace(tmp, self.latest_path)
+            os.replace(tmp, self._latest_text)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
             raise
 
     def note_started(self, record: ConsistRecord) -> None:
