@@ -6,7 +6,7 @@ facade and the top-level helpers point to these classes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -217,3 +217,38 @@ class ExecutionOptions(_Options):
         if self.load_inputs is not None:
             return "loaded" if self.load_inputs else "paths"
         return "auto"
+
+
+def refuse_unknown_tracker_options(
+    options: Mapping[str, Any], tracker_fields: Collection[str]
+) -> None:
+    """Refuse ``Tracker()`` keyword arguments that are not among ``tracker_fields``.
+
+    A run option passed to ``Tracker(...)`` (``cache_mode``,
+    ``validate_cached_outputs``, ...) is named with where it belongs, since
+    modelers migrating from per-run calls reach for the constructor first.
+
+    Raises
+    ------
+    ValueError
+        Naming the first unknown keyword (a ValueError, as every other invalid
+        tracker option, and as pydantic raised it before this check).
+    """
+    unknown = [name for name in options if name not in tracker_fields]
+    if not unknown:
+        return
+    name = unknown[0]
+    for owner, calls in (
+        (CacheOptions, "tracker.run(...) or begin_run(...)"),
+        (OutputPolicyOptions, "tracker.run(...)"),
+        (ExecutionOptions, "tracker.run(...)"),
+    ):
+        if name in owner.model_fields:
+            raise ValueError(
+                f"Tracker() got an unexpected keyword argument {name!r}: it is a per-run "
+                f"option; pass it to {calls}, directly or as {owner.__name__}({name}=...)"
+            )
+    raise ValueError(
+        f"Tracker() got an unexpected keyword argument {name!r}; the tracker's options are "
+        f"{', '.join(sorted(tracker_fields))}"
+    )

@@ -48,7 +48,7 @@ from consist.core.tracker_config import TrackerConfig
 from consist.models.artifact import Artifact
 from consist.models.records import ConsistRecord
 from consist.models.run import Run
-from consist.options import CacheOptions, ExecutionOptions, OutputPolicyOptions
+from consist.options import refuse_unknown_tracker_options
 
 ArtifactRef = str | os.PathLike | Artifact
 
@@ -111,7 +111,7 @@ class Tracker(
         allow_external_paths: bool | None = None,
         **options: Any,
     ) -> None:
-        _refuse_unknown_options(options)
+        refuse_unknown_tracker_options(options, TrackerConfig.model_fields)
         config = TrackerConfig(
             run_dir=run_dir,
             db_path=db_path,
@@ -781,36 +781,3 @@ def _facet_meta_by_key(
             entry["facet_schema_version"] = version
         out[key] = entry
     return out
-
-
-def _refuse_unknown_options(options: Mapping[str, Any]) -> None:
-    """Refuse keyword arguments that are not :class:`TrackerConfig` fields.
-
-    A run option passed to ``Tracker(...)`` (``cache_mode``,
-    ``validate_cached_outputs``, ...) is named with where it belongs, since
-    modelers migrating from per-run calls reach for the constructor first.
-
-    Raises
-    ------
-    ValueError
-        Naming the first unknown keyword (a ValueError, as every other invalid
-        tracker option, and as pydantic raised it before this check).
-    """
-    unknown = [name for name in options if name not in TrackerConfig.model_fields]
-    if not unknown:
-        return
-    name = unknown[0]
-    for owner, calls in (
-        (CacheOptions, "tracker.run(...) or begin_run(...)"),
-        (OutputPolicyOptions, "tracker.run(...)"),
-        (ExecutionOptions, "tracker.run(...)"),
-    ):
-        if name in owner.model_fields:
-            raise ValueError(
-                f"Tracker() got an unexpected keyword argument {name!r}: it is a per-run "
-                f"option; pass it to {calls}, directly or as {owner.__name__}({name}=...)"
-            )
-    raise ValueError(
-        f"Tracker() got an unexpected keyword argument {name!r}; the tracker's options are "
-        f"{', '.join(sorted(TrackerConfig.model_fields))}"
-    )
