@@ -152,7 +152,11 @@ class Journal:
             If ``run_id`` is not a valid run id (it could name a file outside
             the journal).
         """
-        return self.runs_dir / f"{_checked_run_id(run_id)}.json"
+        return Path(self._path_text(run_id))
+
+    def _path_text(self, run_id: str) -> str:
+        """:meth:`path_for` as a string (the write path avoids pathlib)."""
+        return os.path.join(self._runs_dir_text, f"{_checked_run_id(run_id)}.json")
 
     def write(self, record: ConsistRecord, *, pending: bool = True, latest: bool = True) -> None:
         """Atomically write the run's snapshot (and the latest pointer).
@@ -200,7 +204,7 @@ class Journal:
         """Version ``record``; return the write of its snapshot (serialised when it runs)."""
         record.updated_ns = max(time.time_ns(), record.updated_ns + 1)
         run_id = record.run.id
-        path = os.path.join(self._runs_dir_text, f"{_checked_run_id(run_id)}.json")
+        path = self._path_text(run_id)
 
         def write_files() -> None:
             data = snapshot_bytes(record, indent=1)  # before anything is written
